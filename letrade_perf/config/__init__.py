@@ -1,0 +1,1 @@
+"""Profiles, environments and credentials (profile schema and loader)."""

@@ -1,0 +1,1 @@
+"""Threshold grammar and live/final criteria evaluation."""

@@ -1,0 +1,1 @@
+"""Histograms, interval aggregation and the InfluxDB sink."""

@@ -1,0 +1,1 @@
+"""The Binance-compatible exchange simulator (aiohttp, its own process; never imports Locust)."""

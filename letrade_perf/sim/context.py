@@ -1,0 +1,37 @@
+"""The simulator's shared state: one object handed to the REST app, the stream server and the WS API.
+
+Construction order matters only here: clock → stats → events → exchange (engine) → auth →
+rate limiter → fault model. Every part takes its clock and randomness from this object, so a
+seeded simulator is deterministic apart from wall-clock arrival times.
+"""
+from __future__ import annotations
+
+import random
+
+from .clock import SimClock
+from .config import SimConfig
+from .events import EventHub
+from .stats import SimStats
+
+
+class SimContext:
+    """Holds config, clock, stats, events and the engine, auth, rate-limit and fault components."""
+
+    def __init__(self, config: SimConfig, clock: SimClock | None = None):
+        from .auth import Auth
+        from .engine import Exchange
+        from .faults import FaultModel
+        from .ratelimit import RateLimiter
+
+        self.config = config
+        self.clock = clock or SimClock(skew_ms=config.clock_skew_ms)
+        self.rng = random.Random(config.seed)
+        self.stats = SimStats()
+        self.events = EventHub()
+        self.exchange = Exchange(config, self.clock, self.events, self.stats)
+        self.auth = Auth(config, self.clock)
+        self.ratelimiter = RateLimiter(config.limits, self.clock, self.stats)
+        self.faults = FaultModel(config, self.clock, self.stats, random.Random(config.seed + 1))
+        # Set by the WS layers when they are mounted (streams.add_routes / wsapi.add_routes).
+        self.streams = None
+        self.wsapi = None
