@@ -18,6 +18,16 @@ from ..binance.intervals import DAY_MS
 
 DEMO_API_KEY = "letradeDemoKeyHMAC0000000000000000000000000000000000000000000000"
 DEMO_SECRET = "letradeDemoSecret000000000000000000000000000000000000000000000000"
+#: A fixed, public Ed25519 demo key pair (simulator only; never valid anywhere else).
+DEMO_ED25519_API_KEY = "letradeDemoKeyED255190000000000000000000000000000000000000000000"
+DEMO_ED25519_PRIVATE_PEM = """-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEILhidy/BQJLAeo8n2bBVpDI/GAwXzLfuC+BRAU6J8Hd5
+-----END PRIVATE KEY-----
+"""
+DEMO_ED25519_PUBLIC_PEM = """-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEAb/sRuSC91ew6bPvMAafij0jsl8K0uL33M3vL+D+chE4=
+-----END PUBLIC KEY-----
+"""
 
 
 class SimConfigError(ValueError):
@@ -177,7 +187,9 @@ class SimConfig:
     port: int = 8765
     seed: int = 1
     symbols: list[SymbolSpec] = field(default_factory=lambda: [dataclasses.replace(s) for s in DEFAULT_SYMBOLS])
-    accounts: list[AccountSpec] = field(default_factory=lambda: [AccountSpec(DEMO_API_KEY, DEMO_SECRET)])
+    accounts: list[AccountSpec] = field(default_factory=lambda: [
+        AccountSpec(DEMO_API_KEY, DEMO_SECRET),
+        AccountSpec(DEMO_ED25519_API_KEY, key_type="ED25519", public_key=DEMO_ED25519_PUBLIC_PEM)])
     limits: LimitsSpec = field(default_factory=LimitsSpec)
     ws: WsSpec = field(default_factory=WsSpec)
     market: MarketSpec = field(default_factory=MarketSpec)

@@ -22,6 +22,7 @@ class SimContext:
         from .engine import Exchange
         from .faults import FaultModel
         from .ratelimit import RateLimiter
+        from .userdata import ListenKeys
 
         self.config = config
         self.clock = clock or SimClock(skew_ms=config.clock_skew_ms)
@@ -32,6 +33,7 @@ class SimContext:
         self.auth = Auth(config, self.clock)
         self.ratelimiter = RateLimiter(config.limits, self.clock, self.stats)
         self.faults = FaultModel(config, self.clock, self.stats, random.Random(config.seed + 1))
+        self.listen_keys = ListenKeys(config, self.clock, random.Random(config.seed + 2))
         # Set by the WS layers when they are mounted (streams.add_routes / wsapi.add_routes).
         self.streams = None
         self.wsapi = None
