@@ -20,6 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--clock-skew-ms", type=int, default=None, help="server clock skew in ms")
     sim.add_argument("--ready-file", default=None, help="write the bound base URL to this file once listening")
     sim.add_argument("--log-level", default="INFO")
+    demo = sub.add_parser("demo", help="a short, bounded tour of the simulator with ccxt and websocket-client")
+    demo.add_argument("--seconds", type=float, default=3.0, help="how long to listen to the trade stream")
     return p
 
 
@@ -29,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "sim":
         from .sim.server import run_from_args
         return run_from_args(args)
+    if args.command == "demo":
+        from .demo import run_demo
+        return run_demo(args.seconds)
     parser.print_help()
     return 2
 
