@@ -1,0 +1,502 @@
+"""Market streams of the simulator over real sockets (websocket-client against a real process).
+
+Payload shapes and types per stream kind, raw and combined forms, live control messages and
+their error codes, diff-depth contiguity with a local book synced against REST, connection
+rules (ping/pong, incoming-message limit, lifetime, max streams), the ``ws_*`` faults and the
+ground-truth counters in ``/_sim/stats``.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from decimal import Decimal
+
+import pytest
+import websocket
+
+DEC = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+def connect(sim, path: str, timeout: float = 5.0) -> websocket.WebSocket:
+    return websocket.create_connection(sim.ws_url + path, timeout=timeout, skip_utf8_validation=True)
+
+
+def recv_json(ws, deadline: float):
+    ws.settimeout(max(0.05, deadline - time.time()))
+    return json.loads(ws.recv())
+
+
+def request(ws, obj: dict, timeout: float = 5.0) -> dict:
+    """Send a control message; return the reply with the same id (data messages skipped)."""
+    ws.send(json.dumps(obj))
+    deadline = time.time() + timeout
+    while True:
+        m = recv_json(ws, deadline)
+        if isinstance(m, dict) and "id" in m and ("result" in m or "code" in m) and m["id"] == obj.get("id"):
+            return m
+
+
+def reply_to_raw(ws, text: str, timeout: float = 5.0) -> dict:
+    """Send raw text; return the first error/result frame."""
+    ws.send(text)
+    deadline = time.time() + timeout
+    while True:
+        m = recv_json(ws, deadline)
+        if isinstance(m, dict) and ("result" in m or "code" in m):
+            return m
+
+
+def closed_within(ws, seconds: float) -> bool:
+    """True when the server closes ``ws`` within ``seconds`` (data frames are drained)."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        ws.settimeout(max(0.05, deadline - time.time()))
+        try:
+            opcode, _ = ws.recv_data(control_frame=True)
+        except websocket.WebSocketTimeoutException:
+            continue
+        except (websocket.WebSocketConnectionClosedException, ConnectionError, OSError):
+            return True
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            return True
+    return False
+
+
+def is_dec(v) -> bool:
+    return isinstance(v, str) and bool(DEC.match(v))
+
+
+def check_levels(levels):
+    assert isinstance(levels, list)
+    for lv in levels:
+        assert isinstance(lv, list) and len(lv) == 2 and is_dec(lv[0]) and is_dec(lv[1]), lv
+
+
+def check_payload(stream: str, d) -> None:
+    """Assert the Binance field set and types of one event of ``stream``."""
+    if stream == "!miniTicker@arr":
+        assert isinstance(d, list) and d
+        for item in d:
+            check_payload(item["s"].lower() + "@miniTicker", item)
+        return
+    sym = stream.split("@")[0].upper()
+    kind = stream.split("@")[1]
+    if kind in ("trade", "aggTrade", "ticker", "miniTicker", "depth") or kind.startswith("kline_"):
+        assert isinstance(d["E"], int) and d["E"] > 1_600_000_000_000 and d["s"] == sym
+    if kind == "trade":
+        assert d["e"] == "trade" and isinstance(d["t"], int) and is_dec(d["p"]) and is_dec(d["q"])
+        assert isinstance(d["T"], int) and isinstance(d["m"], bool) and d["M"] is True
+    elif kind == "aggTrade":
+        assert d["e"] == "aggTrade" and isinstance(d["a"], int) and is_dec(d["p"]) and is_dec(d["q"])
+        assert isinstance(d["f"], int) and isinstance(d["l"], int) and d["f"] <= d["l"]
+        assert isinstance(d["T"], int) and isinstance(d["m"], bool)
+    elif kind.startswith("kline_"):
+        k = d["k"]
+        assert d["e"] == "kline" and k["i"] == kind[6:] and k["s"] == sym
+        for f in ("t", "T", "f", "L", "n"):
+            assert isinstance(k[f], int), f
+        for f in ("o", "c", "h", "l", "v", "q", "V", "Q"):
+            assert is_dec(k[f]), f
+        assert isinstance(k["x"], bool) and k["T"] > k["t"]
+        assert Decimal(k["l"]) <= min(Decimal(k["o"]), Decimal(k["c"])) <= Decimal(k["h"])
+    elif kind == "depth" and len(stream.split("@")) >= 2 and stream.split("@")[1] == "depth":
+        assert d["e"] == "depthUpdate" and isinstance(d["U"], int) and isinstance(d["u"], int)
+        assert d["U"] <= d["u"]
+        check_levels(d["b"])
+        check_levels(d["a"])
+    elif kind in ("depth5", "depth10", "depth20"):
+        n = int(kind[5:])
+        assert set(d) == {"lastUpdateId", "bids", "asks"} and isinstance(d["lastUpdateId"], int)
+        assert 0 < len(d["bids"]) <= n and 0 < len(d["asks"]) <= n
+        check_levels(d["bids"])
+        check_levels(d["asks"])
+        assert Decimal(d["bids"][0][0]) < Decimal(d["asks"][0][0])
+    elif kind == "bookTicker":
+        assert set(d) == {"u", "s", "b", "B", "a", "A"} and isinstance(d["u"], int) and d["s"] == sym
+        assert all(is_dec(d[f]) for f in "bBaA") and Decimal(d["b"]) < Decimal(d["a"])
+    elif kind == "ticker":
+        assert d["e"] == "24hrTicker"
+        for f in ("p", "P", "w", "x", "c", "Q", "b", "B", "a", "A", "o", "h", "l", "v", "q"):
+            assert isinstance(d[f], str), f
+        for f in ("O", "C", "F", "L", "n"):
+            assert isinstance(d[f], int), f
+    elif kind == "miniTicker":
+        assert d["e"] == "24hrMiniTicker"
+        assert all(is_dec(d[f]) for f in ("c", "o", "h", "l", "v", "q"))
+    else:  # pragma: no cover
+        raise AssertionError(f"unchecked stream {stream}")
+
+
+ALL_STREAMS = ["btcusdt@trade", "btcusdt@aggTrade", "btcusdt@kline_1m", "btcusdt@kline_1s", "btcusdt@depth",
+               "btcusdt@depth@100ms", "btcusdt@depth5", "ethusdt@depth10@100ms", "btcusdt@depth20",
+               "btcusdt@bookTicker", "btcusdt@ticker", "btcusdt@miniTicker", "!miniTicker@arr"]
+
+
+# -- payloads ------------------------------------------------------------------------------------
+
+def test_every_stream_kind_in_one_combined_connection(sim):
+    ws = connect(sim, "/stream?streams=" + "/".join(ALL_STREAMS))
+    seen: dict[str, int] = {}
+    deadline = time.time() + 8
+    try:
+        while set(ALL_STREAMS) - set(seen) and time.time() < deadline:
+            m = recv_json(ws, deadline)
+            assert set(m) == {"stream", "data"}, m
+            check_payload(m["stream"], m["data"])
+            seen[m["stream"]] = seen.get(m["stream"], 0) + 1
+    finally:
+        ws.close()
+    assert set(ALL_STREAMS) <= set(seen), set(ALL_STREAMS) - set(seen)
+
+
+@pytest.mark.parametrize("stream", ["ethusdt@trade", "ethusdt@kline_1s", "ethusdt@bookTicker", "ethusdt@depth5@100ms"])
+def test_raw_stream_sends_bare_payloads(sim, stream):
+    ws = connect(sim, "/ws/" + stream)
+    try:
+        d = recv_json(ws, time.time() + 5)
+    finally:
+        ws.close()
+    assert "stream" not in d
+    check_payload(stream, d)
+
+
+def test_kline_cadence_is_about_two_seconds(sim):
+    """Updates every 2 s; a closing candle (``x`` true) is sent at once when the minute rolls."""
+    ws = connect(sim, "/ws/bnbusdt@kline_1m")
+    try:
+        deadline = time.time() + 10
+        got = []
+        while len(got) < 4:
+            m = recv_json(ws, deadline)
+            check_payload("bnbusdt@kline_1m", m)
+            got.append((time.time(), m["k"]["x"], m["k"]["t"]))
+    finally:
+        ws.close()
+    gaps = [b[0] - a[0] for a, b in zip(got, got[1:]) if not b[1]]
+    assert gaps and all(1.5 <= g <= 2.6 for g in gaps), got
+    for a, b in zip(got, got[1:]):
+        if b[1]:                                  # closed candle: the one that was open before
+            assert b[2] == a[2] and b[0] - a[0] < 2.6
+
+
+def test_unknown_symbol_or_stream_in_url_is_http_400(sim):
+    for path, code in (("/ws/xxxyyy@trade", -1121), ("/ws/btcusdt@nonsense", -1100),
+                       ("/stream?streams=btcusdt@trade/BTCUSDT@trade", -1100)):
+        with pytest.raises(websocket.WebSocketBadStatusException) as ei:
+            connect(sim, path)
+        assert ei.value.status_code == 400
+        assert json.loads(ei.value.resp_body)["code"] == code
+
+
+# -- live control messages ---------------------------------------------------------------------------
+
+def test_subscribe_unsubscribe_list_and_properties(sim):
+    ws = connect(sim, "/ws")
+    try:
+        assert request(ws, {"method": "SUBSCRIBE", "params": ["solusdt@trade", "solusdt@bookTicker"], "id": 1}) \
+            == {"result": None, "id": 1}
+        d = recv_json(ws, time.time() + 5)
+        assert "stream" not in d
+        assert request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": "abc"}) == \
+            {"result": ["solusdt@trade", "solusdt@bookTicker"], "id": "abc"}
+        assert request(ws, {"method": "GET_PROPERTY", "params": ["combined"], "id": 2}) == {"result": False, "id": 2}
+        assert request(ws, {"method": "SET_PROPERTY", "params": ["combined", True], "id": 3}) == {"result": None, "id": 3}
+        deadline = time.time() + 5
+        while True:
+            m = recv_json(ws, deadline)
+            if "stream" in m:
+                assert m["stream"] in ("solusdt@trade", "solusdt@bookTicker")
+                break
+        time.sleep(1.1)   # stay under 5 incoming messages per second
+        assert request(ws, {"method": "GET_PROPERTY", "params": ["combined"], "id": 4}) == {"result": True, "id": 4}
+        assert request(ws, {"method": "UNSUBSCRIBE", "params": ["solusdt@bookTicker"], "id": 5}) == \
+            {"result": None, "id": 5}
+        assert request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 6})["result"] == ["solusdt@trade"]
+        assert request(ws, {"method": "UNSUBSCRIBE", "params": ["solusdt@trade"], "id": 7})["result"] is None
+        # after the reply nothing more arrives for the unsubscribed streams
+        ws.settimeout(1.0)
+        with pytest.raises(websocket.WebSocketTimeoutException):
+            ws.recv()
+    finally:
+        ws.close()
+
+
+def test_control_message_errors_codes_0_to_3(sim):
+    ws = connect(sim, "/ws")
+    try:
+        bad_json = reply_to_raw(ws, "{not json")
+        assert bad_json["code"] == 3 and bad_json["msg"].startswith("Invalid JSON")
+        assert reply_to_raw(ws, json.dumps({"method": "SET_PROPERTY", "params": ["nope", True], "id": 1})) == \
+            {"code": 0, "msg": "Unknown property", "id": 1}
+        r = reply_to_raw(ws, json.dumps({"method": "SET_PROPERTY", "params": ["combined", "yes"], "id": 2}))
+        assert r["code"] == 1 and r["id"] == 2
+        time.sleep(1.1)   # stay under 5 incoming messages per second
+        r = reply_to_raw(ws, json.dumps({"method": "FROB", "params": [], "id": 3}))
+        assert r["code"] == 2 and "unknown variant" in r["msg"]
+        r = reply_to_raw(ws, json.dumps({"params": [], "id": 4}))
+        assert r["code"] == 2 and "method" in r["msg"]
+        r = reply_to_raw(ws, json.dumps({"method": "SUBSCRIBE", "params": ["zzzusdt@trade"], "id": 5}))
+        assert r["code"] == 2 and r["id"] == 5
+        time.sleep(1.1)
+        r = reply_to_raw(ws, json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": {"x": 1}}))
+        assert r["code"] == 2
+        # the connection survived all of it
+        assert request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 9}) == {"result": [], "id": 9}
+    finally:
+        ws.close()
+
+
+# -- diff depth ---------------------------------------------------------------------------------------
+
+def _apply(book: dict, levels) -> None:
+    for p, q in levels:
+        if Decimal(q) == 0:
+            book.pop(Decimal(p), None)
+        else:
+            book[Decimal(p)] = Decimal(q)
+
+
+@pytest.mark.parametrize("stream, min_events, exact", [("btcusdt@depth@100ms", 12, True), ("ethusdt@depth", 4, False)])
+def test_diff_depth_is_contiguous_and_syncs_a_local_book(sim, stream, min_events, exact):
+    """Reference §8 sync; with 100 ms batches a fresh snapshot also lands exactly on an event's
+    ``u`` (each batch is one market tick), so the local book is compared level by level."""
+    symbol = stream.split("@")[0].upper()
+    ws = connect(sim, "/ws/" + stream)
+    try:
+        buffered = [recv_json(ws, time.time() + 5)]
+        snap = sim.get("/api/v3/depth", {"symbol": symbol, "limit": 5000}).json()
+        for _ in range(20):   # retry the snapshot while it is older than the first buffered event
+            if snap["lastUpdateId"] >= buffered[0]["U"]:
+                break
+            time.sleep(0.2)
+            snap = sim.get("/api/v3/depth", {"symbol": symbol, "limit": 5000}).json()
+        bids = {Decimal(p): Decimal(q) for p, q in snap["bids"]}
+        asks = {Decimal(p): Decimal(q) for p, q in snap["asks"]}
+        local_id = snap["lastUpdateId"]
+        prev_u = None
+        events = 0
+        matched = 0
+        deadline = time.time() + 10
+        while (events < min_events or (exact and matched < 1)) and time.time() < deadline:
+            ev = buffered.pop(0) if buffered else recv_json(ws, deadline)
+            check_payload(stream, ev)
+            if prev_u is not None:
+                assert ev["U"] == prev_u + 1, (prev_u, ev["U"])
+            prev_u = ev["u"]
+            if ev["u"] <= local_id:
+                continue
+            assert ev["U"] <= local_id + 1 <= ev["u"], "gap between snapshot and stream"
+            _apply(bids, ev["b"])
+            _apply(asks, ev["a"])
+            local_id = ev["u"]
+            events += 1
+            if exact and events >= 3 and events % 3 == 0:
+                # a fresh snapshot taken exactly at the local id must equal the local book
+                snap2 = sim.get("/api/v3/depth", {"symbol": symbol, "limit": 5000}).json()
+                if snap2["lastUpdateId"] == local_id:
+                    assert {Decimal(p): Decimal(q) for p, q in snap2["bids"]} == bids
+                    assert {Decimal(p): Decimal(q) for p, q in snap2["asks"]} == asks
+                    matched += 1
+        assert events >= min_events and (matched >= 1 or not exact), (events, matched)
+        assert max(bids) < min(asks)
+    finally:
+        ws.close()
+
+
+# -- connection rules -----------------------------------------------------------------------------------
+
+@pytest.fixture
+def tight_sim(sim_factory):
+    return sim_factory({"ws": {"ping_interval_s": 0.3, "pong_timeout_s": 0.8, "max_incoming_per_s": 5,
+                               "lifetime_s": 30.0, "max_streams": 3}})
+
+
+def test_server_pings_and_a_ponging_client_stays(tight_sim):
+    ws = connect(tight_sim, "/ws")
+    try:
+        pings = 0
+        deadline = time.time() + 2.0
+        while time.time() < deadline:
+            ws.settimeout(max(0.05, deadline - time.time()))
+            try:
+                opcode, frame = ws.recv_data_frame(control_frame=True)   # answers pings itself
+            except websocket.WebSocketTimeoutException:
+                continue
+            assert opcode != websocket.ABNF.OPCODE_CLOSE
+            pings += opcode == websocket.ABNF.OPCODE_PING
+        assert pings >= 4
+        assert request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 1})["result"] == []
+    finally:
+        ws.close()
+    assert tight_sim.stats()["ws"]["disconnects"].get("pong_timeout", 0) == 0
+
+
+def test_client_without_pong_is_dropped(tight_sim):
+    ws = connect(tight_sim, "/ws")
+    time.sleep(2.0)           # not reading: websocket-client only pongs while receiving
+    assert closed_within(ws, 1.0) or ws.sock is None
+    assert tight_sim.stats()["ws"]["disconnects"].get("pong_timeout") == 1
+
+
+def test_incoming_message_limit_disconnects(tight_sim):
+    ok = connect(tight_sim, "/ws")
+    for i in range(3):
+        assert request(ok, {"method": "LIST_SUBSCRIPTIONS", "id": i})["id"] == i
+    ws = connect(tight_sim, "/ws")
+    try:
+        for i in range(8):
+            ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": i}))
+    except (websocket.WebSocketConnectionClosedException, ConnectionError, OSError):
+        pass
+    assert closed_within(ws, 2.0)
+    assert request(ok, {"method": "LIST_SUBSCRIPTIONS", "id": 99})["id"] == 99   # the other one lives
+    ok.close()
+    assert tight_sim.stats()["ws"]["disconnects"].get("rate_limit") == 1
+
+
+def test_max_streams_per_connection(tight_sim):
+    with pytest.raises(websocket.WebSocketBadStatusException) as ei:
+        connect(tight_sim, "/stream?streams=btcusdt@trade/ethusdt@trade/bnbusdt@trade/solusdt@trade")
+    assert ei.value.status_code == 400
+    ws = connect(tight_sim, "/stream?streams=btcusdt@trade/ethusdt@trade")
+    try:
+        r = request(ws, {"method": "SUBSCRIBE", "params": ["bnbusdt@trade", "solusdt@trade"], "id": 1})
+        assert r["code"] == 2
+        assert request(ws, {"method": "SUBSCRIBE", "params": ["bnbusdt@trade"], "id": 2})["result"] is None
+    finally:
+        ws.close()
+
+
+def test_connection_lifetime(sim_factory):
+    sim = sim_factory({"ws": {"lifetime_s": 1.0}})
+    ws = connect(sim, "/ws/btcusdt@trade")
+    t0 = time.time()
+    assert closed_within(ws, 4.0)
+    assert 0.9 <= time.time() - t0 <= 3.0
+    assert sim.stats()["ws"]["disconnects"].get("lifetime") == 1
+
+
+# -- ground truth and faults --------------------------------------------------------------------------
+
+def _drain_until_reply(ws, req_id, counts: dict, timeout: float = 5.0) -> None:
+    ws.send(json.dumps({"method": "UNSUBSCRIBE", "params": ["ethusdt@trade", "ethusdt@aggTrade"], "id": req_id}))
+    deadline = time.time() + timeout
+    while True:
+        m = recv_json(ws, deadline)
+        if isinstance(m, dict) and m.get("id") == req_id:
+            return
+        counts[m["e"]] = counts.get(m["e"], 0) + 1
+
+
+def test_ws_message_counts_are_exact_per_connection(sim_factory):
+    sim = sim_factory()
+    conns = [connect(sim, "/ws/ethusdt@trade") for _ in range(3)]
+    agg = connect(sim, "/ws/ethusdt@aggTrade")
+    time.sleep(1.5)
+    counts = [dict() for _ in range(4)]
+    for i, ws in enumerate(conns + [agg]):
+        _drain_until_reply(ws, 100 + i, counts[i])
+        ws.close()
+    got = sim.stats()["ws"]
+    received_trades = sum(c.get("trade", 0) for c in counts)
+    assert received_trades > 0
+    assert got["messages_by_stream"]["ethusdt@trade"] == received_trades
+    assert got["messages_by_stream"]["ethusdt@aggTrade"] == counts[3].get("aggTrade", 0)
+    assert got["connections"]["streams"] == 4
+
+
+def test_ws_delay_holds_events_past_their_event_time(sim_factory):
+    sim = sim_factory()
+    r = sim.control("POST", "faults", {"kind": "ws_delay", "endpoints": ["btcusdt@trade"], "delay_ms": 300})
+    assert r.status == 200, r.body
+    plain = connect(sim, "/ws/ethusdt@trade")
+    try:
+        plain_lag = []
+        deadline = time.time() + 6
+        while len(plain_lag) < 3:
+            d = recv_json(plain, deadline)
+            plain_lag.append(time.time() * 1000 - d["E"])
+    finally:
+        plain.close()
+    ws = connect(sim, "/ws/btcusdt@trade")
+    try:
+        lags = []
+        deadline = time.time() + 6
+        while len(lags) < 5:
+            d = recv_json(ws, deadline)
+            lags.append(time.time() * 1000 - d["E"])
+    finally:
+        ws.close()
+    assert min(lags) >= 300 - 2, lags          # 2 ms: ms truncation of E and of the clock
+    assert max(plain_lag) < 300, plain_lag
+    s = sim.stats()
+    assert s["delays"]["ws_event"]["count"] >= 5
+    assert s["faults"]["ws_delay"] >= 5
+
+
+def test_ws_disconnect_closes_matching_connections_once(sim_factory):
+    sim = sim_factory()
+    victim = connect(sim, "/ws/btcusdt@aggTrade")
+    bystander = connect(sim, "/ws/ethusdt@aggTrade")
+    recv_json(victim, time.time() + 5)
+    r = sim.control("POST", "faults", {"kind": "ws_disconnect", "endpoints": ["btcusdt@aggTrade"], "count": 1})
+    assert r.status == 200, r.body
+    assert closed_within(victim, 3.0)
+    second = connect(sim, "/ws/btcusdt@aggTrade")   # count 1: the rule is used up
+    try:
+        recv_json(second, time.time() + 5)
+        recv_json(bystander, time.time() + 5)
+        assert not closed_within(second, 1.5)
+    finally:
+        second.close()
+        bystander.close()
+    s = sim.stats()
+    assert s["ws"]["disconnects"].get("fault") == 1
+    assert s["faults"]["ws_disconnect"] == 1
+
+
+def test_ws_stall_pauses_then_resumes_in_order(sim_factory):
+    sim = sim_factory()
+    ws = connect(sim, "/ws/btcusdt@trade")
+    try:
+        recv_json(ws, time.time() + 5)
+        r = sim.control("POST", "faults", {"kind": "ws_stall", "endpoints": ["btcusdt@trade"],
+                                           "duration_ms": 1500, "count": 1})
+        assert r.status == 200, r.body
+        arrivals = [(time.time(), 0)]
+        deadline = time.time() + 6
+        while time.time() < deadline - 2 and len(arrivals) < 40:
+            d = recv_json(ws, deadline)
+            arrivals.append((time.time(), d["t"]))
+    finally:
+        ws.close()
+    times = [a for a, _ in arrivals]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert max(gaps) >= 1.2, gaps                                 # the stall
+    ids = [t for _, t in arrivals]
+    assert ids == sorted(ids)                                     # late, not reordered
+    assert sim.stats()["faults"]["ws_stall"] == 1
+
+
+def test_server_shutdown_event_on_clean_stop(sim_factory):
+    sim = sim_factory()
+    raw = connect(sim, "/ws")
+    comb = connect(sim, "/stream?streams=btcusdt@trade")
+    recv_json(comb, time.time() + 5)
+    sim.stop()
+    got = None
+    deadline = time.time() + 5
+    while got is None and time.time() < deadline:
+        m = recv_json(raw, deadline)
+        if m.get("e") == "serverShutdown":
+            got = m
+    assert got is not None and isinstance(got["E"], int)
+    deadline = time.time() + 5
+    while True:
+        m = recv_json(comb, deadline)
+        if m["stream"] == "!serverShutdown":
+            assert m["data"]["e"] == "serverShutdown"
+            break
