@@ -31,7 +31,7 @@ from aiohttp import web
 from ..binance.endpoints import ENDPOINTS, NONE, Endpoint
 from ..binance.errors import BinanceError, error
 from ..binance.headers import API_KEY_HEADER, RETRY_AFTER
-from .params import Params
+from .params import Params, parse_query
 from .ratelimit import USED_WEIGHT_1M, RateLimitError
 
 log = logging.getLogger(__name__)
@@ -91,12 +91,7 @@ def _parse_part(raw: str) -> dict[str, str]:
         raise _bad_encoding() from None
     except ValueError:
         raise BinanceError(-1101, f"Too many parameters; expected '{MAX_PARAMS}' and received more.", 400) from None
-    out: dict[str, str] = {}
-    for k, v in pairs:
-        if k in out:
-            raise error(-1101)
-        out[k] = v
-    return out
+    return parse_query(pairs)
 
 
 class RestApp:
@@ -302,10 +297,16 @@ class RestApp:
             if fault is not None and fault.kind == "unknown_status" and not (fault.execute and order_entry):
                 raise _UnknownStatus()
             attempted = True
-            result = self._calls[name](account, params)
-            executed = True
             if ep.counts_order:
+                # counted before the engine runs: its first fill (maybe immediate) lowers the count
                 limiter.record_order(account)
+            try:
+                result = self._calls[name](account, params)
+            except BinanceError:
+                if ep.counts_order:
+                    limiter.unrecord_order(account)
+                raise
+            executed = True
             if fault is not None and fault.kind == "unknown_status":
                 raise _UnknownStatus()
             body = self._serialize(ep, result)

@@ -34,6 +34,12 @@ class SimContext:
         self.ratelimiter = RateLimiter(config.limits, self.clock, self.stats)
         self.faults = FaultModel(config, self.clock, self.stats, random.Random(config.seed + 1))
         self.listen_keys = ListenKeys(config, self.clock, random.Random(config.seed + 2))
+        self.events.on_user(self._on_user_event)
         # Set by the WS layers when they are mounted (streams.add_routes / wsapi.add_routes).
         self.streams = None
         self.wsapi = None
+
+    def _on_user_event(self, account_id: str, event: dict) -> None:
+        # An order's first fill lowers the account's unfilled-order count (reference §2).
+        if event.get("e") == "executionReport" and event.get("x") == "TRADE" and event.get("z") == event.get("l"):
+            self.ratelimiter.order_filled(account_id)

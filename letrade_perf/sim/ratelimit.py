@@ -272,6 +272,22 @@ class RateLimiter:
         st.short += 1
         st.day += 1
 
+    def unrecord_order(self, account_id: str) -> None:
+        """Take back :meth:`record_order` for an order the engine rejected."""
+        self._lower_order_count(account_id)
+
+    def order_filled(self, account_id: str) -> None:
+        """An order's first fill lowers the unfilled-order count by one in every ORDERS window
+        (reference §2), so orders that trade do not use up the limit."""
+        self._lower_order_count(account_id)
+
+    def _lower_order_count(self, account_id: str) -> None:
+        st = self._account(account_id, self.clock.now_ms())
+        if st.short > 0:
+            st.short -= 1
+        if st.day > 0:
+            st.day -= 1
+
     def order_counts(self, account_id: str) -> dict[str, int]:
         """``{"10S": n, "1D": n}`` in the current buckets."""
         st = self._account(account_id, self.clock.now_ms())

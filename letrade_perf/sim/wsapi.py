@@ -287,8 +287,12 @@ class WsApiServer(WsServerBase):
     def _order_place(self, conn, params, sp):
         account = self._signed_account(conn, params)
         self.rl.admit_order(account)
-        result = self.exchange.new_order(account, self._engine_params(sp))
-        self.rl.record_order(account)
+        self.rl.record_order(account)   # before the engine: its first fill lowers the count
+        try:
+            result = self.exchange.new_order(account, self._engine_params(sp))
+        except BinanceError:
+            self.rl.unrecord_order(account)
+            raise
         return result, account
 
     def _order_test(self, conn, params, sp):

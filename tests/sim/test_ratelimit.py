@@ -234,3 +234,18 @@ def test_order_entry_costs_zero_on_success_and_weight_on_failure():
         method, path = name.split(" ", 1)
         ep = ENDPOINTS[(method, path)]
         assert (ep.cost({}, ok=True), ep.cost({}, ok=False)) == (0, 1)
+
+
+def test_first_fill_and_rejection_lower_the_order_count():
+    clock = ManualClock(1_700_000_000_000 // 86_400_000 * 86_400_000 + 1_000)
+    rl = RateLimiter(LimitsSpec(orders_per_10s=3), clock, SimStats())
+    for _ in range(3):
+        rl.admit_order("acct")
+        rl.record_order("acct")
+    rl.order_filled("acct")
+    rl.unrecord_order("acct")
+    assert rl.order_counts("acct") == {"10S": 1, "1D": 1}
+    rl.admit_order("acct")          # room again: no -1015
+    for _ in range(3):
+        rl.order_filled("acct")     # never below zero
+    assert rl.order_counts("acct") == {"10S": 0, "1D": 0}

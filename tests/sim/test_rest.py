@@ -166,6 +166,28 @@ def test_order_entry_costs_zero_on_success_and_counts_orders(sim):
     assert counts == {("SECOND", 10): 1, ("DAY", 1): 1}
 
 
+def test_filled_orders_do_not_use_up_the_orders_limit(sim):
+    srv = Server(sim)
+    srv.align()
+    price = limit_price(sim, "0.9")
+    resting = srv.signed("POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
+                                                   "timeInForce": "GTC", "quantity": "0.001", "price": price})
+    try:
+        assert resting.status == 200 and resting.headers["X-MBX-ORDER-COUNT-10S"] == "1", resting.body
+        for _ in range(3):   # each fills at once: counted, then lowered by its first fill
+            m = srv.signed("POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
+                                                     "quantity": "0.001"})
+            assert m.status == 200 and m.json()["status"] == "FILLED", m.body
+            assert (m.headers["X-MBX-ORDER-COUNT-10S"], m.headers["X-MBX-ORDER-COUNT-1D"]) == ("1", "1")
+        rejected = srv.signed("POST", "/api/v3/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET",
+                                                        "quantity": "90"})   # insufficient balance
+        assert rejected.status == 400 and rejected.json()["code"] == -2010
+        rl = srv.signed("GET", "/api/v3/rateLimit/order")
+        assert {e["intervalNum"]: e["count"] for e in rl.json()} == {10: 1, 1: 1}
+    finally:
+        srv.signed("DELETE", "/api/v3/openOrders", {"symbol": "BTCUSDT"})
+
+
 def test_orders_limit_gives_1015(sim):
     srv = Server(sim)
     assert sim.control("PUT", "limits", {"orders_per_10s": 2}).status == 200
