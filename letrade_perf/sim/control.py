@@ -174,12 +174,7 @@ class Control:
 
     def _limits_changed(self) -> None:
         """Let the engine drop what it derived from the limits (exchangeInfo ``rateLimits``)."""
-        ex = self.ctx.exchange
-        hook = getattr(ex, "limits_changed", None)
-        if hook is not None:
-            hook()
-        elif hasattr(ex, "_info_cache"):  # engines without the hook cache exchangeInfo here
-            ex._info_cache = None
+        self.ctx.exchange.limits_changed()
 
     async def limits_reset(self, request):
         self.ctx.ratelimiter.reset()

@@ -312,6 +312,10 @@ class Exchange:
             out = [s for s in out if s.spec.status == status]
         return out, False
 
+    def limits_changed(self) -> None:
+        """The rate limits were changed at runtime: rebuild exchangeInfo's ``rateLimits``."""
+        self._info_cache = None
+
     def exchange_info(self, p: Params) -> dict:
         if self._info_cache is None:
             self._info_cache = {
