@@ -1,1 +1,13 @@
-"""Process-wide REQUEST_WEIGHT and ORDERS budgets with header feedback and distributed shares."""
+"""Process-wide REQUEST_WEIGHT and ORDERS budgets with header feedback and distributed shares.
+
+* :class:`Pacer` — fixed, server-clock-aligned windows; ``acquire`` before a request (waiting
+  for budget is never response time: time the request after ``acquire`` returns), ``observe``
+  its rate-limit headers, ``refund`` what it did not cost, ``on_429`` / ``on_418``.
+* :func:`budgets_from_rate_limits` — :class:`Budgets` from ``exchangeInfo.rateLimits``.
+* :mod:`.distributed` — ``MasterPacing`` / ``WorkerPacing``: the per-worker share split
+  (imported separately; it needs Locust's runners).
+"""
+from .budgets import Budgets, budgets_from_rate_limits
+from .pacer import IpBanned, Pacer, PacerStats, Reservation
+
+__all__ = ["Budgets", "IpBanned", "Pacer", "PacerStats", "Reservation", "budgets_from_rate_limits"]
