@@ -20,6 +20,34 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--clock-skew-ms", type=int, default=None, help="server clock skew in ms")
     sim.add_argument("--ready-file", default=None, help="write the bound base URL to this file once listening")
     sim.add_argument("--log-level", default="INFO")
+    run = sub.add_parser("run", help="run a load profile with Locust (default: smoke against the simulator)",
+                         description="Run a load profile. Arguments after -- go to Locust.")
+    run.add_argument("--profile", default="smoke", help="bundled profile name or YAML path (default smoke)")
+    run.add_argument("--env", choices=("sim", "testnet", "production"), default=None,
+                     help="target environment (default: the profile's env)")
+    run.add_argument("--host", default=None, help="REST base URL (default: the env's; sim: an embedded simulator)")
+    run.add_argument("--web", action="store_true", help="run with Locust's web UI on 127.0.0.1:8089")
+    run.add_argument("--workers", type=int, default=0, help="run a local master and N worker processes")
+    run.add_argument("--reports", default="reports", help="reports directory (default reports/)")
+    run.add_argument("--run-id", default=None, help="run id (default: UTC time and profile name)")
+    run.add_argument("--key-file", default=None, help="API key file (mode 0600)")
+    run.add_argument("--allow-production-orders", action="store_true",
+                     help="allow a production profile to place (capped) orders")
+    run.add_argument("--log-format", choices=("text", "json"), default="text")
+    run.add_argument("locust_args", nargs=argparse.REMAINDER, help="-- extra Locust arguments")
+    check = sub.add_parser("check", help="check configuration, connectivity, clock, limits, credentials and "
+                           "market data before a run (read-only)")
+    check.add_argument("--env", choices=("sim", "testnet", "production"), default=None,
+                       help="target environment (default: the profile's, else sim)")
+    check.add_argument("--host", default=None,
+                       help="REST base URL (default: the env's; sim: start an embedded simulator)")
+    check.add_argument("--key-file", default=None, help="API key file (YAML/JSON, mode 0600)")
+    check.add_argument("--profile", default=None, help="also validate this profile (bundled name or YAML path)")
+    profiles = sub.add_parser("profiles", help="list the bundled profiles")
+    profiles.add_argument("--validate", action="store_true",
+                          help="load and validate each profile (exit 2 on any error)")
+    profiles.add_argument("refs", nargs="*", metavar="PROFILE",
+                          help="with --validate: profiles or YAML paths to validate instead of the bundled ones")
     demo = sub.add_parser("demo", help="a short, bounded tour of the simulator with ccxt and websocket-client")
     demo.add_argument("--seconds", type=float, default=3.0, help="how long to listen to the trade stream")
     return p
@@ -31,6 +59,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "sim":
         from .sim.server import run_from_args
         return run_from_args(args)
+    if args.command == "run":
+        from .run import run_from_args as run_profile
+        return run_profile(args)
+    if args.command == "check":
+        from .check import run_from_args as run_check
+        return run_check(args)
+    if args.command == "profiles":
+        from .config.listing import run_from_args as run_profiles
+        return run_profiles(args)
     if args.command == "demo":
         from .demo import run_demo
         return run_demo(args.seconds)

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import yaml
-
 from ..binance.intervals import DAY_MS
+from ..config import strict
+from ..config.errors import ConfigError
 
 DEMO_API_KEY = "letradeDemoKeyHMAC0000000000000000000000000000000000000000000000"
 DEMO_SECRET = "letradeDemoSecret000000000000000000000000000000000000000000000000"
@@ -30,7 +30,7 @@ MCowBQYDK2VwAyEAb/sRuSC91ew6bPvMAafij0jsl8K0uL33M3vL+D+chE4=
 """
 
 
-class SimConfigError(ValueError):
+class SimConfigError(ConfigError):
     """A bad simulator configuration value; the message names the source and the key path."""
 
 
@@ -224,79 +224,22 @@ def _is_decimal(s: Any) -> bool:
         return False
 
 
+def _decimal_map(value: Any, kp: str, source: str) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise SimConfigError(f"{source}: {kp}: expected a mapping")
+    for k, v in value.items():
+        if not _is_decimal(v):
+            raise SimConfigError(f"{source}: {kp}.{k}: expected a decimal amount, got {v!r}")
+    return {str(k): str(v) for k, v in value.items()}
+
+
+# Balances are decimal strings; everything else follows the annotations (config/strict.py).
+_HOOKS = {dict[str, str]: _decimal_map}
+
+
 def _build(cls, data: Any, path: str, source: str):
-    if not isinstance(data, dict):
-        raise SimConfigError(f"{source}: {path or 'top level'}: expected a mapping, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in data.items():
-        kp = f"{path}.{key}" if path else str(key)
-        if key not in fields:
-            raise SimConfigError(f"{source}: unknown key '{kp}' (allowed: {', '.join(sorted(fields))})")
-        kwargs[key] = _convert(fields[key].type, value, kp, source)
-    try:
-        obj = cls(**kwargs)
-    except TypeError as e:
-        raise SimConfigError(f"{source}: {path or 'top level'}: {e}") from e
-    return obj
-
-
-_NESTED = {"LimitsSpec": LimitsSpec, "WsSpec": WsSpec, "MarketSpec": MarketSpec, "LatencySpec": LatencySpec}
-
-
-def _convert(type_str: Any, value: Any, kp: str, source: str):
-    t = str(type_str)
-    if t in _NESTED:
-        return _build(_NESTED[t], value, kp, source)
-    if t == "list[SymbolSpec]":
-        return [_build(SymbolSpec, v, f"{kp}[{i}]", source) for i, v in enumerate(_as_list(value, kp, source))]
-    if t == "list[AccountSpec]":
-        return [_build(AccountSpec, v, f"{kp}[{i}]", source) for i, v in enumerate(_as_list(value, kp, source))]
-    if t == "list[FaultSpec]":
-        return [_build(FaultSpec, v, f"{kp}[{i}]", source) for i, v in enumerate(_as_list(value, kp, source))]
-    if t == "dict[str, LatencySpec]":
-        if not isinstance(value, dict):
-            raise SimConfigError(f"{source}: {kp}: expected a mapping of endpoint name to latency")
-        return {str(k): _build(LatencySpec, v, f"{kp}.{k}", source) for k, v in value.items()}
-    if t == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SimConfigError(f"{source}: {kp}: expected an integer, got {value!r}")
-        return value
-    if t == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SimConfigError(f"{source}: {kp}: expected a number, got {value!r}")
-        return float(value)
-    if t == "bool":
-        if not isinstance(value, bool):
-            raise SimConfigError(f"{source}: {kp}: expected true or false, got {value!r}")
-        return value
-    if t == "str":
-        if isinstance(value, (dict, list)) or value is None:
-            raise SimConfigError(f"{source}: {kp}: expected a string, got {value!r}")
-        return str(value)
-    if t == "str | None":
-        return None if value is None else str(value)
-    if t == "dict[str, str]":
-        if not isinstance(value, dict):
-            raise SimConfigError(f"{source}: {kp}: expected a mapping")
-        for k, v in value.items():
-            if not _is_decimal(v):
-                raise SimConfigError(f"{source}: {kp}.{k}: expected a decimal amount, got {v!r}")
-        return {str(k): str(v) for k, v in value.items()}
-    if t in ("list[int]", "list[str]"):
-        items = _as_list(value, kp, source)
-        conv = int if t == "list[int]" else str
-        try:
-            return [conv(v) for v in items]
-        except (TypeError, ValueError) as e:
-            raise SimConfigError(f"{source}: {kp}: {e}") from e
-    return value
-
-
-def _as_list(value: Any, kp: str, source: str) -> list:
-    if not isinstance(value, list):
-        raise SimConfigError(f"{source}: {kp}: expected a list, got {type(value).__name__}")
-    return value
+    """Build one config dataclass from a mapping at ``path`` in ``source`` (strict keys and types)."""
+    return strict.build(cls, data, path, source, error=SimConfigError, hooks=_HOOKS)
 
 
 def validate(cfg: SimConfig, source: str = "config") -> SimConfig:
@@ -368,14 +311,7 @@ def from_mapping(data: dict | None, source: str = "config") -> SimConfig:
 def load(path: str | os.PathLike) -> SimConfig:
     """Load a YAML simulator config; errors name the file and the key path."""
     source = str(path)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
-    except FileNotFoundError as e:
-        raise SimConfigError(f"{source}: file not found") from e
-    except yaml.YAMLError as e:
-        raise SimConfigError(f"{source}: invalid YAML: {e}") from e
-    return from_mapping(data, source)
+    return from_mapping(strict.read_yaml(source, SimConfigError), source)
 
 
 def fault_from_mapping(data: dict, source: str = "fault") -> FaultSpec:

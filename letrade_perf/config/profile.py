@@ -1,0 +1,505 @@
+"""Load profiles: the schema (frozen dataclasses) and the loader.
+
+A profile is a YAML file: who (the user mix) does what (symbols, stages), against which
+environment, under which pacing and safety limits, judged by which criteria. Bundled profiles
+live in the top-level ``profiles/`` directory (installed as data files under
+``<prefix>/share/letrade-perf/profiles``); ``load_profile`` also takes a path to any YAML file.
+
+Durations (``stages[].duration``, ``*_s`` fields) are numbers of seconds or strings such as
+``30s``, ``5m``, ``1h30m``, ``24h``. Unknown keys and bad values raise :class:`ConfigError`
+naming the file and the key path (``users.pipeline.strategy.fast: expected an integer, got 'x'``).
+"""
+from __future__ import annotations
+
+import os
+import re
+import site
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+from ..binance.intervals import KLINE_INTERVALS
+from ..binance.streams import parse_stream
+from ..criteria.grammar import Criterion, parse_criteria
+from . import strict
+from .errors import ConfigError, FieldError
+
+ProfileError = ConfigError
+
+_SYMBOL = re.compile(r"^[A-Z0-9]+$")
+_REPO_PROFILES = Path(__file__).resolve().parents[2] / "profiles"
+_DATA_SUBDIR = ("share", "letrade-perf", "profiles")
+
+
+def _duration_field(default: float, **kw) -> Any:
+    return field(default=default, metadata={"parse": strict.parse_duration, **kw})
+
+
+def _weights(defaults: dict[str, int]) -> Callable[[Any, str, str], dict[str, int]]:
+    """Parser for a ``task_weights`` mapping: known task names, integers >= 0, merged over the defaults."""
+    def parse(value: Any, kp: str, source: str) -> dict[str, int]:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: {kp}: expected a mapping of task name to weight")
+        out = dict(defaults)
+        for name, w in value.items():
+            if name not in defaults:
+                raise ConfigError(f"{source}: unknown key '{kp}.{name}' (tasks: {', '.join(defaults)})")
+            if isinstance(w, bool) or not isinstance(w, int) or w < 0:
+                raise ConfigError(f"{source}: {kp}.{name}: expected an integer >= 0, got {w!r}")
+            out[name] = w
+        if not any(out.values()):
+            raise ConfigError(f"{source}: {kp}: at least one task needs a weight > 0")
+        return out
+    return parse
+
+
+def _check_wait(s: "UserSettings") -> None:
+    if s.weight < 1:
+        raise FieldError("weight", f"must be >= 1, got {s.weight}")
+    if s.fixed_count < 0:
+        raise FieldError("fixed_count", f"must be >= 0, got {s.fixed_count}")
+    if s.wait_min_s < 0:
+        raise FieldError("wait_min_s", f"must be >= 0, got {s.wait_min_s}")
+    if s.wait_max_s < s.wait_min_s:
+        raise FieldError("wait_max_s", f"must be >= wait_min_s ({s.wait_min_s}), got {s.wait_max_s}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Schema
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Stage:
+    """One load stage: hold ``users`` users (reached at ``spawn_rate`` per second) for ``duration_s``."""
+
+    duration_s: float = field(metadata={"parse": strict.parse_duration, "key": "duration"})
+    """Length of the stage; YAML key ``duration`` (``30s``, ``5m``, ``1h30m`` or seconds)."""
+    users: int
+    """Total number of users during the stage (all kinds together)."""
+    spawn_rate: float
+    """Users started (or stopped) per second when moving to this stage."""
+
+    def __post_init__(self) -> None:
+        if self.duration_s <= 0:
+            raise FieldError("duration", f"must be > 0, got {self.duration_s}")
+        if self.users < 0:
+            raise FieldError("users", f"must be >= 0, got {self.users}")
+        if self.spawn_rate <= 0:
+            raise FieldError("spawn_rate", f"must be > 0, got {self.spawn_rate}")
+
+
+@dataclass(frozen=True)
+class UserSettings:
+    """What every user kind shares: its share of the users and its pause between tasks."""
+
+    weight: int = 1
+    """Relative share of the stage's users (Locust ``weight``)."""
+    fixed_count: int = 0
+    """Exactly this many users of the kind (Locust ``fixed_count``; 0 = use ``weight``)."""
+    wait_min_s: float = _duration_field(0.5)
+    """Shortest pause between two tasks of one user."""
+    wait_max_s: float = _duration_field(1.5)
+    """Longest pause between two tasks of one user."""
+
+    def __post_init__(self) -> None:
+        _check_wait(self)
+
+
+REST_MARKET_TASKS = {"depth": 4, "klines": 1, "trades": 2, "ticker": 3, "book_ticker": 3}
+CCXT_TASKS = {"order_book": 4, "ohlcv": 1, "trades": 2, "ticker": 3, "balance": 1, "order": 1}
+
+
+@dataclass(frozen=True)
+class RestMarketSettings(UserSettings):
+    """Raw REST market-data user (Locust FastHttpUser): depth, klines (paged), trades, tickers."""
+
+    depth_limit: int = 5
+    """``limit`` of ``GET /api/v3/depth`` (its weight follows: 1–100 ⇒ 5, …, 1001–5000 ⇒ 250)."""
+    kline_intervals: tuple[str, ...] = ("1m", "5m", "1h")
+    """Kline intervals the user picks from."""
+    kline_limit: int = 1000
+    """``limit`` of each klines page (max 1000)."""
+    kline_pages: int = 2
+    """Pages fetched per klines task (walking back with ``endTime``)."""
+    trades_limit: int = 100
+    """``limit`` of ``GET /api/v3/trades`` (max 1000)."""
+    task_weights: dict[str, int] = field(default_factory=lambda: dict(REST_MARKET_TASKS),
+                                         metadata={"parse": _weights(REST_MARKET_TASKS)})
+    """Relative task frequencies; tasks: depth, klines, trades, ticker, book_ticker (given keys override)."""
+
+    def __post_init__(self) -> None:
+        _check_wait(self)
+        if not 1 <= self.depth_limit <= 5000:
+            raise FieldError("depth_limit", f"must be within 1..5000, got {self.depth_limit}")
+        if not self.kline_intervals:
+            raise FieldError("kline_intervals", "needs at least one interval")
+        for i, iv in enumerate(self.kline_intervals):
+            if iv not in KLINE_INTERVALS:
+                raise FieldError(f"kline_intervals[{i}]", f"unknown interval {iv!r} (one of {' '.join(KLINE_INTERVALS)})")
+        if not 1 <= self.kline_limit <= 1000:
+            raise FieldError("kline_limit", f"must be within 1..1000, got {self.kline_limit}")
+        if self.kline_pages < 1:
+            raise FieldError("kline_pages", f"must be >= 1, got {self.kline_pages}")
+        if not 1 <= self.trades_limit <= 1000:
+            raise FieldError("trades_limit", f"must be within 1..1000, got {self.trades_limit}")
+
+
+@dataclass(frozen=True)
+class CcxtSettings(UserSettings):
+    """The unmodified ccxt ``binance`` client: what a trading system built on ccxt sees."""
+
+    wait_min_s: float = _duration_field(1.0)
+    """Shortest pause between two tasks of one user."""
+    wait_max_s: float = _duration_field(2.0)
+    """Longest pause between two tasks of one user."""
+    orders: bool = False
+    """Also place small orders (a limit order far from the market and its cancel); needs credentials."""
+    order_notional: float = 12.0
+    """Quote-asset value of each order (must not exceed ``safety.max_order_notional``)."""
+    task_weights: dict[str, int] = field(default_factory=lambda: dict(CCXT_TASKS),
+                                         metadata={"parse": _weights(CCXT_TASKS)})
+    """Relative task frequencies; tasks: order_book, ohlcv, trades, ticker, balance, order (``order`` only
+    runs with ``orders: true``)."""
+
+    def __post_init__(self) -> None:
+        _check_wait(self)
+        if self.order_notional <= 0:
+            raise FieldError("order_notional", f"must be > 0, got {self.order_notional}")
+
+
+@dataclass(frozen=True)
+class WsStreamSettings(UserSettings):
+    """Market-stream user (websocket-client): subscribes and measures lag of every event."""
+
+    wait_min_s: float = _duration_field(0.0)
+    """Pause between connection checks (the receive loop itself never waits)."""
+    wait_max_s: float = _duration_field(0.0)
+    """Pause between connection checks (the receive loop itself never waits)."""
+    streams: tuple[str, ...] = ("{symbol}@trade", "{symbol}@aggTrade", "{symbol}@depth@100ms", "{symbol}@kline_1m")
+    """Stream name templates; ``{symbol}`` becomes each profile symbol in lower case."""
+    reconnect_min_s: float = _duration_field(0.5)
+    """First reconnect delay after a disconnect (doubles up to ``reconnect_max_s``)."""
+    reconnect_max_s: float = _duration_field(10.0)
+    """Longest reconnect delay."""
+    clock_refresh_s: float = _duration_field(30.0)
+    """How often the server clock offset is re-measured (``GET /api/v3/time``)."""
+
+    def __post_init__(self) -> None:
+        _check_wait(self)
+        if not self.streams:
+            raise FieldError("streams", "needs at least one stream")
+        for i, template in enumerate(self.streams):
+            try:
+                parse_stream(template.replace("{symbol}", "btcusdt"))
+            except ValueError as e:
+                raise FieldError(f"streams[{i}]", f"{e} (templates look like '{{symbol}}@trade')") from None
+        if self.reconnect_min_s <= 0 or self.reconnect_max_s < self.reconnect_min_s:
+            raise FieldError("reconnect_max_s", "needs 0 < reconnect_min_s <= reconnect_max_s")
+        if self.clock_refresh_s <= 0:
+            raise FieldError("clock_refresh_s", f"must be > 0, got {self.clock_refresh_s}")
+
+
+@dataclass(frozen=True)
+class StrategySettings:
+    """The trading signal of a pipeline user."""
+
+    kind: Literal["ma_crossover"] = "ma_crossover"
+    """Strategy kind: ``ma_crossover`` (fast/slow simple moving averages of kline closes)."""
+    interval: str = "1m"
+    """Kline interval the averages are computed on."""
+    fast: int = 5
+    """Fast moving-average length (klines)."""
+    slow: int = 20
+    """Slow moving-average length (klines); greater than ``fast``."""
+    force_every_s: float = _duration_field(2.0)
+    """Emit an alternating buy/sell signal at least this often, so tests trade deterministically
+    (0 = only real crossovers)."""
+
+    def __post_init__(self) -> None:
+        if self.interval not in KLINE_INTERVALS:
+            raise FieldError("interval", f"unknown interval {self.interval!r} (one of {' '.join(KLINE_INTERVALS)})")
+        if self.fast < 1:
+            raise FieldError("fast", f"must be >= 1, got {self.fast}")
+        if self.slow <= self.fast:
+            raise FieldError("slow", f"must be greater than fast ({self.fast}), got {self.slow}")
+
+
+@dataclass(frozen=True)
+class PipelineSettings(UserSettings):
+    """A strategy instance: market data → signal → order → fill → balance, timed end to end."""
+
+    order_via: Literal["rest", "ws_api"] = "rest"
+    """Where orders go: ``rest`` (``POST /api/v3/order``) or ``ws_api`` (``order.place``)."""
+    strategy: StrategySettings = field(default_factory=StrategySettings)
+    """The signal source."""
+    notional: float = 12.0
+    """Quote-asset value of each order (must not exceed ``safety.max_order_notional``)."""
+    order_type: Literal["MARKET", "LIMIT_IOC"] = "MARKET"
+    """``MARKET`` or an immediate-or-cancel ``LIMIT`` at the touch."""
+    max_orders: int = 0
+    """Stop placing orders after this many per user (0 = unbounded)."""
+    reconcile: bool = True
+    """Check every fill against the account balance and the user-data stream."""
+
+    def __post_init__(self) -> None:
+        _check_wait(self)
+        if self.notional <= 0:
+            raise FieldError("notional", f"must be > 0, got {self.notional}")
+        if self.max_orders < 0:
+            raise FieldError("max_orders", f"must be >= 0, got {self.max_orders}")
+
+
+@dataclass(frozen=True)
+class UserMix:
+    """Which user kinds run (a missing or null section = not run; ``{}`` = run with defaults)."""
+
+    rest_market: RestMarketSettings | None = None
+    """Raw REST market data."""
+    ccxt: CcxtSettings | None = None
+    """ccxt market data (and optional orders)."""
+    ws_streams: WsStreamSettings | None = None
+    """WebSocket market streams and lag."""
+    pipeline: PipelineSettings | None = None
+    """Trading pipeline (strategy instances)."""
+
+    def __post_init__(self) -> None:
+        if not self.active():
+            raise FieldError("", "at least one of rest_market, ccxt, ws_streams, pipeline is needed")
+
+    def active(self) -> dict[str, UserSettings]:
+        """The configured user kinds by name."""
+        return {name: s for name, s in (("rest_market", self.rest_market), ("ccxt", self.ccxt),
+                                        ("ws_streams", self.ws_streams), ("pipeline", self.pipeline))
+                if s is not None}
+
+    @property
+    def places_orders(self) -> bool:
+        """Whether any user places orders."""
+        return self.pipeline is not None or bool(self.ccxt and self.ccxt.orders)
+
+
+@dataclass(frozen=True)
+class PacingSettings:
+    """How much of the exchange's limits the pacer may use (the rest is headroom)."""
+
+    weight_fraction: float = 0.8
+    """Fraction of REQUEST_WEIGHT per minute, within (0, 1]."""
+    orders_fraction: float = 0.8
+    """Fraction of the ORDERS limits (per 10 s and per day), within (0, 1]."""
+
+    def __post_init__(self) -> None:
+        for name in ("weight_fraction", "orders_fraction"):
+            v = getattr(self, name)
+            if not 0.0 < v <= 1.0:
+                raise FieldError(name, f"must be within (0, 1], got {v}")
+
+
+@dataclass(frozen=True)
+class SafetySettings:
+    """Guards for real money (enforced by the run and the order path)."""
+
+    allow_production_orders: bool = False
+    """Production orders also need ``--allow-production-orders`` on the command line."""
+    max_order_notional: float = 20.0
+    """Largest quote-asset value of one order."""
+    max_run_notional: float = 200.0
+    """Largest total quote-asset value of all orders of a run."""
+    symbol_allowlist: tuple[str, ...] = ()
+    """Symbols orders may be placed on (empty = the profile's symbols)."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_order_notional", "max_run_notional"):
+            if getattr(self, name) <= 0:
+                raise FieldError(name, f"must be > 0, got {getattr(self, name)}")
+        for i, s in enumerate(self.symbol_allowlist):
+            if not _SYMBOL.match(s):
+                raise FieldError(f"symbol_allowlist[{i}]", f"must be upper-case letters and digits, got {s!r}")
+
+
+@dataclass(frozen=True)
+class SinkSettings:
+    """InfluxDB output (written by the metrics sink)."""
+
+    influx_url: str | None = None
+    """InfluxDB base URL (``http://127.0.0.1:8086``); None = no sink."""
+    org: str = "letrade"
+    """InfluxDB organisation (2.x/3.x; ignored by 1.x)."""
+    bucket: str = "letrade_perf"
+    """Bucket (2.x/3.x) or database (1.x)."""
+    token_env: str = "LETRADE_INFLUX_TOKEN"
+    """Environment variable holding the token (never put tokens in a profile)."""
+    mode: Literal["aggregate", "raw"] = "aggregate"
+    """``aggregate``: one point per metric and interval; ``raw``: one point per sample."""
+    interval_s: float = _duration_field(5.0)
+    """Aggregation interval."""
+
+    def __post_init__(self) -> None:
+        if self.interval_s <= 0:
+            raise FieldError("interval_s", f"must be > 0, got {self.interval_s}")
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", self.token_env):
+            raise FieldError("token_env", f"must be an environment variable name, got {self.token_env!r}")
+
+
+def _parse_sim(value: Any, kp: str, source: str) -> dict | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: {kp}: expected a mapping (the simulator config schema)")
+    from ..sim.config import from_mapping
+    from_mapping(value, f"{source}: {kp}")
+    return value
+
+
+def _parse_criteria(value: Any, kp: str, source: str) -> tuple[Criterion, ...]:
+    return parse_criteria(value, source)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A validated load profile."""
+
+    name: str = field(metadata={"yaml": False})
+    """Profile name (the file name without ``.yaml``)."""
+    description: str
+    """One line saying what the profile is for."""
+    stages: tuple[Stage, ...]
+    """Load stages, run in order."""
+    users: UserMix
+    """User kinds and their settings."""
+    env: Literal["sim", "testnet", "production"] = "sim"
+    """Target environment (``letrade-perf run --env`` overrides it)."""
+    symbols: tuple[str, ...] = ("BTCUSDT",)
+    """Symbols the users work on (upper case)."""
+    pacing: PacingSettings = field(default_factory=PacingSettings)
+    """Rate-limit headroom."""
+    safety: SafetySettings = field(default_factory=SafetySettings)
+    """Real-money guards."""
+    criteria: tuple[Criterion, ...] = field(default=(), metadata={"parse": _parse_criteria})
+    """Acceptance criteria (see :mod:`letrade_perf.criteria.grammar`)."""
+    sim: dict | None = field(default=None, metadata={"parse": _parse_sim})
+    """Simulator config for env ``sim`` (the ``letrade-perf sim --config`` schema)."""
+    sink: SinkSettings | None = None
+    """InfluxDB sink settings (None = no sink)."""
+    source: str = field(default="", metadata={"yaml": False})
+    """The file the profile was loaded from."""
+
+    def __post_init__(self) -> None:
+        if not self.description.strip() or "\n" in self.description.strip():
+            raise FieldError("description", "must be one non-empty line")
+        if not self.stages:
+            raise FieldError("stages", "needs at least one stage")
+        if not self.symbols:
+            raise FieldError("symbols", "needs at least one symbol")
+        for i, s in enumerate(self.symbols):
+            if not _SYMBOL.match(s):
+                raise FieldError(f"symbols[{i}]", f"must be upper-case letters and digits, got {s!r}")
+        if len(set(self.symbols)) != len(self.symbols):
+            raise FieldError("symbols", "duplicate symbol")
+        caps = self.safety.max_order_notional
+        if self.users.pipeline and self.users.pipeline.notional > caps:
+            raise FieldError("users.pipeline.notional",
+                             f"{self.users.pipeline.notional} exceeds safety.max_order_notional {caps}")
+        if self.users.ccxt and self.users.ccxt.orders and self.users.ccxt.order_notional > caps:
+            raise FieldError("users.ccxt.order_notional",
+                             f"{self.users.ccxt.order_notional} exceeds safety.max_order_notional {caps}")
+        fixed = sum(s.fixed_count for s in self.users.active().values())
+        peak = max(st.users for st in self.stages)
+        if fixed > peak:
+            raise FieldError("stages", f"the peak of {peak} users is less than the {fixed} fixed_count users")
+
+    @property
+    def duration_s(self) -> float:
+        """Total length of all stages in seconds."""
+        return sum(s.duration_s for s in self.stages)
+
+    @property
+    def needs_credentials(self) -> bool:
+        """Whether any user sends signed requests (orders, balances)."""
+        u = self.users
+        return u.places_orders or bool(u.ccxt and u.ccxt.task_weights.get("balance", 0) > 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------
+
+def profile_dirs() -> list[Path]:
+    """Directories searched for bundled profiles, in order: the repository's ``profiles/``, then the
+    installed data files (``<prefix>/share/letrade-perf/profiles``, also for ``--user`` installs)."""
+    candidates = [_REPO_PROFILES, Path(sys.prefix, *_DATA_SUBDIR), Path(sys.base_prefix, *_DATA_SUBDIR)]
+    user_base = getattr(site, "USER_BASE", None)
+    if user_base:
+        candidates.append(Path(user_base, *_DATA_SUBDIR))
+    out: list[Path] = []
+    for d in candidates:
+        if d.is_dir() and d not in out:
+            out.append(d)
+    return out
+
+
+def _bundled() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for d in profile_dirs():
+        for p in sorted(d.glob("*.yaml")):
+            found.setdefault(p.stem, p)
+    return found
+
+
+def list_profiles() -> list[tuple[str, str, str]]:
+    """Bundled profiles as (name, description, path), by name. A broken file shows its error."""
+    out = []
+    for name, path in sorted(_bundled().items()):
+        try:
+            data = strict.read_yaml(str(path))
+            desc = data.get("description", "") if isinstance(data, dict) else ""
+        except ConfigError as e:
+            desc = f"(unreadable: {e})"
+        out.append((name, str(desc), str(path)))
+    return out
+
+
+def resolve_profile(ref: str) -> str:
+    """The file a profile reference names: a bundled profile name, or a path to a YAML file."""
+    bundled = _bundled()
+    looks_like_path = ref.endswith((".yaml", ".yml")) or os.sep in ref or "/" in ref
+    if not looks_like_path and ref in bundled:
+        return str(bundled[ref])
+    if looks_like_path or os.path.exists(ref):
+        return ref
+    raise ConfigError(f"unknown profile {ref!r}: not a bundled profile ({', '.join(sorted(bundled)) or 'none found'}) "
+                      "and not a YAML file")
+
+
+def load_profile(ref: str) -> Profile:
+    """Load and validate a profile by bundled name (``smoke``) or path (``my/profile.yaml``)."""
+    path = resolve_profile(ref)
+    data = strict.read_yaml(path)
+    return profile_from_mapping(data, source=path, name=Path(path).stem)
+
+
+def profile_from_mapping(data: Any, source: str = "profile", name: str = "profile") -> Profile:
+    """Build and validate a :class:`Profile` from a parsed YAML document."""
+    if isinstance(data, dict) and "name" in data:
+        # an optional display name; the file name is the default
+        data = dict(data)
+        given = data.pop("name")
+        if not isinstance(given, str) or not given.strip():
+            raise ConfigError(f"{source}: name: expected a non-empty string, got {given!r}")
+        name = given.strip()
+    profile = strict.build(Profile, data, "", source, extra={"name": name, "source": source})
+    if profile.sim is not None and profile.env == "sim":
+        from ..sim.config import from_mapping
+        listed = {s.symbol for s in from_mapping(profile.sim, f"{source}: sim").symbols}
+        for i, s in enumerate(profile.symbols):
+            if s not in listed:
+                raise ConfigError(f"{source}: symbols[{i}]: {s} is not a symbol of the sim section "
+                                  f"({', '.join(sorted(listed))})")
+    elif profile.env == "sim":
+        from ..sim.config import DEFAULT_SYMBOLS
+        listed = {s.symbol for s in DEFAULT_SYMBOLS}
+        for i, s in enumerate(profile.symbols):
+            if s not in listed:
+                raise ConfigError(f"{source}: symbols[{i}]: {s} is not a default simulator symbol "
+                                  f"({', '.join(sorted(listed))}); add it under sim.symbols")
+    return profile

@@ -1,0 +1,268 @@
+"""``letrade-perf run``: one command from a profile to a finished, reported Locust run.
+
+- loads and validates the profile (errors name the file and key; exit 2);
+- refuses production orders without ``--allow-production-orders`` (exit 3, production guard);
+- with env ``sim`` and no ``--host``, starts the embedded simulator on a free loopback port
+  (with the profile's ``sim:`` settings) and stops it afterwards;
+- runs Locust headless (default), with the web UI on 127.0.0.1 (``--web``), or as a local master
+  plus N worker processes (``--workers N``), always as subprocesses stopped by PID;
+- leaves Locust's HTML report and CSVs under ``reports/<run_id>/`` and prints a final summary.
+
+The exit code is the Locust master's (0 pass, 1 failed, 2 harness/config error, 3 safety abort).
+"""
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+log = logging.getLogger("letrade_perf.run")
+
+PKG_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO_DIR = os.path.dirname(PKG_DIR)
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_SAFETY = 0, 1, 2, 3
+
+
+def locustfile_path() -> str:
+    """The bundled locustfile (``locustfiles/binance.py``)."""
+    for candidate in (os.path.join(REPO_DIR, "locustfiles", "binance.py"),
+                      os.path.join(PKG_DIR, "locustfiles", "binance.py")):
+        if os.path.exists(candidate):
+            return candidate
+    raise FileNotFoundError("locustfiles/binance.py not found next to the letrade_perf package")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_run_id(profile_name: str, now: _dt.datetime | None = None) -> str:
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", profile_name).strip("-") or "run"
+    return f"{now:%Y%m%dT%H%M%SZ}-{safe}"
+
+
+@dataclass
+class RunPlan:
+    """Everything :func:`execute` needs, resolved from the command line and the profile."""
+
+    profile_ref: str
+    profile_name: str
+    env: str
+    host: str | None
+    run_id: str
+    reports_dir: str
+    web: bool
+    workers: int
+    key_file: str | None
+    log_format: str
+    extra: list[str]
+
+
+def locust_commands(plan: RunPlan, host: str, master_port: int | None = None) -> list[list[str]]:
+    """The Locust command lines: one (local) or a master followed by N workers."""
+    base = [sys.executable, "-m", "locust", "-f", locustfile_path(), "--profile", plan.profile_ref,
+            "--host", host, "--letrade-env", plan.env, "--letrade-run-id", plan.run_id,
+            "--letrade-reports", plan.reports_dir]
+    if plan.key_file:
+        base += ["--letrade-key-file", plan.key_file]
+    prefix = os.path.join(plan.reports_dir, "locust")
+    head = list(base)
+    if plan.web:
+        head += ["--web-host", "127.0.0.1"]
+    else:
+        head += ["--headless"]
+    head += ["--html", os.path.join(plan.reports_dir, "report.html"), "--csv", prefix]
+    if plan.workers <= 0:
+        return [head + plan.extra]
+    port = master_port or _free_port()
+    master = head + ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+                     "--expect-workers", str(plan.workers)] + plan.extra
+    worker = base + ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
+    return [master] + [list(worker) for _ in range(plan.workers)]
+
+
+def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.kill(proc.pid, sig)
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+    except ProcessLookupError:
+        pass
+
+
+def read_stats(reports_dir: str) -> list[dict]:
+    path = os.path.join(reports_dir, "locust_stats.csv")
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def render_summary(rows: list[dict]) -> str:
+    """A compact table of Locust's final stats (one row per request type and name)."""
+    if not rows:
+        return "(no statistics were written)"
+    head = ("type", "name", "requests", "failures", "avg ms", "p50", "p95", "p99", "max")
+    body = []
+    for r in rows:
+        body.append((r.get("Type", ""), r.get("Name", ""), r.get("Request Count", "0"), r.get("Failure Count", "0"),
+                     f"{float(r.get('Average Response Time') or 0):.1f}", r.get("50%", ""), r.get("95%", ""),
+                     r.get("99%", ""), f"{float(r.get('Max Response Time') or 0):.0f}"))
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+    fmt = "  ".join(f"{{:{'<' if i < 2 else '>'}{w}}}" for i, w in enumerate(widths))
+    lines = [fmt.format(*head), fmt.format(*("-" * w for w in widths))]
+    lines += [fmt.format(*row) for row in body]
+    return "\n".join(lines)
+
+
+def execute(plan: RunPlan, profile) -> int:
+    """Run the plan: simulator (if needed), Locust processes, summary. Returns the exit code."""
+    from .sim.process import SimulatorError, start_simulator
+
+    os.makedirs(plan.reports_dir, exist_ok=True)
+    sim = None
+    procs: list[subprocess.Popen] = []
+    interrupted = False
+
+    def on_signal(signum, frame):
+        nonlocal interrupted
+        interrupted = True
+        for p in procs:     # Locust quits gracefully on SIGINT/SIGTERM (the kill switch runs)
+            if p.poll() is None:
+                try:
+                    os.kill(p.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        host = plan.host
+        if host is None and plan.env == "sim":
+            try:
+                sim = start_simulator(profile.sim or None)
+            except SimulatorError as e:
+                log.error("could not start the simulator: %s", e)
+                return EXIT_CONFIG
+            host = sim.base_url
+            log.info("simulator started (pid %d) at %s", sim.pid, host)
+        if host is None:
+            log.error("env %s needs a host: pass --host URL", plan.env)
+            return EXIT_CONFIG
+        commands = locust_commands(plan, host)
+        env = dict(os.environ, LETRADE_LOG_FORMAT=plan.log_format, PYTHONUNBUFFERED="1")
+        env["PYTHONPATH"] = REPO_DIR + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        log.info("run %s: profile %s, env %s, %s, reports in %s", plan.run_id, plan.profile_name, plan.env,
+                 "web UI on http://127.0.0.1:8089" if plan.web else
+                 (f"master + {plan.workers} workers" if plan.workers else "headless"), plan.reports_dir)
+        with open(os.path.join(plan.reports_dir, "run.json"), "w", encoding="utf-8") as fh:
+            json.dump({"run_id": plan.run_id, "profile": plan.profile_name, "env": plan.env, "host": host,
+                       "workers": plan.workers, "started": time.time()}, fh, indent=2)
+        worker_logs = []
+        for i, cmd in enumerate(commands):
+            if i == 0:
+                procs.append(subprocess.Popen(cmd, env=env))
+            else:
+                lf = open(os.path.join(plan.reports_dir, f"worker-{i}.log"), "wb")
+                worker_logs.append(lf)
+                procs.append(subprocess.Popen(cmd, env=env, stdout=lf, stderr=subprocess.STDOUT))
+        deadline = None
+        if profile is not None and not plan.web:
+            # Bounded: the shape ends the run by itself; this only guards against a hang.
+            deadline = time.monotonic() + profile.duration_s + 120
+        code = None
+        while code is None:
+            code = procs[0].poll()
+            if code is None:
+                if deadline is not None and time.monotonic() > deadline:
+                    log.error("Locust did not finish within the profile's duration + 120 s; stopping it")
+                    _stop(procs[0], signal.SIGTERM)
+                    code = procs[0].returncode if procs[0].returncode is not None else EXIT_CONFIG
+                    break
+                time.sleep(0.2)
+        for p in procs[1:]:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                _stop(p)
+        for lf in worker_logs:
+            lf.close()
+        if interrupted:      # Ctrl-C / SIGTERM is the kill switch: the run was aborted
+            code = EXIT_SAFETY
+        print("\n" + render_summary(read_stats(plan.reports_dir)))
+        print(f"\nreports: {plan.reports_dir}   exit code {code}")
+        return code
+    finally:
+        for p in procs:
+            _stop(p)
+        if sim is not None:
+            sim.stop()
+            log.info("simulator stopped")
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def configure_logging(fmt: str, level: str = "INFO") -> None:
+    from .config.secrets import install_log_masking
+
+    handler = logging.StreamHandler()
+    if fmt == "json":
+        class JsonFormatter(logging.Formatter):
+            def format(self, record):
+                out = {"ts": round(record.created, 3), "level": record.levelname, "logger": record.name,
+                       "msg": record.getMessage()}
+                if record.exc_info:
+                    out["exc"] = self.formatException(record.exc_info)
+                return json.dumps(out)
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    install_log_masking()
+
+
+def run_from_args(args) -> int:
+    from .config.errors import ConfigError
+    from .config.profile import load_profile
+
+    configure_logging(args.log_format)
+    try:
+        profile = load_profile(args.profile)
+    except ConfigError as e:
+        print(f"letrade-perf run: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    env = args.env or profile.env
+    places_orders = bool(profile.users.pipeline) or bool(profile.users.ccxt and profile.users.ccxt.orders)
+    if env == "production" and places_orders and not (args.allow_production_orders
+                                                      and profile.safety.allow_production_orders):
+        print("letrade-perf run: refusing to place production orders: profile "
+              f"{profile.name!r} places orders on env production; this needs both "
+              "`safety: {allow_production_orders: true}` in the profile and --allow-production-orders",
+              file=sys.stderr)
+        return EXIT_SAFETY
+    run_id = args.run_id or make_run_id(profile.name)
+    reports = os.path.abspath(os.path.join(args.reports, run_id))
+    extra = list(args.locust_args or [])
+    if extra and extra[0] == "--":
+        extra = extra[1:]
+    plan = RunPlan(profile_ref=args.profile, profile_name=profile.name, env=env, host=args.host, run_id=run_id,
+                   reports_dir=reports, web=args.web, workers=args.workers, key_file=args.key_file,
+                   log_format=args.log_format, extra=extra)
+    return execute(plan, profile)
