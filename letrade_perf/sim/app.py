@@ -7,7 +7,7 @@ Per request, in this order:
    another method → 405, both as JSON;
 2. params — query string plus, for POST/PUT/DELETE, a form-urlencoded body; a name twice in one
    part → -1101; a name in both parts → the query wins; undecodable input → -1100;
-3. latency and faults (:class:`~letrade_perf.sim.faults.FaultModel`);
+3. latency (half before, half after processing) and faults (:class:`~letrade_perf.sim.faults.FaultModel`);
 4. rate limits (:class:`~letrade_perf.sim.ratelimit.RateLimiter`), weight from the table;
 5. auth (:class:`~letrade_perf.sim.auth.Auth`) for non-NONE endpoints, ORDERS budget for new orders;
 6. the engine (``ctx.exchange``), serialization, headers, and ``stats.request`` exactly once.
@@ -235,6 +235,19 @@ class RestApp:
         return handle
 
     async def handle(self, request: web.Request, ep: Endpoint) -> web.StreamResponse:
+        delay = self.faults.latency_ms(ep.name)
+        if delay <= 0:
+            return await self._handle(request, ep)
+        # Latency is network-like: half before the request is processed, half after, so the
+        # server's clock (serverTime, event times) sits in the middle of the round trip.
+        self.stats.delay("rest", delay)
+        half = delay / 2000.0
+        await asyncio.sleep(half)
+        response = await self._handle(request, ep)
+        await asyncio.sleep(half)
+        return response
+
+    async def _handle(self, request: web.Request, ep: Endpoint) -> web.StreamResponse:
         name = ep.name
         ip = request.remote or "unknown"
         limiter = self.limiter
@@ -258,12 +271,8 @@ class RestApp:
             return self._error(name, e, ip, weight)
         p = params.raw
 
-        # 3. latency, faults
+        # 3. faults (latency: see handle)
         faults = self.faults
-        delay = faults.latency_ms(name)
-        if delay > 0:
-            self.stats.delay("rest", delay)
-            await asyncio.sleep(delay / 1000.0)
         fault = faults.pick_rest(name, count=False)
         if fault is not None:
             kind = fault.kind

@@ -130,7 +130,8 @@ class MarketSpec:
 
 @dataclass
 class LatencySpec:
-    """Latency added before a response: ``fixed_ms`` + a jitter drawn from ``dist``.
+    """Latency added to a response: ``fixed_ms`` + a jitter drawn from ``dist``; half of it before the
+    request is processed and half after, like network latency on both legs of the round trip.
 
     dist: ``none`` | ``uniform`` (0..jitter_ms) | ``normal`` (|N(0, jitter_ms)|) |
     ``exponential`` (mean jitter_ms) | ``lognormal`` (median jitter_ms, sigma 1).
