@@ -1,0 +1,586 @@
+"""The Locust plugin: turns a profile into a configured Locust run against Binance or the simulator.
+
+Use from a locustfile (``locustfiles/binance.py`` does exactly this)::
+
+    from letrade_perf.plugin import ProfileShape, register_plugin
+    register_plugin()
+
+Command-line options (besides Locust's own ``--profile``, which names the profile: a bundled
+name or a YAML path; default ``smoke``):
+
+* ``--letrade-env sim|testnet|production`` — target (default: the profile's ``env``);
+* ``--letrade-key-file PATH`` — API credentials file (else environment variables; sim: demo key);
+* ``--letrade-run-id ID`` — run id (default: UTC timestamp + profile name);
+* ``--letrade-reports DIR`` — the run's report directory (``orders.json`` is written there).
+
+On ``init`` the plugin builds a :class:`HarnessContext` as ``environment.letrade``. The master
+of a distributed run only splits the pacing budget (:class:`MasterPacing`) and aggregates what
+workers report; local and worker processes sync the clock, fetch exchangeInfo once, build the
+process pacer (:class:`WorkerPacing` on workers) and the order ledger. With env ``sim`` and no
+``--host``, the local (or master) process starts the embedded simulator with the profile's
+``sim:`` settings and stops it at quit; in a plain ``locust --master/--worker`` run every worker
+needs ``--host`` (and the same ``--profile``) on its command line — ``letrade-perf run`` passes
+both.
+
+Events defined here (all on ``environment.events``):
+
+* ``letrade_ws_lag(stream, lag_ms, uncertainty_ms, event_time, received_at)``
+* ``letrade_slippage(symbol, side, order_via, bps, decision_price, avg_price, client_order_id)``
+* ``letrade_fee(symbol, side, asset, amount, quote_value, bps, client_order_id)``
+* ``letrade_order(outcome, client_order_id, symbol, side, source, via)`` — one per counted
+  ledger transition (``sent``, ``placed``, ``filled``, ``expired``, ``canceled``, ``rejected``,
+  ``unknown``, ``unknown_resolved``, ``not_executed``, ``refused``)
+* ``letrade_pacing(stats, role, client_id)`` — :class:`~letrade_perf.pacing.PacerStats` every 2 s
+  (on the master: each worker's, as reported)
+* ``letrade_abort(reason, exit_code)`` — the run is aborting for safety (418, kill switch)
+
+Exit code 3 (``environment.process_exit_code``) when the run aborts for safety; the kill switch
+(:func:`~letrade_perf.users.ledger.cancel_open_orders`) runs on ``test_stop``, ``quitting``,
+418 and abort.
+"""
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import datetime as _dt
+import json
+import logging
+import os
+import re
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import gevent
+import locust
+from locust import LoadTestShape, between, constant
+from locust.event import EventHook
+from locust.runners import MasterRunner, WorkerRunner
+
+from .config.errors import ConfigError
+from .users.exchange import ExchangeClient
+from .users.ledger import OrderLedger, cancel_open_orders, merge_counts
+from .users.symbols import SymbolRules, rules_from_exchange_info
+from .users.ws import WsCounters
+
+log = logging.getLogger("letrade_perf.plugin")
+
+EXIT_CONFIG = 2
+EXIT_SAFETY = 3
+DEFAULT_PROFILE = "smoke"
+PACING_EVENT_EVERY_S = 2.0
+MSG_ABORT = "letrade_abort"
+CUSTOM_EVENTS = ("letrade_ws_lag", "letrade_slippage", "letrade_fee", "letrade_order", "letrade_pacing",
+                 "letrade_abort")
+
+
+def define_events(events) -> None:
+    """Add the plugin's custom event hooks to ``events`` (idempotent)."""
+    for name in CUSTOM_EVENTS:
+        if not isinstance(getattr(events, name, None), EventHook):
+            setattr(events, name, EventHook())
+
+
+@dataclass
+class HarnessContext:
+    """Everything the users of one process share, as ``environment.letrade``.
+
+    Fields: ``environment`` (Locust), ``profile``, ``env`` (target :class:`Environment` with its
+    URLs), ``role`` (``local`` | ``master`` | ``worker``), ``run_id``, ``reports_dir``,
+    ``credentials`` (None without keys), ``clock`` (:class:`~letrade_perf.clock.ClockSync`),
+    ``pacer`` (:class:`~letrade_perf.pacing.Pacer`; None on the master), ``exchange_info``,
+    ``symbol_rules`` (symbol → :class:`SymbolRules`), ``ledger`` (:class:`OrderLedger`),
+    ``exchange`` (process-level paced client), ``ws_counters`` (stream connection counters),
+    ``master_pacing`` / ``worker_pacing``, ``sim`` (the embedded simulator, if started here),
+    ``aborted`` (the abort reason, or None), ``worker_reports`` (master: last report per worker).
+    """
+
+    environment: Any
+    profile: Any
+    env: Any
+    role: str
+    run_id: str
+    reports_dir: str | None = None
+    credentials: Any = None
+    clock: Any = None
+    pacer: Any = None
+    exchange_info: dict | None = None
+    symbol_rules: dict[str, SymbolRules] = field(default_factory=dict)
+    ledger: OrderLedger | None = None
+    exchange: ExchangeClient | None = None
+    ws_counters: WsCounters = field(default_factory=WsCounters)
+    master_pacing: Any = None
+    worker_pacing: Any = None
+    sim: Any = None
+    aborted: str | None = None
+    worker_reports: dict[str, dict] = field(default_factory=dict)
+    _greenlets: list = field(default_factory=list, repr=False)
+    _kill_switch_runs: int = 0
+
+    # -- URLs and symbols ------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        return self.env.rest_url
+
+    @property
+    def ws_stream_url(self) -> str:
+        return self.env.ws_stream_url
+
+    @property
+    def ws_api_url(self) -> str:
+        return self.env.ws_api_url
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return tuple(self.profile.symbols)
+
+    # -- safety ----------------------------------------------------------------------------------
+    def order_refusal(self, symbol: str, notional: Decimal) -> str | None:
+        """Why an order of ``notional`` on ``symbol`` must not be sent (None = allowed)."""
+        safety = self.profile.safety
+        if self.aborted:
+            return f"run aborted: {self.aborted}"
+        if self.env.production and not safety.allow_production_orders:
+            return "production orders not allowed (safety.allow_production_orders is false)"
+        allow = tuple(safety.symbol_allowlist) or tuple(self.profile.symbols)
+        if symbol not in allow:
+            return f"{symbol} not in safety.symbol_allowlist"
+        if Decimal(str(notional)) > Decimal(str(safety.max_order_notional)):
+            return f"notional {notional} exceeds safety.max_order_notional {safety.max_order_notional}"
+        return None
+
+    # -- rate-limit feedback ------------------------------------------------------------------
+    def on_429(self, retry_after_s: float) -> None:
+        """A 429: the whole process (and, through the master, every worker) pauses."""
+        if self.pacer is not None:
+            self.pacer.on_429(retry_after_s)
+
+    def on_418(self, retry_after_s: float) -> None:
+        """A 418: ban every acquire, cancel the run's orders, abort with exit code 3."""
+        if self.pacer is not None:
+            self.pacer.on_418(retry_after_s)
+        self.abort(f"IP banned (HTTP 418, retry after {retry_after_s:g}s)")
+
+    def abort(self, reason: str, exit_code: int = EXIT_SAFETY) -> None:
+        """Abort the run for safety (idempotent): kill switch, exit code, quit.
+
+        On a worker the master is told (it sets the exit code and quits the whole run)."""
+        if self.aborted is not None:
+            return
+        self.aborted = reason
+        env = self.environment
+        env.process_exit_code = exit_code
+        log.error("aborting the run: %s (exit code %d)", reason, exit_code)
+        hook = getattr(env.events, "letrade_abort", None)
+        if hook is not None:
+            hook.fire(reason=reason, exit_code=exit_code)
+        gevent.spawn(self._abort, reason, exit_code)
+
+    def _abort(self, reason: str, exit_code: int) -> None:
+        self.kill_switch()
+        runner = self.environment.runner
+        if isinstance(runner, WorkerRunner):
+            try:
+                runner.send_message(MSG_ABORT, {"reason": reason, "exit_code": exit_code})
+            except Exception:
+                log.exception("could not tell the master to abort")
+        elif runner is not None:
+            runner.quit()
+
+    def kill_switch(self) -> None:
+        """Cancel every order of the run still open (never raises)."""
+        if self.ledger is None or self.exchange is None or not self.ledger.open_orders():
+            return
+        self._kill_switch_runs += 1
+        try:
+            cancel_open_orders(self)
+        except Exception:
+            log.exception("kill switch failed")
+
+    # -- reporting ---------------------------------------------------------------------------
+    def order_counts(self) -> dict[str, int]:
+        """The run's order counts (on the master: summed over the workers' last reports)."""
+        if self.role == "master":
+            return merge_counts(r.get("ledger") for r in self.worker_reports.values())
+        return self.ledger.counts() if self.ledger is not None else {}
+
+    def summary(self) -> dict:
+        """JSON-able state for reports: orders, WS counters, pacer stats, abort reason."""
+        out: dict[str, Any] = {"run_id": self.run_id, "profile": self.profile.name, "env": self.env.name,
+                               "role": self.role, "aborted": self.aborted, "orders": self.order_counts()}
+        if self.role == "master":
+            out["workers"] = {cid: r for cid, r in self.worker_reports.items()}
+            out["open_orders"] = [o for r in self.worker_reports.values()
+                                  for o in (r.get("ledger") or {}).get("open_orders", [])]
+        else:
+            snap = self.ledger.snapshot() if self.ledger is not None else {}
+            out["orders_by_source"] = snap.get("by_source", {})
+            out["open_orders"] = snap.get("open_orders", [])
+            out["run_notional"] = snap.get("run_notional")
+            out["ws"] = self.ws_counters.snapshot()
+            if self.pacer is not None:
+                out["pacer"] = dataclasses.asdict(self.pacer.stats())
+            if self.clock is not None and self.clock.estimate is not None:
+                out["clock"] = dataclasses.asdict(self.clock.estimate)
+        return out
+
+
+class ProfileShape(LoadTestShape):
+    """The profile's stages as a Locust load shape: ``(users, spawn_rate, user_classes)`` per
+    stage, None after the last stage (the run ends by itself). ``--run-time`` (``-t``), when
+    given, cuts the run short."""
+
+    use_common_options = True
+
+    def tick(self):
+        env = self.runner.environment if self.runner is not None else None
+        ctx = getattr(env, "letrade", None)
+        if ctx is None:
+            return None
+        t = self.get_run_time()
+        run_time = getattr(env.parsed_options, "run_time", None) if env.parsed_options is not None else None
+        if run_time and t >= run_time:
+            return None
+        if ctx.aborted:
+            return None
+        elapsed = 0.0
+        for stage in ctx.profile.stages:
+            elapsed += stage.duration_s
+            if t < elapsed:
+                return stage.users, stage.spawn_rate, list(env.user_classes)
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The plugin
+# ---------------------------------------------------------------------------------------------
+
+def _role(runner) -> str:
+    if isinstance(runner, MasterRunner):
+        return "master"
+    if isinstance(runner, WorkerRunner):
+        return "worker"
+    return "local"
+
+
+def make_run_id(profile_name: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", profile_name).strip("-") or "run"
+    return f"{_dt.datetime.now(_dt.timezone.utc):%Y%m%dT%H%M%SZ}-{safe}"
+
+
+def _user_kind(cls) -> str | None:
+    from .users.ccxt_user import CcxtUser
+    from .users.pipeline import TradingPipelineUser
+    from .users.rest import MarketDataUser
+    from .users.ws import WsStreamUser
+
+    for base, kind in ((TradingPipelineUser, "pipeline"), (MarketDataUser, "rest_market"), (CcxtUser, "ccxt"),
+                       (WsStreamUser, "ws_streams")):
+        if isinstance(cls, type) and issubclass(cls, base):
+            return kind
+    return None
+
+
+_COMMON = ("weight", "fixed_count", "wait_min_s", "wait_max_s", "task_weights")
+
+
+def configure_user_class(cls, settings) -> None:
+    """Apply one user kind's profile settings to a concrete user class: weight, fixed_count,
+    wait_time, task weights, and every setting that names a documented class attribute."""
+    cls.weight = settings.weight
+    cls.fixed_count = settings.fixed_count
+    lo, hi = settings.wait_min_s, settings.wait_max_s
+    cls.wait_time = constant(lo) if hi <= lo else between(lo, hi)
+    for f in dataclasses.fields(settings):
+        if f.name in _COMMON:
+            continue
+        if hasattr(cls, f.name):
+            value = getattr(settings, f.name)
+            setattr(cls, f.name, tuple(value) if isinstance(value, list) else value)
+    weights = getattr(settings, "task_weights", None)
+    if weights and hasattr(cls, "set_task_weights"):
+        cls.set_task_weights(weights)
+
+
+class LetradePlugin:
+    """The Locust plugin (see the module docstring). :meth:`register` wires one environment."""
+
+    def __init__(self):
+        self.ctx: HarnessContext | None = None
+
+    # -- command line ----------------------------------------------------------------------------
+    @staticmethod
+    def add_arguments(parser, **_kw) -> None:
+        group = parser  # Locust's include_in_web_ui works on the parser itself, not on groups
+        group.add_argument("--letrade-env", default=None, choices=("sim", "testnet", "production"),
+                           help="target environment (default: the profile's env)")
+        group.add_argument("--letrade-key-file", default=None, include_in_web_ui=False,
+                           help="API credentials file (YAML/JSON, mode 0600)")
+        group.add_argument("--letrade-run-id", default=None, include_in_web_ui=False,
+                           help="run id (default: UTC timestamp and profile name)")
+        group.add_argument("--letrade-reports", default=None, include_in_web_ui=False,
+                           help="the run's report directory (orders.json is written there)")
+
+    # -- environment -----------------------------------------------------------------------------
+    def register(self, environment) -> None:
+        """Build ``environment.letrade`` and add the plugin's listeners."""
+        define_events(environment.events)
+        try:
+            ctx = self._build(environment)
+        except ConfigError as e:
+            log.error("configuration error: %s", e)
+            sys.stderr.write(f"letrade-perf: {e}\n")
+            sys.stderr.flush()
+            raise SystemExit(EXIT_CONFIG) from None
+        self.ctx = ctx
+        environment.letrade = ctx
+        events = environment.events
+        events.test_stop.add_listener(self.on_test_stop)
+        events.quitting.add_listener(self.on_quitting)
+        if ctx.role == "worker":
+            events.report_to_master.add_listener(self.on_report_to_master)
+        if ctx.role == "master":
+            events.worker_report.add_listener(self.on_worker_report)
+            environment.runner.register_message(MSG_ABORT, self.on_abort_message)
+        if ctx.role != "master":
+            ctx._greenlets.append(gevent.spawn(self._housekeeping))
+        if ctx.role != "worker":
+            # Locust installs its own SIGTERM handler only after a headless shape run ends; until
+            # then SIGTERM would kill the process without ``quitting`` (no kill switch, and the
+            # embedded simulator left running). Quit the runner instead: the normal path follows.
+            gevent.signal_handler(signal.SIGTERM, self._on_sigterm)
+        if ctx.sim is not None:
+            atexit.register(ctx.sim.stop)   # last resort; stop() is idempotent
+        log.info("letrade-perf: profile %s, env %s at %s, role %s, run %s", ctx.profile.name, ctx.env.name,
+                 ctx.base_url, ctx.role, ctx.run_id)
+
+    def _build(self, environment) -> HarnessContext:
+        from .config.profile import load_profile
+        from .config.secrets import install_log_masking
+
+        install_log_masking()
+        opts = environment.parsed_options
+        ref = (getattr(opts, "profile", None) if opts is not None else None) or DEFAULT_PROFILE
+        profile = load_profile(ref)
+        env_name = (getattr(opts, "letrade_env", None) if opts is not None else None) or profile.env
+        runner = environment.runner
+        role = _role(runner)
+        sim = None
+        host = (environment.host or "").strip() or None
+        if host is None and env_name == "sim":
+            if role == "worker":
+                raise ConfigError("a worker needs --host (the simulator's URL) for env sim")
+            from .sim.process import SimulatorError, start_simulator
+            try:
+                sim = start_simulator(profile.sim or None)
+            except SimulatorError as e:
+                raise ConfigError(f"could not start the embedded simulator: {e}") from None
+            host = sim.base_url
+            environment.host = host
+            if opts is not None:
+                opts.host = host
+            log.info("embedded simulator started (pid %d) at %s", sim.pid, host)
+        try:
+            return self._build_with(environment, profile, env_name, host, role, sim, opts)
+        except BaseException:
+            if sim is not None:
+                sim.stop()
+            raise
+
+    def _build_with(self, environment, profile, env_name: str, host: str | None, role: str, sim, opts):
+        from .clock import ClockSync
+        from .config.credentials import load_credentials
+        from .config.environments import environment as target
+        from .pacing import Pacer, budgets_from_rate_limits
+
+        runner = environment.runner
+        env = target(env_name, host)
+        if not environment.host:
+            environment.host = env.rest_url   # testnet/production without --host: the standard URL
+        if env.production and profile.users.places_orders and not profile.safety.allow_production_orders:
+            log.warning("production target: orders are refused (safety.allow_production_orders is false)")
+        key_file = getattr(opts, "letrade_key_file", None) if opts is not None else None
+        credentials = load_credentials(env, key_file=key_file)
+        run_id = (getattr(opts, "letrade_run_id", None) if opts is not None else None) or make_run_id(profile.name)
+        reports = getattr(opts, "letrade_reports", None) if opts is not None else None
+        ctx = HarnessContext(environment=environment, profile=profile, env=env, role=role, run_id=run_id,
+                             reports_dir=reports, credentials=credentials, sim=sim)
+        ctx.ledger = OrderLedger(profile.safety.max_run_notional, on_outcome=self._order_event(environment))
+        self._select_users(environment, profile)
+        if role == "master":
+            from .pacing.distributed import MasterPacing
+            ctx.master_pacing = MasterPacing(runner)
+            return ctx
+        self._connect(ctx, ClockSync, Pacer, budgets_from_rate_limits)
+        if role == "worker":
+            ctx.ledger.cap_share = lambda: ctx.pacer.share
+        return ctx
+
+    def _connect(self, ctx: HarnessContext, ClockSync, Pacer, budgets_from_rate_limits) -> None:
+        """Clock, exchangeInfo, pacer: the once-per-process exchange calls of local and workers.
+
+        The bootstrap calls (one exchangeInfo, the first clock samples) go out before the pacer
+        exists — it is built from exchangeInfo's rateLimits; a local pacer then reserves them."""
+        client = ExchangeClient(ctx, ctx.base_url)
+        ctx.exchange = client
+        info = client.call("GET", "/api/v3/exchangeInfo", paced=False)
+        if not info.ok or not isinstance(info.data, dict):
+            raise ConfigError(f"{ctx.base_url}: GET /api/v3/exchangeInfo failed: {info.describe()}")
+        ctx.exchange_info = info.data
+        ctx.symbol_rules = rules_from_exchange_info(info.data)
+        missing = [s for s in ctx.profile.symbols if s not in ctx.symbol_rules]
+        if missing:
+            raise ConfigError(f"{ctx.profile.source}: symbols {', '.join(missing)} are not listed by "
+                              f"{ctx.base_url} exchangeInfo")
+
+        def server_ms() -> int:
+            paced = ctx.pacer is not None and ctx.pacer.share > 0
+            res = client.call("GET", "/api/v3/time", paced=paced)
+            if not res.ok or not isinstance(res.data, dict):
+                raise RuntimeError(f"GET /api/v3/time failed: {res.describe()}")
+            return int(res.data["serverTime"])
+
+        ws = ctx.profile.users.ws_streams
+        ctx.clock = ClockSync(server_ms, samples=5, refresh_s=ws.clock_refresh_s if ws else 30.0)
+        ctx.clock.sync()
+        pacing = ctx.profile.pacing
+        ctx.pacer = Pacer(budgets_from_rate_limits(info.data.get("rateLimits") or ()),
+                          weight_fraction=pacing.weight_fraction, orders_fraction=pacing.orders_fraction,
+                          clock=ctx.clock.server_now_ms, sleep=gevent.sleep,
+                          margin_ms=ctx.clock.estimate.uncertainty_ms)
+        if ctx.role == "worker":
+            from .pacing.distributed import WorkerPacing
+            ctx.worker_pacing = WorkerPacing(ctx.environment.runner, ctx.pacer)
+        else:
+            ctx.pacer.acquire(20 + ctx.clock.samples, name="bootstrap")  # what the bootstrap used
+
+    @staticmethod
+    def _select_users(environment, profile) -> None:
+        """Keep the user classes whose kind the profile runs, configured from its settings."""
+        active = profile.users.active()
+        selected = []
+        for cls in list(environment.user_classes):
+            kind = _user_kind(cls)
+            if kind is None or kind not in active:
+                continue
+            configure_user_class(cls, active[kind])
+            selected.append(cls)
+        if not selected:
+            raise ConfigError(f"{profile.source}: none of the locustfile's user classes runs a kind of this "
+                              f"profile ({', '.join(active)})")
+        environment.user_classes[:] = selected
+
+    @staticmethod
+    def _order_event(environment):
+        def fire(rec, outcome: str) -> None:
+            hook = getattr(environment.events, "letrade_order", None)
+            if hook is not None:
+                hook.fire(outcome=outcome, client_order_id=rec.client_order_id, symbol=rec.symbol, side=rec.side,
+                          source=rec.source, via=rec.via)
+        return fire
+
+    # -- background work ------------------------------------------------------------------------
+    def _housekeeping(self) -> None:
+        """Clock refresh and the periodic ``letrade_pacing`` event."""
+        ctx = self.ctx
+        next_pacing = time.monotonic() + PACING_EVENT_EVERY_S
+        while True:
+            gevent.sleep(1.0)
+            try:
+                if ctx.clock is not None and ctx.aborted is None:
+                    ctx.clock.maybe_refresh()
+            except Exception as e:  # a failed refresh keeps the last estimate
+                log.warning("clock refresh failed: %s", e)
+            if time.monotonic() >= next_pacing and ctx.pacer is not None:
+                next_pacing = time.monotonic() + PACING_EVENT_EVERY_S
+                runner = ctx.environment.runner
+                ctx.environment.events.letrade_pacing.fire(stats=ctx.pacer.stats(), role=ctx.role,
+                                                           client_id=getattr(runner, "client_id", None))
+
+    def _on_sigterm(self) -> None:
+        log.info("SIGTERM: stopping the run")
+        runner = self.ctx.environment.runner if self.ctx is not None else None
+        if runner is not None:
+            gevent.spawn(runner.quit)
+
+    # -- listeners --------------------------------------------------------------------------------
+    def on_test_stop(self, **_kw) -> None:
+        if self.ctx is not None and self.ctx.role != "master":
+            self.ctx.kill_switch()
+
+    def on_quitting(self, environment=None, **_kw) -> None:
+        ctx = self.ctx
+        if ctx is None:
+            return
+        if ctx.role != "master":
+            ctx.kill_switch()
+        for g in ctx._greenlets:
+            g.kill(block=False)
+        if ctx.master_pacing is not None:
+            ctx.master_pacing.stop()
+        summary = ctx.summary()
+        counts = summary.get("orders") or {}
+        if any(counts.values()):
+            log.info("orders: %s", ", ".join(f"{k} {v}" for k, v in counts.items() if v))
+        if summary.get("open_orders"):
+            log.warning("orders possibly still open: %s",
+                        ", ".join(o["clientOrderId"] for o in summary["open_orders"][:20]))
+        if ctx.reports_dir and ctx.role != "worker":
+            try:
+                os.makedirs(ctx.reports_dir, exist_ok=True)
+                with open(os.path.join(ctx.reports_dir, "orders.json"), "w", encoding="utf-8") as fh:
+                    json.dump(summary, fh, indent=2, default=str)
+            except OSError as e:
+                log.error("could not write orders.json: %s", e)
+        if ctx.sim is not None:
+            if ctx.role == "master":
+                gevent.sleep(2.0)  # let workers' kill switches reach the simulator first
+            ctx.sim.stop()
+            log.info("embedded simulator stopped")
+            ctx.sim = None
+        if ctx.aborted is not None and environment is not None:
+            environment.process_exit_code = EXIT_SAFETY
+
+    def on_report_to_master(self, client_id=None, data=None, **_kw) -> None:
+        ctx = self.ctx
+        if ctx is None or data is None:
+            return
+        data["letrade"] = {
+            "ledger": ctx.ledger.snapshot() if ctx.ledger is not None else None,
+            "ws": ctx.ws_counters.snapshot(),
+            "pacer": dataclasses.asdict(ctx.pacer.stats()) if ctx.pacer is not None else None,
+            "aborted": ctx.aborted,
+        }
+
+    def on_worker_report(self, client_id=None, data=None, **_kw) -> None:
+        ctx = self.ctx
+        if ctx is None or not data or "letrade" not in data:
+            return
+        report = data["letrade"]
+        ctx.worker_reports[client_id] = report
+        if report.get("pacer"):
+            ctx.environment.events.letrade_pacing.fire(stats=report["pacer"], role="worker", client_id=client_id)
+
+    def on_abort_message(self, environment=None, msg=None, **_kw) -> None:
+        ctx = self.ctx
+        data = (msg.data if msg is not None else None) or {}
+        reason = data.get("reason", "aborted by a worker")
+        if ctx is not None and ctx.aborted is None:
+            ctx.abort(reason, int(data.get("exit_code", EXIT_SAFETY)))
+
+
+def register_plugin(events=None) -> LetradePlugin:
+    """Install the plugin on Locust's global events (call once, from a locustfile at import)."""
+    events = events or locust.events
+    plugin = LetradePlugin()
+    define_events(events)
+    events.init_command_line_parser.add_listener(plugin.add_arguments)
+
+    def on_init(environment, **_kw) -> None:
+        plugin.register(environment)
+
+    events.init.add_listener(on_init)
+    return plugin

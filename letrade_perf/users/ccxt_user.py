@@ -1,0 +1,248 @@
+"""The ccxt user: the same market data (and optionally orders) through ccxt's *sync* ``binance``
+class — what a trading system built on ccxt sees, including ccxt's own parsing and signing.
+
+One ccxt instance per user, ``enableRateLimit: False`` (the process pacer owns pacing), markets
+loaded once per process and shared (``set_markets``). Every call is paced by the REST endpoint
+ccxt will hit, timed after pacing, and reported as ``request_type="ccxt"``,
+``name="ccxt <method>"`` (``ccxt fetch_order_book``); rate-limit headers, 429 and 418 are read
+from the HTTP response ccxt received.
+"""
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Any, Callable, Mapping
+
+import gevent
+from gevent.lock import Semaphore
+from locust import User, task
+from locust.exception import StopUser
+
+from ..binance.ccxt_compat import ccxt_binance
+from ..binance.endpoints import endpoint
+from ..pacing import IpBanned
+from .base import Failure, HarnessUserMixin, next_index
+from .exchange import CallResult, classify, decode, feedback
+from .pipeline import client_order_id
+
+_markets_lock = Semaphore()
+_shared_markets: dict[str, Any] = {}
+
+
+class CcxtUser(HarnessUserMixin, User):
+    """ccxt market data and optional resting-order round trips (see the module docstring)."""
+
+    abstract = True
+    #: also place orders (a LIMIT far from the market, query it, cancel it); needs credentials
+    orders: bool = False
+    #: quote value of each order
+    order_notional: float = 12.0
+    #: how far below the best bid the resting BUY is priced (fraction)
+    order_distance: float = 0.10
+    #: order book depth requested by fetch_order_book
+    depth_limit: int = 5
+    #: candles per fetch_ohlcv
+    ohlcv_limit: int = 100
+    #: trades per fetch_trades
+    trades_limit: int = 100
+    #: ccxt request timeout (ms)
+    timeout_ms: int = 10_000
+    #: relative task weights: order_book, ohlcv, trades, ticker, balance, order
+    task_weights: Mapping[str, int] = {"order_book": 4, "ohlcv": 1, "trades": 2, "ticker": 3, "balance": 1,
+                                       "order": 1}
+
+    @classmethod
+    def set_task_weights(cls, weights: Mapping[str, int]) -> None:
+        """Replace the task mix (0 disables a task; ``order`` only runs with :attr:`orders`)."""
+        merged = dict(cls.task_weights)
+        merged.update({k: int(v) for k, v in weights.items()})
+        unknown = set(merged) - set(_CCXT_TASKS)
+        if unknown:
+            raise ValueError(f"unknown ccxt task(s): {', '.join(sorted(unknown))}")
+        if not cls.orders:
+            merged["order"] = 0
+        cls.task_weights = merged
+        tasks = []
+        for name, w in merged.items():
+            tasks.extend([getattr(cls, _CCXT_TASKS[name])] * max(0, w))
+        if not tasks:
+            raise ValueError("ccxt task weights are all 0")
+        cls.tasks = tasks
+
+    def on_start(self) -> None:
+        self.pick_symbol()
+        ctx = self.ctx
+        creds = ctx.credentials
+        secret = creds.secret.reveal() if creds is not None and hasattr(creds.secret, "reveal") else \
+            (creds.secret if creds is not None else None)
+        self.exchange = ccxt_binance(ctx.base_url, creds.api_key if creds else None, secret,
+                                     options={"adjustForTimeDifference": False})
+        self.exchange.timeout = self.timeout_ms
+        self._last: tuple[int, dict, str] | None = None
+        original = self.exchange.on_rest_response
+
+        def capture(code, reason, url, method, response_headers, response_body, request_headers, request_body):
+            self._last = (int(code or 0), dict(response_headers or {}), response_body or "")
+            return original(code, reason, url, method, response_headers, response_body, request_headers,
+                            request_body)
+
+        self.exchange.on_rest_response = capture
+        # ccxt signs with its own clock: keep its timestamps on the server clock too
+        self.exchange.options["timeDifference"] = -int(ctx.clock.offset_ms) if ctx.clock is not None else 0
+        self.user_index = next_index("ccxt-user")
+        self._seq = 0
+        self._load_markets()
+        rules = ctx.symbol_rules.get(self.symbol)
+        self.market = f"{rules.base}/{rules.quote}" if rules else self.symbol
+
+    def _load_markets(self) -> None:
+        """Markets once per process (one paced ``GET /api/v3/exchangeInfo``), shared by all users."""
+        with _markets_lock:
+            if "markets" not in _shared_markets:
+                markets, res = self.ccxt_call("load_markets", "GET", "/api/v3/exchangeInfo", {},
+                                              self.exchange.load_markets)
+                if markets is None:
+                    raise StopUser()
+                _shared_markets["markets"] = self.exchange.markets
+                _shared_markets["currencies"] = self.exchange.currencies
+                return
+        self.exchange.set_markets(_shared_markets["markets"], _shared_markets.get("currencies"))
+
+    # -- the one call path -----------------------------------------------------------------------
+    def ccxt_call(self, name: str, method: str, path: str, cost_params: Mapping[str, Any],
+                  fn: Callable[[], Any]) -> tuple[Any, CallResult]:
+        """Pace by the endpoint ccxt will hit, run ``fn``, report ``ccxt <name>``.
+
+        Returns ``(result or None, CallResult)``; never raises ccxt errors."""
+        import ccxt
+
+        ctx = self.ctx
+        ep = endpoint(method, path)
+        try:
+            reservation = ctx.pacer.acquire_for(ep, {k: str(v) for k, v in cost_params.items()})
+        except IpBanned:
+            ctx.abort("IP banned (HTTP 418)")
+            raise StopUser() from None
+        sent_at = ctx.pacer.now_ms()
+        self._last = None
+        t0 = time.perf_counter()
+        exc: BaseException | None = None
+        try:
+            result = fn()
+        except ccxt.BaseError as e:
+            result, exc = None, e
+        elapsed = (time.perf_counter() - t0) * 1000.0
+        status, headers, body = self._last or (0, {}, "")
+        data, code, msg, derr = decode(status, body) if status else (None, None, None, None)
+        res = classify(ep, CallResult(status, data, code, msg, headers, elapsed,
+                                      None if exc is None else f"{type(exc).__name__}"))
+        if exc is None:
+            res.error = None
+            res.status = 200 if status == 0 else status   # a call answered without HTTP (cached) is fine
+        feedback(ctx, res, reservation, sent_at)
+        failure = None
+        if exc is not None:
+            detail = f"code {code}" if code is not None else (f"HTTP {status}" if status else "no response")
+            failure = Failure(f"{type(exc).__name__} ({detail})")
+        self.fire("ccxt", f"ccxt {name}", elapsed, length=len(body) if body else 0, exception=failure)
+        return result, res
+
+    # -- tasks ---------------------------------------------------------------------------------
+    @task(4)
+    def order_book(self) -> None:
+        self.ccxt_call("fetch_order_book", "GET", "/api/v3/depth", {"limit": self.depth_limit},
+                       lambda: self.exchange.fetch_order_book(self.market, self.depth_limit))
+
+    @task(1)
+    def ohlcv(self) -> None:
+        self.ccxt_call("fetch_ohlcv", "GET", "/api/v3/klines", {},
+                       lambda: self.exchange.fetch_ohlcv(self.market, "1m", limit=self.ohlcv_limit))
+
+    @task(2)
+    def trades(self) -> None:
+        self.ccxt_call("fetch_trades", "GET", "/api/v3/trades", {},
+                       lambda: self.exchange.fetch_trades(self.market, limit=self.trades_limit))
+
+    @task(3)
+    def ticker(self) -> None:
+        self.ccxt_call("fetch_ticker", "GET", "/api/v3/ticker/24hr", {"symbol": self.symbol},
+                       lambda: self.exchange.fetch_ticker(self.market))
+
+    @task(1)
+    def balance(self) -> None:
+        if self.ctx.credentials is None:
+            return
+        self.ccxt_call("fetch_balance", "GET", "/api/v3/account", {}, self.exchange.fetch_balance)
+
+    @task(1)
+    def order(self) -> None:
+        """A resting LIMIT BUY far below the market, queried and cancelled (ledger-tracked)."""
+        ctx = self.ctx
+        if not self.orders or ctx.credentials is None:
+            gevent.sleep(1.0)
+            return
+        ledger = ctx.ledger
+        notional = Decimal(str(self.order_notional))
+        refusal = ctx.order_refusal(self.symbol, notional)
+        if refusal:
+            ledger.refused(self.symbol, "BUY", "ccxt", refusal)
+            return
+        ticker, res = self.ccxt_call("fetch_ticker", "GET", "/api/v3/ticker/24hr", {"symbol": self.symbol},
+                                     lambda: self.exchange.fetch_ticker(self.market))
+        if not ticker or not ticker.get("bid"):
+            return
+        ex = self.exchange
+        price = float(ex.price_to_precision(self.market, ticker["bid"] * (1.0 - self.order_distance)))
+        amount = float(ex.amount_to_precision(self.market, float(notional) / price))
+        rules = ctx.symbol_rules.get(self.symbol)
+        if rules is not None and rules.check(Decimal(str(amount)), Decimal(str(price)), market=False):
+            return
+        value = Decimal(str(amount)) * Decimal(str(price))
+        if not ledger.reserve_notional(value):
+            ledger.refused(self.symbol, "BUY", "ccxt", "max_run_notional reached")
+            return
+        self._seq += 1
+        worker = getattr(self.environment.runner, "worker_index", 0) or 0
+        cid = client_order_id("lc", ctx.run_id, worker, self.user_index, self._seq)
+        ledger.sent(cid, self.symbol, "BUY", "ccxt", "ccxt", value)
+        order, res = self.ccxt_call("create_order", "POST", "/api/v3/order", {},
+                                    lambda: ex.create_order(self.market, "limit", "buy", amount, price,
+                                                            {"newClientOrderId": cid}))
+        if order is not None:
+            ledger.accepted(cid, (order.get("info") or {}).get("status", "NEW"), _int(order.get("id")))
+        elif res.unknown:
+            ledger.unknown(cid)
+            found, q = self.ccxt_call("fetch_order", "GET", "/api/v3/order", {},
+                                      lambda: ex.fetch_order(None, self.market, {"origClientOrderId": cid}))
+            if found is not None:
+                ledger.resolved(cid, (found.get("info") or {}).get("status"), _int(found.get("id")))
+            elif q.code == -2013:
+                ledger.resolved(cid, None)
+                return
+            else:
+                return  # still unknown: the kill switch resolves it at the end
+        else:
+            ledger.rejected(cid)
+            return
+        found, _ = self.ccxt_call("fetch_order", "GET", "/api/v3/order", {},
+                                  lambda: ex.fetch_order(None, self.market, {"origClientOrderId": cid}))
+        if found is not None:
+            ledger.status(cid, (found.get("info") or {}).get("status", "NEW"))
+        canceled, res = self.ccxt_call("cancel_order", "DELETE", "/api/v3/order", {},
+                                       lambda: ex.cancel_order(None, self.market, {"origClientOrderId": cid}))
+        if canceled is not None:
+            status = (canceled.get("info") or {}).get("status", "CANCELED")
+            ledger.status(cid, status)
+            if status == "CANCELED" and not Decimal(str((canceled.get("info") or {}).get("executedQty", "0"))):
+                ledger.release_notional(value)
+
+
+def _int(v) -> int | None:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return None
+
+
+_CCXT_TASKS = {"order_book": "order_book", "ohlcv": "ohlcv", "trades": "trades", "ticker": "ticker",
+               "balance": "balance", "order": "order"}

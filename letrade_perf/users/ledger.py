@@ -1,0 +1,326 @@
+"""The run's orders: a process-wide ledger with exact outcome counts, and the kill switch.
+
+Every order the run sends is entered under its own ``newClientOrderId`` *before* it is sent, so
+an order whose status is unknown (HTTP 5xx, -1006/-1007/-1008, a timeout) can be resolved by
+``GET /api/v3/order?origClientOrderId=`` and is never counted twice: each order moves through
+``pending → placed | rejected | unknown`` and ends in exactly one outcome.
+
+Counts (:meth:`OrderLedger.counts`):
+
+* ``sent`` — orders handed to the exchange (every entry);
+* ``placed`` — orders the exchange accepted (a success response, or an unknown status resolved
+  to an existing order); equals the simulator's ``orders.by_status`` total;
+* ``filled`` — orders that ended FILLED; ``expired`` / ``canceled`` likewise;
+* ``rejected`` — orders the exchange refused with a 4xx;
+* ``unknown`` — orders whose first answer was "status unknown";
+* ``unknown_resolved`` — those resolved by a query (executed or not);
+* ``not_executed`` — unknown orders the exchange never executed (-2013 on the query);
+* ``refused`` — orders the harness refused before sending (safety, caps); not in ``sent``.
+
+The kill switch (:func:`cancel_open_orders`) cancels every order of the run that may still be
+open — one ``DELETE /api/v3/order?origClientOrderId=`` per order, never
+``DELETE /api/v3/openOrders`` (which would also cancel orders the run did not place).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Callable
+
+log = logging.getLogger(__name__)
+
+PENDING = "pending"
+OPEN = "open"
+UNKNOWN = "unknown"
+FINAL_STATUSES = frozenset({"FILLED", "CANCELED", "EXPIRED", "REJECTED", "EXPIRED_IN_MATCH"})
+#: Order statuses under which an order may still rest on the book.
+OPEN_STATUSES = frozenset({"NEW", "PARTIALLY_FILLED", "PENDING_NEW"})
+
+COUNT_KEYS = ("sent", "placed", "filled", "partially_filled", "expired", "canceled", "rejected", "unknown",
+              "unknown_resolved", "not_executed", "refused")
+
+
+@dataclass
+class OrderRecord:
+    """One order of the run, keyed by its client order id."""
+
+    client_order_id: str
+    symbol: str
+    side: str
+    source: str                      # "pipeline" | "ccxt" | ...
+    via: str = "rest"                # "rest" | "ws_api" | "ccxt"
+    state: str = PENDING             # pending | open | unknown | a final status | "not_executed" | "rejected"
+    status: str | None = None        # last exchange status seen
+    order_id: int | None = None
+    was_unknown: bool = False
+    placed: bool = False
+    notional: Decimal = Decimal(0)
+    outcome: str | None = None       # the final outcome counted
+
+
+class OrderLedger:
+    """Process-wide record of the run's orders and the run-notional budget.
+
+    In a distributed run each worker holds its own ledger; ``cap_share`` (the worker's pacing
+    share) scales the run cap so the workers together stay near ``max_run_notional``.
+
+    ``on_outcome(record, outcome)`` is called once per counted transition (the plugin fires the
+    ``letrade_order`` event from it). All methods are safe to call from any greenlet.
+    """
+
+    def __init__(self, max_run_notional: Decimal | float | str | None = None,
+                 on_outcome: Callable[[OrderRecord, str], None] | None = None,
+                 cap_share: Callable[[], float] | None = None):
+        self._lock = threading.RLock()
+        self._orders: dict[str, OrderRecord] = {}
+        self._counts = {k: 0 for k in COUNT_KEYS}
+        self._by_source: dict[str, dict[str, int]] = {}
+        self.max_run_notional = Decimal(str(max_run_notional)) if max_run_notional not in (None, 0, "0") else None
+        self.run_notional = Decimal(0)
+        self.on_outcome = on_outcome
+        #: this process's share of the run cap (a distributed worker: its pacing share)
+        self.cap_share = cap_share
+
+    # -- counting --------------------------------------------------------------------------
+    def _count(self, rec: OrderRecord, key: str) -> None:
+        self._counts[key] += 1
+        src = self._by_source.setdefault(rec.source, {k: 0 for k in COUNT_KEYS})
+        src[key] += 1
+        if self.on_outcome is not None:
+            try:
+                self.on_outcome(rec, key)
+            except Exception:  # a listener must not break order accounting
+                log.exception("order outcome listener failed")
+
+    # -- run notional ----------------------------------------------------------------------
+    def reserve_notional(self, notional: Decimal) -> bool:
+        """Take ``notional`` from the run budget; False (nothing taken) if it would exceed the cap."""
+        with self._lock:
+            if self.max_run_notional is not None:
+                cap = self.max_run_notional
+                if self.cap_share is not None:
+                    cap = cap * Decimal(str(self.cap_share()))
+                if self.run_notional + notional > cap:
+                    return False
+            self.run_notional += notional
+            return True
+
+    def release_notional(self, notional: Decimal) -> None:
+        """Give back notional of an order that was never executed."""
+        with self._lock:
+            self.run_notional = max(Decimal(0), self.run_notional - notional)
+
+    # -- transitions -----------------------------------------------------------------------
+    def refused(self, symbol: str, side: str, source: str, reason: str) -> None:
+        """An order the harness refused before sending (not entered in the ledger)."""
+        with self._lock:
+            rec = OrderRecord(f"refused:{reason}", symbol, side, source, outcome="refused")
+            self._count(rec, "refused")
+
+    def sent(self, client_order_id: str, symbol: str, side: str, source: str, via: str = "rest",
+             notional: Decimal | float | str = 0) -> OrderRecord:
+        """Enter an order just before it is sent."""
+        with self._lock:
+            if client_order_id in self._orders:
+                raise ValueError(f"client order id {client_order_id!r} reused")
+            rec = OrderRecord(client_order_id, symbol, side, source, via, notional=Decimal(str(notional)))
+            self._orders[client_order_id] = rec
+            self._count(rec, "sent")
+            return rec
+
+    def get(self, client_order_id: str) -> OrderRecord | None:
+        return self._orders.get(client_order_id)
+
+    def accepted(self, client_order_id: str, status: str, order_id: int | None = None) -> None:
+        """The exchange accepted the order (success response or a resolved unknown)."""
+        with self._lock:
+            rec = self._orders[client_order_id]
+            if rec.order_id is None:
+                rec.order_id = order_id
+            if not rec.placed:
+                rec.placed = True
+                self._count(rec, "placed")
+            self._status(rec, status)
+
+    def status(self, client_order_id: str, status: str) -> None:
+        """A later status of an accepted order (user data stream, query, cancel)."""
+        with self._lock:
+            rec = self._orders.get(client_order_id)
+            if rec is not None and rec.placed:
+                self._status(rec, status)
+
+    def _status(self, rec: OrderRecord, status: str) -> None:
+        rec.status = status
+        if rec.outcome is not None:
+            return
+        if status in OPEN_STATUSES:
+            rec.state = OPEN
+            return
+        if status in FINAL_STATUSES:
+            rec.state = status
+            outcome = {"FILLED": "filled", "CANCELED": "canceled", "REJECTED": "rejected"}.get(status, "expired")
+            rec.outcome = outcome
+            self._count(rec, outcome)
+
+    def rejected(self, client_order_id: str) -> None:
+        """The exchange refused the order (4xx): it was never placed."""
+        with self._lock:
+            rec = self._orders[client_order_id]
+            if rec.outcome is None and not rec.placed:
+                rec.state = "rejected"
+                rec.outcome = "rejected"
+                self._count(rec, "rejected")
+                self.run_notional = max(Decimal(0), self.run_notional - rec.notional)
+
+    def unknown(self, client_order_id: str) -> None:
+        """The exchange's answer left the status unknown; resolve with :meth:`resolved`."""
+        with self._lock:
+            rec = self._orders[client_order_id]
+            if not rec.was_unknown:
+                rec.was_unknown = True
+                rec.state = UNKNOWN
+                self._count(rec, "unknown")
+
+    def resolved(self, client_order_id: str, status: str | None, order_id: int | None = None) -> None:
+        """An unknown order resolved by a query: ``status`` None means the exchange never had it."""
+        with self._lock:
+            rec = self._orders[client_order_id]
+            if rec.state != UNKNOWN and rec.outcome is not None:
+                return
+            if rec.was_unknown and rec.state == UNKNOWN:
+                self._count(rec, "unknown_resolved")
+            if status is None:
+                rec.state = "not_executed"
+                rec.outcome = "not_executed"
+                self._count(rec, "not_executed")
+                self.run_notional = max(Decimal(0), self.run_notional - rec.notional)
+            else:
+                rec.state = PENDING
+                self.accepted(client_order_id, status, order_id)
+
+    # -- views -----------------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def counts_by_source(self) -> dict[str, dict[str, int]]:
+        with self._lock:
+            return {k: dict(v) for k, v in self._by_source.items()}
+
+    def open_orders(self) -> list[OrderRecord]:
+        """Orders of the run that may still be open: resting, pending or unresolved."""
+        with self._lock:
+            return [r for r in self._orders.values() if r.outcome is None]
+
+    def open_order_ids(self) -> list[str]:
+        return [r.client_order_id for r in self.open_orders()]
+
+    def snapshot(self) -> dict:
+        """JSON-able summary: counts, counts by source, run notional and open order ids."""
+        with self._lock:
+            return {"counts": dict(self._counts), "by_source": self.counts_by_source(),
+                    "run_notional": str(self.run_notional),
+                    "max_run_notional": None if self.max_run_notional is None else str(self.max_run_notional),
+                    "open_orders": [{"clientOrderId": r.client_order_id, "symbol": r.symbol, "state": r.state}
+                                    for r in self._orders.values() if r.outcome is None]}
+
+
+def merge_counts(snapshots) -> dict[str, int]:
+    """Sum the ``counts`` of several ledger snapshots (one per worker)."""
+    total = {k: 0 for k in COUNT_KEYS}
+    for snap in snapshots:
+        for k, v in (snap or {}).get("counts", {}).items():
+            total[k] = total.get(k, 0) + int(v)
+    return total
+
+
+@dataclass
+class CancelReport:
+    """What the kill switch did."""
+
+    attempted: int = 0
+    canceled: int = 0
+    already_closed: int = 0
+    failed: list[str] = field(default_factory=list)
+
+
+#: The kill switch waits this long at most for an IP ban to end before it gives up.
+MAX_BAN_WAIT_S = 30.0
+
+
+def _call(ctx, client, method: str, path: str, params: dict, timeout_s: float, max_ban_wait_s: float):
+    """One kill-switch call; while the IP is banned, wait for the ban to end if it is short."""
+    from ..pacing import IpBanned
+
+    try:
+        return client.call(method, path, params, timeout=timeout_s)
+    except IpBanned as e:
+        pacer = ctx.pacer
+        wait_s = (e.until_ms - pacer.now_ms()) / 1000.0 if pacer is not None else max_ban_wait_s + 1
+        if wait_s > max_ban_wait_s:
+            raise
+        log.warning("kill switch: IP banned, waiting %.1fs for the ban to end", wait_s)
+        import gevent
+        gevent.sleep(max(0.0, wait_s) + 0.5)
+        return client.call(method, path, params, timeout=timeout_s)
+
+
+def cancel_open_orders(ctx, timeout_s: float = 10.0, max_ban_wait_s: float = MAX_BAN_WAIT_S) -> CancelReport:
+    """Kill switch: cancel every order of the run that may still be open.
+
+    One ``DELETE /api/v3/order?symbol=&origClientOrderId=`` per order through ``ctx.exchange``
+    (a paced, signed process-level client). An order the exchange no longer knows as open
+    (-2011) is resolved with ``GET /api/v3/order`` so the ledger ends exact. While the IP is
+    banned (418) it waits for the ban to end when that is at most ``max_ban_wait_s`` away;
+    a longer ban leaves the orders listed as possibly open. Safe to call more than once;
+    orders already final are skipped.
+    """
+    report = CancelReport()
+    ledger = ctx.ledger
+    client = getattr(ctx, "exchange", None)
+    if ledger is None or client is None:
+        return report
+    for rec in ledger.open_orders():
+        report.attempted += 1
+        params = {"symbol": rec.symbol, "origClientOrderId": rec.client_order_id}
+        try:
+            res = _call(ctx, client, "DELETE", "/api/v3/order", params, timeout_s, max_ban_wait_s)
+        except Exception as e:  # the kill switch goes on with the next order
+            report.failed.append(f"{rec.client_order_id}: {type(e).__name__}: {e}")
+            continue
+        if res.ok:
+            report.canceled += 1
+            if rec.placed:
+                ledger.status(rec.client_order_id, "CANCELED")
+            else:  # unknown or still pending when its user stopped: it existed after all
+                ledger.resolved(rec.client_order_id, "CANCELED", (res.data or {}).get("orderId"))
+            continue
+        if res.code in (-2011, -2013):
+            try:
+                q = _call(ctx, client, "GET", "/api/v3/order", params, timeout_s, max_ban_wait_s)
+            except Exception as e:
+                report.failed.append(f"{rec.client_order_id}: {type(e).__name__}: {e}")
+                continue
+            if q.ok:
+                report.already_closed += 1
+                if rec.state == UNKNOWN or not rec.placed:
+                    ledger.resolved(rec.client_order_id, q.data.get("status"), q.data.get("orderId"))
+                else:
+                    ledger.status(rec.client_order_id, q.data.get("status"))
+                continue
+            if q.code == -2013:
+                report.already_closed += 1
+                if rec.state == UNKNOWN or not rec.placed:
+                    ledger.resolved(rec.client_order_id, None)
+                continue
+            report.failed.append(f"{rec.client_order_id}: query {q.status} {q.code} {q.msg}")
+            continue
+        report.failed.append(f"{rec.client_order_id}: cancel {res.status} {res.code} {res.msg}")
+    if report.attempted:
+        log.warning("kill switch: %d open order(s) of the run, %d canceled, %d already closed, %d failed",
+                    report.attempted, report.canceled, report.already_closed, len(report.failed))
+        for f in report.failed[:20]:
+            log.warning("kill switch: %s", f)
+    return report

@@ -1,0 +1,393 @@
+"""The trading pipeline: signal → pre-trade validation → order → fill on the user-data stream →
+reconciliation against REST, measured as one ``pipeline`` figure per order.
+
+Each :class:`TradingPipelineUser` is one strategy instance on one symbol (round-robin over the
+profile's symbols). Per order it reports:
+
+* ``pipeline`` — ``request_type="pipeline"``, ``name="<SYMBOL> <order_via>"``, response time =
+  decision → final executionReport observed → reconciled, minus time spent waiting for rate
+  budget; failure when the order was refused by validation, rejected, not executed, not
+  observed, or did not reconcile;
+* ``reconciliation`` — ``name="order"`` (``GET /api/v3/order`` status / executedQty /
+  cummulativeQuoteQty equal the executionReports' sums) and ``name="balance"`` (each asset's
+  change on the user-data stream equals the fills minus fees); failure carries the detail;
+* ``userdata`` ``fill_to_balance`` — FILLED executionReport → the following
+  outboundAccountPosition (ms);
+* custom events ``letrade_slippage`` (fill average vs decision price, bps, positive = worse)
+  and ``letrade_fee`` (per fee asset); the ledger fires ``letrade_order`` per outcome.
+
+Orders whose status is unknown (5xx, -1006/-1007/-1008, no answer) are resolved with
+``GET /api/v3/order?origClientOrderId=`` — every order carries its own ``newClientOrderId`` —
+and counted once in the process :class:`~letrade_perf.users.ledger.OrderLedger`.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from decimal import Decimal, InvalidOperation
+
+import gevent
+from locust import task
+
+from ..config.profile import StrategySettings
+from .base import Failure, next_index
+from .rest import BinanceRestUser
+from .userdata import UserDataTracker, WsApiClient, WsApiError
+
+log = logging.getLogger(__name__)
+
+_BPS = Decimal(10_000)
+
+
+def client_order_id(prefix: str, run_id: str, worker: int, user: int, seq: int) -> str:
+    """A unique ``newClientOrderId`` (``[A-Za-z0-9-_]``, ≤ 36 chars) tagged with the run."""
+    tag = hashlib.sha1(run_id.encode()).hexdigest()[:8]
+    return f"{prefix}-{tag}-{worker}-{user}-{seq}"[:36]
+
+
+def ma_signal(closes: list[Decimal], fast: int, slow: int) -> int:
+    """Sign of fast MA − slow MA over the last closes (1, -1, or 0 when equal / too short)."""
+    if len(closes) < slow:
+        return 0
+    f = sum(closes[-fast:]) / fast
+    s = sum(closes[-slow:]) / slow
+    return (f > s) - (f < s)
+
+
+class TradingPipelineUser(BinanceRestUser):
+    """One strategy instance: see the module docstring. Needs API credentials."""
+
+    abstract = True
+    #: ``rest`` (``POST /api/v3/order``) or ``ws_api`` (``order.place``)
+    order_via: str = "rest"
+    #: signal settings: kind, interval, fast, slow, force_every_s
+    strategy: StrategySettings = StrategySettings()
+    #: quote value of each order
+    notional: float = 12.0
+    #: ``MARKET`` or ``LIMIT_IOC`` (an IOC limit :attr:`limit_through_bps` through the decision price)
+    order_type: str = "MARKET"
+    #: stop after this many orders per user (0 = unbounded)
+    max_orders: int = 0
+    #: run the reconciliation checks
+    reconcile: bool = True
+    #: how far through the decision price an IOC limit is priced (bps)
+    limit_through_bps: int = 50
+    #: seconds to wait for the final executionReport
+    fill_timeout_s: float = 10.0
+    #: seconds to wait for the account update after the final report
+    balance_timeout_s: float = 5.0
+    #: queries of ``GET /api/v3/order`` to resolve an unknown status
+    resolve_attempts: int = 3
+    #: pause between those queries (s)
+    resolve_delay_s: float = 0.5
+    #: a BUY needs this much more quote balance than its notional (price moves, fees)
+    balance_margin: Decimal = Decimal("1.05")
+
+    def on_start(self) -> None:
+        self.pick_symbol()
+        self.user_index = next_index("pipeline-user")
+        self.orders_sent = 0
+        self.paced_wait_s = 0.0
+        self.tracker = UserDataTracker()
+        self.ws: WsApiClient | None = None
+        self._prev_sign: int | None = None
+        self._last_order_at = time.monotonic()
+        self._forced_side = "SELL"   # the first forced signal buys
+        self._stopped_reason: str | None = None
+        self._seq = 0
+        self._ensure_stream()
+
+    def on_stop(self) -> None:
+        if self.ws is not None:
+            self.ws.close()
+            self.ws = None
+
+    # -- the user-data stream -------------------------------------------------------------------
+    def _ensure_stream(self) -> bool:
+        """One WS API connection per user, subscribed to user data, balances seeded."""
+        if self.ws is not None and self.ws.connected and self.ws.subscription_id is not None:
+            return True
+        ctx = self.ctx
+        if ctx.credentials is None:
+            self._stop_trading("no API credentials configured")
+            return False
+        if self.ws is not None:
+            self.ws.close()
+        self.tracker.reset()
+        self.ws = WsApiClient(ctx, self.environment, ctx.ws_api_url, self.tracker, on_event=self._on_user_event)
+        try:
+            self.ws.connect()
+        except WsApiError:
+            self.ws = None
+            return False
+        sub = self.ws.subscribe_user_data()
+        if not sub.ok:
+            self.ws.close()
+            self.ws = None
+            return False
+        acct = self.call("GET", "/api/v3/account")
+        if acct.ok and isinstance(acct.data, dict):
+            self.tracker.seed(acct.data.get("balances") or [])
+        return True
+
+    def _on_user_event(self, ev, received: float, received_wall: float) -> None:
+        e_time = ev.get("E")
+        if not isinstance(e_time, (int, float)):
+            return
+        clock = self.ctx.clock
+        lag = clock.lag_ms(e_time, received_wall)
+        est = clock.estimate
+        unc = est.uncertainty_ms if est is not None else None
+        name = f"userData {ev.get('e')}"
+        self.environment.events.request.fire(
+            request_type="WS", name=name, response_time=lag if lag > 0 else 0.0, response_length=0,
+            response=None, context={"uncertainty_ms": unc, "lag_ms": lag}, exception=None)
+        lag_event = getattr(self.environment.events, "letrade_ws_lag", None)
+        if lag_event is not None:
+            lag_event.fire(stream=name, lag_ms=lag, uncertainty_ms=unc, event_time=e_time, received_at=received_wall)
+
+    def _stop_trading(self, reason: str) -> None:
+        if self._stopped_reason is None:
+            self._stopped_reason = reason
+            log.warning("%s: pipeline user stops trading: %s", self.symbol, reason)
+
+    # -- the task -------------------------------------------------------------------------------
+    @task
+    def step(self) -> None:
+        if self._stopped_reason is not None or (self.max_orders and self.orders_sent >= self.max_orders):
+            gevent.sleep(1.0)
+            return
+        signal = self.signal()
+        if signal is None:
+            return
+        side, price = signal
+        self.run_order(side, price, time.perf_counter())
+
+    def signal(self) -> tuple[str, Decimal] | None:
+        """Moving-average crossover on live klines, or a forced alternating signal."""
+        st = self.strategy
+        res = self.call("GET", "/api/v3/klines", {"symbol": self.symbol, "interval": st.interval, "limit": st.slow + 1})
+        if not res.ok or not isinstance(res.data, list) or not res.data:
+            return None
+        try:
+            closes = [Decimal(str(k[4])) for k in res.data]
+        except (InvalidOperation, IndexError, TypeError):
+            return None
+        sign = ma_signal(closes, st.fast, st.slow)
+        side = None
+        if self._prev_sign is not None and sign != 0 and sign != self._prev_sign:
+            side = "BUY" if sign > 0 else "SELL"
+        if sign != 0:
+            self._prev_sign = sign
+        if side is None and st.force_every_s and time.monotonic() - self._last_order_at >= st.force_every_s:
+            side = "BUY" if self._forced_side == "SELL" else "SELL"
+            self._forced_side = side
+        return (side, closes[-1]) if side else None
+
+    # -- one order through the whole chain --------------------------------------------------------
+    def _paced_wait(self) -> float:
+        return self.paced_wait_s + (self.ws.paced_wait_s if self.ws is not None else 0.0)
+
+    def run_order(self, side: str, price: Decimal, t_decision: float) -> None:
+        ctx = self.ctx
+        ledger = ctx.ledger
+        sym = self.symbol
+        name = f"{sym} {self.order_via}"
+        wait0 = self._paced_wait()
+
+        def finish(exc: str | None, context: dict | None = None) -> None:
+            elapsed = (time.perf_counter() - t_decision) * 1000.0 - (self._paced_wait() - wait0) * 1000.0
+            self.fire("pipeline", name, max(0.0, elapsed), exception=Failure(exc) if exc else None,
+                      context=context or {})
+
+        self._last_order_at = time.monotonic()
+        rules = ctx.symbol_rules.get(sym)
+        if rules is None:
+            self._stop_trading(f"{sym} not in exchangeInfo")
+            return
+        notional = Decimal(str(self.notional))
+        refusal = ctx.order_refusal(sym, notional)
+        if refusal:
+            ledger.refused(sym, side, "pipeline", refusal)
+            self._stop_trading(refusal)
+            return
+        if not self._ensure_stream():
+            finish("user data stream unavailable")
+            return
+        market = self.order_type == "MARKET"
+        px = price if market else rules.limit_price(price, side, Decimal(self.limit_through_bps))
+        qty = rules.qty_for_notional(notional, px, market)
+        problem = rules.check(qty, px, market)
+        if problem:
+            finish(f"pre-trade: {problem}")
+            return
+        acct = self.call("GET", "/api/v3/account")
+        if not acct.ok or not isinstance(acct.data, dict):
+            finish("pre-trade: account unavailable")
+            return
+        free = {b.get("asset"): Decimal(str(b.get("free", "0"))) for b in acct.data.get("balances") or ()}
+        if side == "BUY" and free.get(rules.quote, Decimal(0)) < qty * px * self.balance_margin:
+            finish(f"pre-trade: insufficient {rules.quote}")
+            return
+        if side == "SELL" and free.get(rules.base, Decimal(0)) < qty:
+            finish(f"pre-trade: insufficient {rules.base}")
+            return
+        value = qty * px
+        if not ledger.reserve_notional(value):
+            ledger.refused(sym, side, "pipeline", "max_run_notional reached")
+            self._stop_trading("safety.max_run_notional reached")
+            return
+
+        self._seq += 1
+        worker = getattr(self.environment.runner, "worker_index", 0) or 0
+        cid = client_order_id("lp", ctx.run_id, worker, self.user_index, self._seq)
+        params = {"symbol": sym, "side": side, "type": "MARKET" if market else "LIMIT", "quantity": format(qty, "f"),
+                  "newClientOrderId": cid, "newOrderRespType": "FULL"}
+        if not market:
+            params["timeInForce"] = "IOC"
+            params["price"] = format(px, "f")
+        watch = self.tracker.watch(cid)
+        ledger.sent(cid, sym, side, "pipeline", self.order_via, value)
+        self.orders_sent += 1
+        try:
+            outcome = self._place(cid, params)
+            if outcome == "rejected":
+                finish("order rejected")
+                return
+            if outcome == "not_executed":
+                finish("order not executed (status was unknown)")
+                return
+            if not watch.done.wait(self.fill_timeout_s):
+                finish(f"no final executionReport within {self.fill_timeout_s:g}s")
+                return
+            ledger.status(cid, watch.final_status)
+            watch.balanced.wait(self.balance_timeout_s)
+            if watch.filled_at is not None and watch.balance_at is not None:
+                self.fire("userdata", "fill_to_balance", (watch.balance_at - watch.filled_at) * 1000.0)
+            problems = []
+            if self.reconcile:
+                problems = self._reconcile(cid, watch, rules, side)
+            executed = watch.executed_qty()
+            if executed > 0:
+                self._report_fill(watch, rules, side, price, executed, cid)
+            if watch.final_status != "FILLED" and not (executed > 0 and not market):
+                finish(f"order ended {watch.final_status}")
+            elif problems:
+                finish("reconciliation: " + "; ".join(problems))
+            else:
+                finish(None, {"client_order_id": cid})
+        finally:
+            self.tracker.unwatch(cid)
+
+    def _place(self, cid: str, params: dict) -> str:
+        """Send the order; returns ``placed``, ``rejected``, ``not_executed`` or ``unresolved``."""
+        ledger = self.ctx.ledger
+        if self.order_via == "ws_api":
+            res = self.ws.request("order.place", params, signed=True)
+            ok, unknown, result = res.ok, res.unknown, res.result
+        else:
+            res = self.call("POST", "/api/v3/order", params)
+            ok, unknown, result = res.ok, res.unknown, res.data
+        if ok and isinstance(result, dict):
+            ledger.accepted(cid, result.get("status", "NEW"), result.get("orderId"))
+            return "placed"
+        if not unknown:
+            ledger.rejected(cid)
+            return "rejected"
+        ledger.unknown(cid)
+        return self._resolve(cid, params["symbol"])
+
+    def _resolve(self, cid: str, symbol: str) -> str:
+        """Resolve an unknown status with ``GET /api/v3/order?origClientOrderId=``."""
+        ledger = self.ctx.ledger
+        last_code = None
+        for attempt in range(max(1, self.resolve_attempts)):
+            if attempt:
+                gevent.sleep(self.resolve_delay_s)
+            q = self.call("GET", "/api/v3/order", {"symbol": symbol, "origClientOrderId": cid})
+            if q.ok and isinstance(q.data, dict):
+                ledger.resolved(cid, q.data.get("status"), q.data.get("orderId"))
+                return "placed"
+            last_code = q.code
+        if last_code == -2013:
+            ledger.resolved(cid, None)
+            return "not_executed"
+        return "unresolved"   # stays open in the ledger: the kill switch resolves it
+
+    # -- reconciliation and costs -----------------------------------------------------------------
+    def _reconcile(self, cid: str, watch, rules, side: str) -> list[str]:
+        problems: list[str] = []
+        executed, quote = watch.executed_qty(), watch.quote_qty()
+        q = self.call("GET", "/api/v3/order", {"symbol": self.symbol, "origClientOrderId": cid})
+        if not q.ok or not isinstance(q.data, dict):
+            detail = f"order query failed: {q.describe()}"
+        else:
+            d = q.data
+            diffs = []
+            if d.get("status") != watch.final_status:
+                diffs.append(f"status {d.get('status')} != stream {watch.final_status}")
+            try:
+                if Decimal(str(d.get("executedQty"))) != executed:
+                    diffs.append(f"executedQty {d.get('executedQty')} != stream {executed}")
+                if Decimal(str(d.get("cummulativeQuoteQty"))) != quote:
+                    diffs.append(f"cummulativeQuoteQty {d.get('cummulativeQuoteQty')} != stream {quote}")
+            except InvalidOperation:
+                diffs.append("undecodable quantities")
+            detail = "; ".join(diffs) or None
+        self.fire("reconciliation", "order", q.elapsed_ms, exception=Failure(detail) if detail else None,
+                  context={"client_order_id": cid})
+        if detail:
+            problems.append(detail)
+
+        t0 = time.perf_counter()
+        bdetail = self._balance_problem(watch, rules, side)
+        self.fire("reconciliation", "balance", (time.perf_counter() - t0) * 1000.0,
+                  exception=Failure(bdetail) if bdetail else None, context={"client_order_id": cid})
+        if bdetail:
+            problems.append(bdetail)
+        return problems
+
+    def _balance_problem(self, watch, rules, side: str) -> str | None:
+        if watch.epoch != self.tracker.epoch:
+            return "balance: user data stream reconnected during the order"
+        if watch.before is None or watch.after is None:
+            return "balance: no account update observed after the order"
+        expected: dict[str, Decimal] = {rules.base: Decimal(0), rules.quote: Decimal(0)}
+        for r in watch.fills:
+            qty, quote = Decimal(r["l"]), Decimal(r["Y"]) if r.get("Y") is not None else Decimal(r["l"]) * Decimal(r["L"])
+            sign = 1 if side == "BUY" else -1
+            expected[rules.base] += sign * qty
+            expected[rules.quote] -= sign * quote
+            if r.get("N"):
+                expected[r["N"]] = expected.get(r["N"], Decimal(0)) - Decimal(r.get("n") or "0")
+        diffs = []
+        for asset, want in expected.items():
+            b, a = self.tracker.total(watch.before, asset), self.tracker.total(watch.after, asset)
+            if b is None or a is None:
+                if want != 0:
+                    diffs.append(f"{asset} not reported")
+                continue
+            if a - b != want:
+                diffs.append(f"{asset} changed {a - b} != fills-fees {want}")
+        return ("balance: " + "; ".join(diffs)) if diffs else None
+
+    def _report_fill(self, watch, rules, side: str, decision_price: Decimal, executed: Decimal, cid: str) -> None:
+        events = self.environment.events
+        avg = watch.quote_qty() / executed
+        bps = (avg - decision_price) / decision_price * _BPS if decision_price else Decimal(0)
+        if side == "SELL":
+            bps = -bps
+        slip = getattr(events, "letrade_slippage", None)
+        if slip is not None:
+            slip.fire(symbol=self.symbol, side=side, order_via=self.order_via, bps=float(bps),
+                      decision_price=float(decision_price), avg_price=float(avg), client_order_id=cid)
+        fee_event = getattr(events, "letrade_fee", None)
+        if fee_event is not None:
+            notional = watch.quote_qty()
+            for asset, amount in watch.fees().items():
+                quote_value = amount if asset == rules.quote else (amount * avg if asset == rules.base else None)
+                fee_event.fire(symbol=self.symbol, side=side, asset=asset, amount=float(amount),
+                               quote_value=None if quote_value is None else float(quote_value),
+                               bps=None if quote_value is None or not notional else float(quote_value / notional * _BPS),
+                               client_order_id=cid)

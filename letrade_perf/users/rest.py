@@ -1,0 +1,230 @@
+"""Raw REST users on Locust's FastHttpUser (geventhttpclient).
+
+:class:`BinanceRestUser` owns the one way a user calls the exchange: :meth:`~BinanceRestUser.call`
+(pacing, signing, ``catch_response``, request name = endpoint template, header feedback,
+429/418 handling, Binance error JSON → failure with its code). :class:`MarketDataUser` is the
+REST market-data load: depth, paged klines with an integrity check, trades, tickers.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Mapping
+
+from locust import FastHttpUser, task
+from locust.exception import StopUser
+
+from ..binance.endpoints import endpoint
+from ..binance.intervals import KLINE_INTERVALS_MS
+from .base import Failure, HarnessUserMixin
+from .exchange import CallResult, classify, decode, encode_request, feedback
+from .integrity import check_klines
+
+from ..pacing import IpBanned
+
+
+class BinanceRestUser(HarnessUserMixin, FastHttpUser):
+    """A FastHttpUser that talks Binance: use :meth:`call` for every request.
+
+    Requests are named by their endpoint template (``GET /api/v3/depth``), never by URL.
+    """
+
+    abstract = True
+    #: seconds to wait for a response before the request fails (status unknown for orders)
+    network_timeout = 10.0
+    #: seconds to wait for a TCP connection
+    connection_timeout = 5.0
+    #: never retry: a retried order could be placed twice
+    max_retries = 0
+    #: seconds this user has waited for rate budget (never part of a response time)
+    paced_wait_s: float = 0.0
+
+    def call(self, method: str, path: str, params: Mapping[str, Any] | None = None, *,
+             validate: Callable[[Any], str | None] | None = None) -> CallResult:
+        """One paced (and, when the endpoint needs it, signed) request; never raises for HTTP errors.
+
+        ``validate(data)`` may return an error text for a 200 response whose content is wrong;
+        the request is then reported as a failure. Raises ``StopUser`` when the IP is banned.
+        """
+        ctx = self.ctx
+        ep = endpoint(method, path)
+        params = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            reservation = ctx.pacer.acquire_for(ep, {k: str(v) for k, v in params.items()})
+        except IpBanned:
+            ctx.abort("IP banned (HTTP 418)")
+            raise StopUser() from None
+        self.paced_wait_s += reservation.waited_s
+        target, body, headers = encode_request(ctx, ep, params)
+        sent_at = ctx.pacer.now_ms()
+        with self.client.request(ep.method, target, name=ep.name, data=body, headers=headers,
+                                 catch_response=True) as resp:
+            status = resp.status_code or 0
+            raw = resp.content if status else b""
+            hdrs = dict(resp.headers.items()) if resp.headers is not None else {}
+            err = None
+            if not status:
+                err = f"no response: {type(resp.error).__name__}: {resp.error}" if getattr(resp, "error", None) \
+                    else "no response"
+            data, code, msg, derr = decode(status, raw) if status else (None, None, None, None)
+            res = classify(ep, CallResult(status, data, code, msg, hdrs, resp.request_meta.get("response_time", 0.0)
+                                          if hasattr(resp, "request_meta") else 0.0, err or derr))
+            if res.ok and validate is not None:
+                problem = validate(data)
+                if problem:
+                    res.error = problem
+            if res.ok:
+                resp.success()
+            else:
+                resp.failure(res.describe())
+        feedback(ctx, res, reservation, sent_at)
+        return res
+
+
+# -- response checks ------------------------------------------------------------------------------
+
+def check_depth(data: Any) -> str | None:
+    if not isinstance(data, dict) or not isinstance(data.get("bids"), list) or not isinstance(data.get("asks"), list):
+        return "depth: missing bids/asks"
+    bids, asks = data["bids"], data["asks"]
+    try:
+        if bids and asks and float(bids[0][0]) >= float(asks[0][0]):
+            return f"depth: crossed book (bid {bids[0][0]} >= ask {asks[0][0]})"
+        if any(float(a[0]) <= float(b[0]) for a, b in zip(bids, bids[1:])):
+            return "depth: bids not descending"
+        if any(float(a[0]) >= float(b[0]) for a, b in zip(asks, asks[1:])):
+            return "depth: asks not ascending"
+    except (TypeError, ValueError, IndexError):
+        return "depth: malformed level"
+    return None
+
+
+def check_trades(data: Any) -> str | None:
+    if not isinstance(data, list):
+        return "trades: not a list"
+    try:
+        ids = [t["id"] for t in data]
+    except (TypeError, KeyError):
+        return "trades: malformed trade"
+    if any(b <= a for a, b in zip(ids, ids[1:])):
+        return "trades: ids not increasing"
+    return None
+
+
+def check_object(*fields: str) -> Callable[[Any], str | None]:
+    def check(data: Any) -> str | None:
+        if not isinstance(data, dict):
+            return "not an object"
+        missing = [f for f in fields if f not in data]
+        return f"missing {', '.join(missing)}" if missing else None
+    return check
+
+
+class MarketDataUser(BinanceRestUser):
+    """REST market data: depth, klines (paged, integrity-checked), trades, 24h ticker, book ticker.
+
+    Each instance works on one symbol (round-robin over the profile's symbols). Task weights
+    come from :attr:`task_weights` (the plugin applies the profile's ``task_weights``).
+
+    Events: the REST requests (``GET /api/v3/...``), and one ``integrity`` measurement per
+    paged kline fetch (name ``GET /api/v3/klines <interval>``; response time = all pages;
+    failure lists the problems found: gaps, duplicates, disorder, OHLC violations).
+    """
+
+    abstract = True
+    #: ``limit`` of depth requests (weight 5 up to 100, 25 up to 500, …)
+    depth_limit: int = 100
+    #: kline intervals fetched in turn, one per klines task
+    kline_intervals: tuple[str, ...] = ("1m", "5m", "1h")
+    #: candles per kline page (max 1000)
+    kline_limit: int = 500
+    #: pages per kline fetch (contiguous, walking back from now with ``endTime``)
+    kline_pages: int = 3
+    #: ``limit`` of recent-trades requests
+    trades_limit: int = 100
+    #: relative task weights: depth, klines, trades, ticker, book_ticker
+    task_weights: Mapping[str, int] = {"depth": 4, "klines": 2, "trades": 2, "ticker": 1, "book_ticker": 1}
+
+    def on_start(self) -> None:
+        self.pick_symbol()
+        self._interval_i = 0
+
+    @classmethod
+    def set_task_weights(cls, weights: Mapping[str, int]) -> None:
+        """Replace the task mix: ``{"depth": 4, "klines": 1, ...}`` (0 disables a task)."""
+        merged = dict(cls.task_weights)
+        merged.update({k: int(v) for k, v in weights.items()})
+        unknown = set(merged) - set(_MARKET_TASKS)
+        if unknown:
+            raise ValueError(f"unknown market-data task(s): {', '.join(sorted(unknown))}")
+        cls.task_weights = merged
+        tasks = []
+        for name, w in merged.items():
+            tasks.extend([getattr(cls, _MARKET_TASKS[name])] * max(0, w))
+        if not tasks:
+            raise ValueError("market-data task weights are all 0")
+        cls.tasks = tasks
+
+    # -- tasks -------------------------------------------------------------------------------
+    @task(4)
+    def depth(self) -> None:
+        self.call("GET", "/api/v3/depth", {"symbol": self.symbol, "limit": self.depth_limit}, validate=check_depth)
+
+    @task(2)
+    def klines(self) -> None:
+        intervals = [i for i in self.kline_intervals if i in KLINE_INTERVALS_MS] or ["1m"]
+        interval = intervals[self._interval_i % len(intervals)]
+        self._interval_i += 1
+        self.fetch_klines(interval)
+
+    @task(2)
+    def trades(self) -> None:
+        self.call("GET", "/api/v3/trades", {"symbol": self.symbol, "limit": self.trades_limit}, validate=check_trades)
+
+    @task(1)
+    def ticker(self) -> None:
+        self.call("GET", "/api/v3/ticker/24hr", {"symbol": self.symbol},
+                  validate=check_object("symbol", "lastPrice", "volume"))
+
+    @task(1)
+    def book_ticker(self) -> None:
+        self.call("GET", "/api/v3/ticker/bookTicker", {"symbol": self.symbol},
+                  validate=check_object("symbol", "bidPrice", "askPrice"))
+
+    # -- kline paging ------------------------------------------------------------------------
+    def fetch_klines(self, interval: str) -> list:
+        """``kline_pages`` contiguous pages of ``kline_limit`` candles ending now (walking back
+        with ``endTime``), checked for integrity; the check is one ``integrity`` measurement."""
+        end: int | None = None
+        pages: list[list] = []
+        t0 = time.perf_counter()
+        for _ in range(self.kline_pages):
+            params = {"symbol": self.symbol, "interval": interval, "limit": self.kline_limit}
+            if end is not None:
+                params["endTime"] = end
+            res = self.call("GET", "/api/v3/klines", params)
+            if not res.ok or not isinstance(res.data, list):
+                return []  # the request itself is the failure; nothing to check
+            if not res.data:
+                break
+            pages.append(res.data)
+            first = res.data[0][0] if isinstance(res.data[0], list) and res.data[0] else None
+            if len(res.data) < self.kline_limit or not isinstance(first, int):
+                break
+            end = first - 1  # the next page ends just before this one's first candle
+        elapsed = (time.perf_counter() - t0) * 1000.0
+        rows = [row for page in reversed(pages) for row in page]
+        issues = check_klines(rows, interval)
+        name = f"GET /api/v3/klines {interval}"
+        if issues:
+            # a stable message (kinds only) keeps Locust's error table small; details go in context
+            kinds = sorted({i.kind for i in issues})
+            self.fire("integrity", name, elapsed, length=len(rows),
+                      exception=Failure(f"kline integrity: {', '.join(kinds)}"),
+                      context={"issues": [str(i) for i in issues]})
+        else:
+            self.fire("integrity", name, elapsed, length=len(rows))
+        return rows
+
+
+_MARKET_TASKS = {"depth": "depth", "klines": "klines", "trades": "trades", "ticker": "ticker",
+                 "book_ticker": "book_ticker"}

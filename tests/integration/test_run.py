@@ -1,0 +1,117 @@
+"""``letrade-perf run`` end to end: real simulator, real Locust subprocesses, reports on disk."""
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+PROFILES = os.path.join(HERE, "profiles")
+
+
+def run_cli(*args, env=None, timeout=240) -> subprocess.CompletedProcess:
+    e = dict(os.environ)
+    e.update(env or {})
+    e["PYTHONPATH"] = ROOT + (os.pathsep + e["PYTHONPATH"] if e.get("PYTHONPATH") else "")
+    return subprocess.run([sys.executable, "-m", "letrade_perf", *args], cwd=ROOT, env=e, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def stats_rows(reports: str) -> list[dict]:
+    [run_dir] = [os.path.join(reports, d) for d in os.listdir(reports)]
+    with open(os.path.join(run_dir, "locust_stats.csv"), newline="") as fh:
+        return [r for r in csv.DictReader(fh) if r["Name"] != "Aggregated"]
+
+
+def run_dir(reports: str) -> str:
+    [d] = os.listdir(reports)
+    return os.path.join(reports, d)
+
+
+def test_short_profile_runs_every_user_kind_and_writes_reports(tmp_path):
+    reports = str(tmp_path / "reports")
+    p = run_cli("run", "--profile", os.path.join(PROFILES, "run-short.yaml"), "--reports", reports)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    d = run_dir(reports)
+    for f in ("report.html", "locust_stats.csv", "locust_stats_history.csv", "run.json"):
+        assert os.path.exists(os.path.join(d, f)), f
+    rows = stats_rows(reports)
+    types = {r["Type"] for r in rows if int(r["Request Count"]) > 0}
+    assert {"GET", "ccxt", "WS", "pipeline"} <= types, types
+    assert all("?" not in r["Name"] for r in rows), "request names must be endpoint templates"
+    assert sum(int(r["Failure Count"]) for r in rows) == 0
+    assert "reports:" in p.stdout and "GET /api/v3/depth" in p.stdout
+
+
+def test_bad_profile_exits_2_naming_file_and_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("env: sim\nsymbols: [BTCUSDT]\nstages: [{duration: 5 minutes, users: 1, spawn_rate: 1}]\n"
+                   "users: {rest_market: {}}\n")
+    p = run_cli("run", "--profile", str(bad), "--reports", str(tmp_path / "r"))
+    assert p.returncode == 2
+    assert str(bad) in p.stderr and "stages[0].duration" in p.stderr
+    assert "Traceback" not in p.stderr + p.stdout
+
+
+def test_unknown_profile_name_exits_2(tmp_path):
+    p = run_cli("run", "--profile", "no-such-profile", "--reports", str(tmp_path / "r"))
+    assert p.returncode == 2 and "no-such-profile" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_production_orders_need_the_flag(tmp_path):
+    p = run_cli("run", "--profile", "production-canary", "--reports", str(tmp_path / "r"))
+    assert p.returncode == 3
+    assert "--allow-production-orders" in p.stderr
+    assert not os.path.exists(tmp_path / "r")
+
+
+def test_canary_secret_appears_nowhere(tmp_path, sim_factory):
+    canary = "CANARYsecret0123456789abcdefCANARY0123456789abcdefCANARY012345"
+    key = "canaryApiKey" + "0" * 52
+    sim = sim_factory({"accounts": [{"api_key": key, "secret": canary}]})
+    reports = str(tmp_path / "reports")
+    p = run_cli("run", "--profile", os.path.join(PROFILES, "run-short.yaml"), "--host", sim.base_url,
+                "--reports", reports, "--log-format", "json",
+                env={"BINANCE_SIM_API_KEY": key, "BINANCE_SIM_API_SECRET": canary})
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    # the run used the canary account: its orders are in the simulator's ground truth
+    assert sum(sim.stats()["orders"]["by_status"].values()) > 0
+    seen = [("stdout", p.stdout), ("stderr", p.stderr)]
+    for base, _, files in os.walk(reports):
+        for f in files:
+            with open(os.path.join(base, f), encoding="utf-8", errors="replace") as fh:
+                seen.append((f, fh.read()))
+    for where, text in seen:
+        assert canary not in text, f"secret leaked into {where}"
+
+
+def test_workers_run_exits_0(tmp_path):
+    reports = str(tmp_path / "reports")
+    p = run_cli("run", "--profile", os.path.join(PROFILES, "run-short.yaml"), "--workers", "2",
+                "--reports", reports)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    d = run_dir(reports)
+    assert os.path.exists(os.path.join(d, "worker-1.log")) and os.path.exists(os.path.join(d, "worker-2.log"))
+    types = {r["Type"] for r in stats_rows(reports) if int(r["Request Count"]) > 0}
+    assert {"GET", "WS", "pipeline"} <= types, types
+
+
+def test_latency_skew_and_ws_delay_are_measured_accurately(tmp_path):
+    """Simulator: fixed 20 ms REST latency, WS events held 30 ms past E, server clock +500 ms.
+    The harness must report REST median 20 ms (+ loopback) and WS lag median 30 ± 2 ms."""
+    reports = str(tmp_path / "reports")
+    p = run_cli("run", "--profile", os.path.join(PROFILES, "run-accuracy.yaml"), "--reports", reports)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    rows = stats_rows(reports)
+    depth = [r for r in rows if r["Name"] == "GET /api/v3/depth"]
+    assert depth and int(depth[0]["Request Count"]) > 20
+    assert 20 <= float(depth[0]["50%"]) <= 23, depth[0]
+    lag = [r for r in rows if r["Type"] == "WS" and int(r["Request Count"]) > 0]
+    assert lag, rows
+    for r in lag:
+        assert int(r["Request Count"]) >= 20, r
+        assert 28 <= float(r["50%"]) <= 32, r
