@@ -295,7 +295,11 @@ class Pacer:
         share = self._share
         for w in self._windows:
             w.roll(now)
-            if w.used + w.need(weight, orders) > w.budget(share):
+            n = w.need(weight, orders)
+            # Two limits: our own reservations within our share, and the IP/account-wide use
+            # (what the server reports, which counts the other workers and clients too) within
+            # the whole budget. Locally (share 1) both are the same limit.
+            if w.ours + n > w.budget(share) or w.used + n > w.budget(1.0):
                 until = max(until, w.end_ms() + self.margin_ms)
         return 0.0 if until <= now else until - now
 

@@ -282,6 +282,18 @@ def test_share_scales_budgets_and_existing_reservations_stay():
         p.set_share(1.5)
 
 
+def test_share_limits_our_use_while_headers_limit_the_ip_wide_use():
+    """Distributed: the server's used-weight header counts every worker of the IP. Our own
+    reservations are held to our share; the reported IP-wide use to the whole budget."""
+    p, ft = make(MIN0 + 1_000, share=0.5)         # our share 40 of the 80 budget
+    p.observe({"X-MBX-USED-WEIGHT-1M": "35"})     # the other worker used 35 of its 40
+    assert p.acquire(40) == 0.0                   # ours 40 ≤ 40 and IP-wide 75 ≤ 80: no wait
+    p2, ft2 = make(MIN0 + 1_000, share=0.5)
+    p2.acquire(10)
+    p2.observe({"X-MBX-USED-WEIGHT-1M": "75"})    # foreign clients ate the IP budget
+    assert p2.acquire(10) == 59.0                 # ours would be 20 ≤ 40, but IP-wide 85 > 80
+
+
 def test_share_zero_blocks_until_a_share_is_assigned():
     p, ft = make(MIN0 + 5_000, share=0.0)
     got = []
