@@ -341,6 +341,7 @@ class RateLimiter:
         accounts = {a: self.order_counts(a) for a in list(self._accounts)}
         lim = self.limits
         return {
+            "now_ms": now,
             "limits": {
                 "request_weight_per_minute": lim.request_weight_per_minute,
                 "raw_requests_per_5m": lim.raw_requests_per_5m,
