@@ -360,7 +360,9 @@ class LetradePlugin:
     def _build(self, environment) -> HarnessContext:
         from .config.profile import load_profile
         from .config.secrets import install_log_masking
+        from .logs import FORMAT_ENV, apply_format
 
+        apply_format(os.environ.get(FORMAT_ENV))
         install_log_masking()
         opts = environment.parsed_options
         ref = (getattr(opts, "profile", None) if opts is not None else None) or DEFAULT_PROFILE

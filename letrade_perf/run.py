@@ -25,6 +25,8 @@ import sys
 import time
 from dataclasses import dataclass
 
+from .logs import FORMAT_ENV
+
 log = logging.getLogger("letrade_perf.run")
 
 PKG_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -165,7 +167,8 @@ def execute(plan: RunPlan, profile) -> int:
             log.error("env %s needs a host: pass --host URL", plan.env)
             return EXIT_CONFIG
         commands = locust_commands(plan, host)
-        env = dict(os.environ, LETRADE_LOG_FORMAT=plan.log_format, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env[FORMAT_ENV] = plan.log_format
         env["PYTHONPATH"] = REPO_DIR + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         log.info("run %s: profile %s, env %s, %s, reports in %s", plan.run_id, plan.profile_name, plan.env,
                  "web UI on http://127.0.0.1:8089" if plan.web else
@@ -217,32 +220,13 @@ def execute(plan: RunPlan, profile) -> int:
             signal.signal(s, h)
 
 
-def configure_logging(fmt: str, level: str = "INFO") -> None:
-    from .config.secrets import install_log_masking
-
-    handler = logging.StreamHandler()
-    if fmt == "json":
-        class JsonFormatter(logging.Formatter):
-            def format(self, record):
-                out = {"ts": round(record.created, 3), "level": record.levelname, "logger": record.name,
-                       "msg": record.getMessage()}
-                if record.exc_info:
-                    out["exc"] = self.formatException(record.exc_info)
-                return json.dumps(out)
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(getattr(logging, level.upper(), logging.INFO))
-    install_log_masking()
-
-
 def run_from_args(args) -> int:
     from .config.errors import ConfigError
     from .config.profile import load_profile
 
-    configure_logging(args.log_format)
+    from .logs import configure
+
+    configure(args.log_format)
     try:
         profile = load_profile(args.profile)
     except ConfigError as e:

@@ -28,6 +28,14 @@ def order_count_header(interval: str, interval_num: int) -> str:
     return ORDER_COUNT_PREFIX + interval_suffix(interval, interval_num)
 
 
+def suffix_for_window(window_ms: int) -> str:
+    """``60000 -> "1M"``, ``10000 -> "10S"``, ``86400000 -> "1D"`` (the largest whole unit)."""
+    for letter, ms in (("D", 86_400_000), ("H", 3_600_000), ("M", 60_000), ("S", 1000)):
+        if window_ms % ms == 0:
+            return f"{window_ms // ms}{letter}"
+    raise ValueError(f"window of {window_ms} ms is not a whole number of seconds")
+
+
 def _parse(headers: Mapping[str, str], prefix: str) -> dict[int, int]:
     out: dict[int, int] = {}
     plen = len(prefix)

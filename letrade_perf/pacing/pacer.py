@@ -40,7 +40,8 @@ from typing import Any, Callable, Mapping
 import gevent
 from gevent.event import Event
 
-from ..binance.headers import parse_order_count, parse_used_weight
+from ..binance.headers import (ORDER_COUNT_PREFIX, USED_WEIGHT_PREFIX, parse_order_count, parse_used_weight,
+                               suffix_for_window)
 from ..binance.intervals import MINUTE_MS
 from .budgets import ORDERS, RAW_REQUESTS, REQUEST_WEIGHT, Budgets
 
@@ -178,6 +179,10 @@ class Pacer:
         self._orders = [_Window(ORDERS, ms, lim, orders_fraction) for ms, lim in budgets.orders]
         self._raw = [_Window(RAW_REQUESTS, ms, lim, weight_fraction) for ms, lim in budgets.raw]
         self._windows = self._weight + self._orders + self._raw
+        #: (canonical header name, window, is-weight) for observe()'s fast path
+        self._fast_headers = tuple(
+            [(USED_WEIGHT_PREFIX + suffix_for_window(w.window_ms), w.window_ms, True) for w in self._weight]
+            + [(ORDER_COUNT_PREFIX + suffix_for_window(w.window_ms), w.window_ms, False) for w in self._orders])
         # Lane 0: requests without orders; lane 1: requests that place orders.
         self._lanes: tuple[deque[_Waiter], deque[_Waiter]] = (deque(), deque())
         self._paused_until = 0.0
@@ -224,13 +229,13 @@ class Pacer:
         """
         if weight < 0 or orders < 0:
             raise ValueError(f"{name or 'request'}: weight and orders must be >= 0 (got {weight}, {orders})")
-        self._check_fits(weight, orders, 1.0, name)
         start = self._clock()
         self._raise_if_banned(start)
         lane = self._lanes[1 if orders else 0]
         if not lane and self._delay_ms(start, weight, orders) == 0.0:
-            self._reserve(start, weight, orders)
+            self._reserve(start, weight, orders)   # it fits now, so it fits the whole budget
             return 0.0
+        self._check_fits(weight, orders, 1.0, name)
         me = _Waiter()
         lane.append(me)
         try:
@@ -325,6 +330,21 @@ class Pacer:
         applying it to the new one would throttle a whole window for nothing. Without it every
         report is applied to the current bucket (safe, possibly over-cautious at boundaries).
         """
+        fast = self._fast_headers
+        if fast is not None:
+            # Binance sends the canonical upper-case names: one dict lookup per window instead
+            # of scanning every header (this runs on every response).
+            used, counts = {}, {}
+            for hname, window_ms, is_weight in fast:
+                v = headers.get(hname)
+                if v is not None:
+                    try:
+                        (used if is_weight else counts)[window_ms] = int(v)
+                    except ValueError:
+                        pass
+            if used:
+                self._apply_reports(used, counts, sent_at_ms)
+                return
         used = parse_used_weight(headers)
         if MINUTE_MS not in used:
             for k, v in headers.items():
@@ -337,6 +357,9 @@ class Pacer:
         counts = parse_order_count(headers) if self._orders else {}
         if not used and not counts:
             return
+        self._apply_reports(used, counts, sent_at_ms)
+
+    def _apply_reports(self, used: dict, counts: dict, sent_at_ms: float | None) -> None:
         now = self._clock()
         for windows, reported in ((self._weight, used), (self._orders, counts)):
             for w in windows:

@@ -47,9 +47,11 @@ class BinanceRestUser(HarnessUserMixin, FastHttpUser):
         """
         ctx = self.ctx
         ep = endpoint(method, path)
-        params = {k: v for k, v in (params or {}).items() if v is not None}
+        params = params or {}
+        if None in params.values():
+            params = {k: v for k, v in params.items() if v is not None}
         try:
-            reservation = ctx.pacer.acquire_for(ep, {k: str(v) for k, v in params.items()})
+            reservation = ctx.pacer.acquire_for(ep, params)   # weight functions read ints or strings
         except IpBanned:
             ctx.abort("IP banned (HTTP 418)")
             raise StopUser() from None
@@ -60,7 +62,7 @@ class BinanceRestUser(HarnessUserMixin, FastHttpUser):
                                  catch_response=True) as resp:
             status = resp.status_code or 0
             raw = resp.content if status else b""
-            hdrs = dict(resp.headers.items()) if resp.headers is not None else {}
+            hdrs = resp.headers if resp.headers is not None else {}   # case-insensitive .get()
             err = None
             if not status:
                 err = f"no response: {type(resp.error).__name__}: {resp.error}" if getattr(resp, "error", None) \
@@ -85,16 +87,18 @@ class BinanceRestUser(HarnessUserMixin, FastHttpUser):
 def check_depth(data: Any) -> str | None:
     if not isinstance(data, dict) or not isinstance(data.get("bids"), list) or not isinstance(data.get("asks"), list):
         return "depth: missing bids/asks"
-    bids, asks = data["bids"], data["asks"]
     try:
-        if bids and asks and float(bids[0][0]) >= float(asks[0][0]):
-            return f"depth: crossed book (bid {bids[0][0]} >= ask {asks[0][0]})"
-        if any(float(a[0]) <= float(b[0]) for a, b in zip(bids, bids[1:])):
-            return "depth: bids not descending"
-        if any(float(a[0]) >= float(b[0]) for a, b in zip(asks, asks[1:])):
-            return "depth: asks not ascending"
+        bids = [float(level[0]) for level in data["bids"]]
+        asks = [float(level[0]) for level in data["asks"]]
     except (TypeError, ValueError, IndexError):
         return "depth: malformed level"
+    if bids and asks and bids[0] >= asks[0]:
+        return f"depth: crossed book (bid {bids[0]} >= ask {asks[0]})"
+    # strictly monotonic: sorted order (C speed) and no repeated price
+    if bids != sorted(bids, reverse=True) or len(set(bids)) != len(bids):
+        return "depth: bids not descending"
+    if asks != sorted(asks) or len(set(asks)) != len(asks):
+        return "depth: asks not ascending"
     return None
 
 

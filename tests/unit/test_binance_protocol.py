@@ -148,3 +148,13 @@ def test_error_table():
     assert errors.filter_failure("LOT_SIZE").body() == {"code": -1013, "msg": "Filter failure: LOT_SIZE"}
     assert errors.is_status_unknown(503, None) and errors.is_status_unknown(400, -1007)
     assert not errors.is_status_unknown(400, -2010)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+from urllib.parse import urlencode  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(min_size=1, max_size=8), st.text(max_size=12), max_size=5))
+def test_encode_params_is_byte_identical_to_urlencode(params):
+    assert signing.encode_params(params) == urlencode(list(params.items()))
