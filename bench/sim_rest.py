@@ -91,8 +91,8 @@ def main() -> int:
     finally:
         sim.stop()
     print(f"\nREST throughput, one core each (wrk -t1 -c{args.connections} -d{args.seconds}s on the other core)\n")
-    print(f"| request | simulator req/s | bare aiohttp req/s | ratio |")
-    print(f"|---|---:|---:|---:|")
+    print("| request | simulator req/s | bare aiohttp req/s | ratio |")
+    print("|---|---:|---:|---:|")
     for path, s, b in rows:
         print(f"| `GET {path}` | {s:,.0f} | {b:,.0f} | {s / b:.2f}× |")
     return 0

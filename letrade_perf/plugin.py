@@ -42,11 +42,9 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
-import datetime as _dt
 import json
 import logging
 import os
-import re
 import signal
 import sys
 import time
@@ -65,6 +63,7 @@ from .users.exchange import ExchangeClient
 from .users.ledger import OrderLedger, cancel_open_orders, merge_counts
 from .users.symbols import SymbolRules, rules_from_exchange_info
 from .users.ws import WsCounters
+from .run import make_run_id
 
 log = logging.getLogger("letrade_perf.plugin")
 
@@ -264,11 +263,6 @@ def _role(runner) -> str:
     if isinstance(runner, WorkerRunner):
         return "worker"
     return "local"
-
-
-def make_run_id(profile_name: str) -> str:
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", profile_name).strip("-") or "run"
-    return f"{_dt.datetime.now(_dt.timezone.utc):%Y%m%dT%H%M%SZ}-{safe}"
 
 
 def _user_kind(cls) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from typing import Mapping
 
 from locust.exception import StopUser
 
@@ -59,3 +60,21 @@ class HarnessUserMixin:
 
 class Failure(Exception):
     """A measurement that failed; the message says why (reported, never raised out of a task)."""
+
+
+def weighted_tasks(cls, weights: Mapping[str, int], kind: str, disabled: tuple[str, ...] = ()) -> None:
+    """Set ``cls.task_weights`` (``weights`` over the current ones) and ``cls.tasks`` from them:
+    each task name is a method of ``cls`` repeated by its weight (0 disables it, as do the
+    names in ``disabled``). Unknown names and an all-zero mix are ValueErrors naming ``kind``."""
+    merged = dict(cls.task_weights)
+    merged.update({k: int(v) for k, v in weights.items()})
+    unknown = [k for k in merged if not callable(getattr(cls, k, None))]
+    if unknown:
+        raise ValueError(f"unknown {kind} task(s): {', '.join(sorted(unknown))}")
+    for name in disabled:
+        merged[name] = 0
+    tasks = [getattr(cls, name) for name, w in merged.items() for _ in range(max(0, w))]
+    if not tasks:
+        raise ValueError(f"{kind} task weights are all 0")
+    cls.task_weights = merged
+    cls.tasks = tasks

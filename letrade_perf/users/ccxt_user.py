@@ -21,9 +21,9 @@ from locust.exception import StopUser
 from ..binance.ccxt_compat import ccxt_binance
 from ..binance.endpoints import endpoint
 from ..pacing import IpBanned
-from .base import Failure, HarnessUserMixin, next_index
+from .base import Failure, HarnessUserMixin, next_index, weighted_tasks
 from .exchange import CallResult, classify, decode, feedback
-from .pipeline import client_order_id
+from .orders import client_order_id
 
 _markets_lock = Semaphore()
 _shared_markets: dict[str, Any] = {}
@@ -54,20 +54,7 @@ class CcxtUser(HarnessUserMixin, User):
     @classmethod
     def set_task_weights(cls, weights: Mapping[str, int]) -> None:
         """Replace the task mix (0 disables a task; ``order`` only runs with :attr:`orders`)."""
-        merged = dict(cls.task_weights)
-        merged.update({k: int(v) for k, v in weights.items()})
-        unknown = set(merged) - set(_CCXT_TASKS)
-        if unknown:
-            raise ValueError(f"unknown ccxt task(s): {', '.join(sorted(unknown))}")
-        if not cls.orders:
-            merged["order"] = 0
-        cls.task_weights = merged
-        tasks = []
-        for name, w in merged.items():
-            tasks.extend([getattr(cls, _CCXT_TASKS[name])] * max(0, w))
-        if not tasks:
-            raise ValueError("ccxt task weights are all 0")
-        cls.tasks = tasks
+        weighted_tasks(cls, weights, "ccxt", disabled=() if cls.orders else ("order",))
 
     def on_start(self) -> None:
         self.pick_symbol()
@@ -244,5 +231,3 @@ def _int(v) -> int | None:
         return None
 
 
-_CCXT_TASKS = {"order_book": "order_book", "ohlcv": "ohlcv", "trades": "trades", "ticker": "ticker",
-               "balance": "balance", "order": "order"}

@@ -22,7 +22,6 @@ and counted once in the process :class:`~letrade_perf.users.ledger.OrderLedger`.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from decimal import Decimal, InvalidOperation
@@ -32,27 +31,13 @@ from locust import task
 
 from ..config.profile import StrategySettings
 from .base import Failure, next_index
+from .orders import client_order_id, ma_signal
 from .rest import BinanceRestUser
 from .userdata import UserDataTracker, WsApiClient, WsApiError
 
 log = logging.getLogger(__name__)
 
 _BPS = Decimal(10_000)
-
-
-def client_order_id(prefix: str, run_id: str, worker: int, user: int, seq: int) -> str:
-    """A unique ``newClientOrderId`` (``[A-Za-z0-9-_]``, ≤ 36 chars) tagged with the run."""
-    tag = hashlib.sha1(run_id.encode()).hexdigest()[:8]
-    return f"{prefix}-{tag}-{worker}-{user}-{seq}"[:36]
-
-
-def ma_signal(closes: list[Decimal], fast: int, slow: int) -> int:
-    """Sign of fast MA − slow MA over the last closes (1, -1, or 0 when equal / too short)."""
-    if len(closes) < slow:
-        return 0
-    f = sum(closes[-fast:]) / fast
-    s = sum(closes[-slow:]) / slow
-    return (f > s) - (f < s)
 
 
 class TradingPipelineUser(BinanceRestUser):

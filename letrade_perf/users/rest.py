@@ -15,7 +15,7 @@ from locust.exception import StopUser
 
 from ..binance.endpoints import endpoint
 from ..binance.intervals import KLINE_INTERVALS_MS
-from .base import Failure, HarnessUserMixin
+from .base import Failure, HarnessUserMixin, weighted_tasks
 from .exchange import CallResult, classify, decode, encode_request, feedback
 from .integrity import check_klines
 
@@ -155,18 +155,7 @@ class MarketDataUser(BinanceRestUser):
     @classmethod
     def set_task_weights(cls, weights: Mapping[str, int]) -> None:
         """Replace the task mix: ``{"depth": 4, "klines": 1, ...}`` (0 disables a task)."""
-        merged = dict(cls.task_weights)
-        merged.update({k: int(v) for k, v in weights.items()})
-        unknown = set(merged) - set(_MARKET_TASKS)
-        if unknown:
-            raise ValueError(f"unknown market-data task(s): {', '.join(sorted(unknown))}")
-        cls.task_weights = merged
-        tasks = []
-        for name, w in merged.items():
-            tasks.extend([getattr(cls, _MARKET_TASKS[name])] * max(0, w))
-        if not tasks:
-            raise ValueError("market-data task weights are all 0")
-        cls.tasks = tasks
+        weighted_tasks(cls, weights, "market-data")
 
     # -- tasks -------------------------------------------------------------------------------
     @task(4)
@@ -230,5 +219,3 @@ class MarketDataUser(BinanceRestUser):
         return rows
 
 
-_MARKET_TASKS = {"depth": "depth", "klines": "klines", "trades": "trades", "ticker": "ticker",
-                 "book_ticker": "book_ticker"}
