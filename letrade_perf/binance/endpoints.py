@@ -101,17 +101,15 @@ class Endpoint:
     retired: bool = False
     doc: str = ""
     name: str = field(init=False)
+    #: needs ``timestamp`` and ``signature`` (TRADE, USER_DATA)
+    signed: bool = field(init=False)
+    #: needs the ``X-MBX-APIKEY`` header (every security type but NONE)
+    needs_key: bool = field(init=False)
 
-    def __post_init__(self):
+    def __post_init__(self):   # derived once: they are read on every request
         object.__setattr__(self, "name", f"{self.method} {self.path}")
-
-    @property
-    def signed(self) -> bool:
-        return self.security in (TRADE, USER_DATA)
-
-    @property
-    def needs_key(self) -> bool:
-        return self.security != NONE
+        object.__setattr__(self, "signed", self.security in (TRADE, USER_DATA))
+        object.__setattr__(self, "needs_key", self.security != NONE)
 
     def cost(self, params: Mapping[str, str], ok: bool = True) -> int:
         """REQUEST_WEIGHT this call costs; 0 for a successful order-entry call."""

@@ -58,6 +58,8 @@ class Credentials:
         if not isinstance(self.secret, Secret):
             object.__setattr__(self, "secret", Secret(self.secret))
         register_secret(self.secret)
+        if self.key_type == "HMAC":   # the key bytes once, not per signature
+            object.__setattr__(self, "_hmac_key", self.secret.reveal().encode())
         if self.key_type == "ED25519":
             try:
                 object.__setattr__(self, "_private_key", signing.load_ed25519_private(self.secret.reveal()))
@@ -68,13 +70,14 @@ class Credentials:
     def sign(self, payload: str) -> str:
         """Signature of ``payload``: HMAC → lower-case hex; Ed25519 → base64 (not percent-encoded)."""
         if self.key_type == "HMAC":
-            return signing.hmac_sha256(self.secret.reveal(), payload)
+            return signing.hmac_sha256(self._hmac_key, payload)
         return signing.ed25519_sign(self._private_key, payload)
 
     def signed_query(self, params: Mapping[str, object]) -> str:
         """``params`` URL-encoded in order, with ``&signature=`` (percent-encoded) appended."""
         payload = signing.encode_params(params)
-        return f"{payload}&signature={quote(self.sign(payload), safe='')}"
+        sig = self.sign(payload)
+        return f"{payload}&signature={sig if self.key_type == 'HMAC' else quote(sig, safe='')}"
 
     def __repr__(self) -> str:
         return (f"Credentials(api_key='{mask_api_key(self.api_key)}', key_type='{self.key_type}', "

@@ -97,7 +97,7 @@ def _label(kind: str, window_ms: int) -> str:
 class _Window:
     """One fixed window: the current bucket index and what is used in it."""
 
-    __slots__ = ("kind", "window_ms", "limit", "fraction", "bucket", "used", "ours", "label")
+    __slots__ = ("kind", "window_ms", "limit", "fraction", "bucket", "used", "ours", "label", "caps")
 
     def __init__(self, kind: str, window_ms: int, limit: int, fraction: float):
         self.kind = kind
@@ -108,6 +108,7 @@ class _Window:
         self.used = 0   # max(ours, server-reported) for the bucket, plus our later reservations
         self.ours = 0   # our own reservations in the bucket (what a refund may give back)
         self.label = _label(kind, window_ms)
+        self.caps: dict[float, int] = {}   # budget per share (shares are few)
 
     def roll(self, now_ms: float) -> None:
         b = int(now_ms // self.window_ms)
@@ -118,7 +119,10 @@ class _Window:
             self.ours = 0
 
     def budget(self, share: float) -> int:
-        return int(self.limit * self.fraction * share + _EPS)
+        cap = self.caps.get(share)
+        if cap is None:
+            cap = self.caps[share] = int(self.limit * self.fraction * share + _EPS)
+        return cap
 
     def need(self, weight: int, orders: int) -> int:
         if self.kind == REQUEST_WEIGHT:
@@ -233,7 +237,7 @@ class Pacer:
         self._raise_if_banned(start)
         lane = self._lanes[1 if orders else 0]
         if not lane and self._delay_ms(start, weight, orders) == 0.0:
-            self._reserve(start, weight, orders)   # it fits now, so it fits the whole budget
+            self._reserve(start, weight, orders, rolled=True)   # it fits now, so it fits the whole budget
             return 0.0
         self._check_fits(weight, orders, 1.0, name)
         me = _Waiter()
@@ -308,9 +312,10 @@ class Pacer:
                 until = max(until, w.end_ms() + self.margin_ms)
         return 0.0 if until <= now else until - now
 
-    def _reserve(self, now: float, weight: int, orders: int) -> None:
+    def _reserve(self, now: float, weight: int, orders: int, rolled: bool = False) -> None:
         for w in self._windows:
-            w.roll(now)
+            if not rolled:      # _delay_ms(now, ...) just rolled them
+                w.roll(now)
             n = w.need(weight, orders)
             w.used += n
             w.ours += n
@@ -319,7 +324,8 @@ class Pacer:
         self._requests += 1
 
     # -- feedback -----------------------------------------------------------------------
-    def observe(self, headers: Mapping[str, str], *, sent_at_ms: float | None = None) -> None:
+    def observe(self, headers: Mapping[str, str], *, sent_at_ms: float | None = None,
+                orders: bool = True) -> None:
         """Raise the current buckets' used counts to the server-reported
         ``X-MBX-USED-WEIGHT-<n><u>`` / ``X-MBX-ORDER-COUNT-<n><u>`` values (other clients of
         the IP/account count too). Counts only ever go up: a report that lags behind our own
@@ -336,6 +342,8 @@ class Pacer:
             # of scanning every header (this runs on every response).
             used, counts = {}, {}
             for hname, window_ms, is_weight in fast:
+                if not (is_weight or orders):   # only order responses carry X-MBX-ORDER-COUNT-*
+                    continue
                 v = headers.get(hname)
                 if v is not None:
                     try:
@@ -519,7 +527,10 @@ class Reservation:
         if self.settled:
             return
         self.settled = True
-        weight_back = self.weight - self.endpoint.cost(self.params, ok=ok) if ok else 0
+        weight_back = 0
+        if ok and getattr(self.endpoint, "order_entry", True):   # only order entry costs less on success
+            weight_back = self.weight - self.endpoint.cost(self.params, ok=True)
         counted = ok if order_counted is None else order_counted
         orders_back = 0 if counted else self.orders
-        self.pacer.refund(max(0, weight_back), orders_back, reserved_at_ms=self.at_ms)
+        if weight_back > 0 or orders_back:
+            self.pacer.refund(max(0, weight_back), orders_back, reserved_at_ms=self.at_ms)

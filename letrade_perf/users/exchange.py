@@ -98,10 +98,8 @@ def feedback(ctx, res: CallResult, reservation, sent_at_ms: float | None = None)
     """Pacing feedback for one response: headers, refunds, 429 pause, 418 abort."""
     pacer = ctx.pacer
     if res.headers:
-        try:
-            pacer.observe(res.headers, sent_at_ms=sent_at_ms)
-        except TypeError:  # a pacer without the sent_at_ms keyword
-            pacer.observe(res.headers)
+        pacer.observe(res.headers, sent_at_ms=sent_at_ms,
+                      orders=reservation is None or reservation.orders > 0)
     if reservation is not None:
         if res.ok:
             reservation.settle(True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from ..binance.intervals import kline_next, kline_open
 
@@ -104,3 +104,44 @@ def check_klines(rows: Sequence[Sequence], interval: str, max_issues: int = 20) 
                     return issues
         prev_open = t_open
     return issues
+
+
+# -- single-response checks (run on every response: keep them O(1) or close) ------------------
+
+def check_depth(data: Any) -> str | None:
+    """A depth answer has ``bids`` and ``asks`` of ``[price, qty]`` and is not crossed (O(1): it
+    runs on every response; the order of deeper levels is the exchange's contract)."""
+    if not isinstance(data, dict):
+        return "depth: not an object"
+    bids, asks = data.get("bids"), data.get("asks")
+    if not isinstance(bids, list) or not isinstance(asks, list):
+        return "depth: missing bids/asks"
+    if bids and asks:
+        try:
+            bid, ask = float(bids[0][0]), float(asks[0][0])
+        except (TypeError, ValueError, IndexError, KeyError):
+            return "depth: malformed level"
+        if bid >= ask:
+            return f"depth: crossed book (bid {bids[0][0]} >= ask {asks[0][0]})"
+    return None
+
+
+def check_trades(data: Any) -> str | None:
+    if not isinstance(data, list):
+        return "trades: not a list"
+    try:
+        ids = [t["id"] for t in data]
+    except (TypeError, KeyError):
+        return "trades: malformed trade"
+    if any(b <= a for a, b in zip(ids, ids[1:])):
+        return "trades: ids not increasing"
+    return None
+
+
+def check_object(*fields: str) -> Callable[[Any], str | None]:
+    def check(data: Any) -> str | None:
+        if not isinstance(data, dict):
+            return "not an object"
+        missing = [f for f in fields if f not in data]
+        return f"missing {', '.join(missing)}" if missing else None
+    return check

@@ -17,7 +17,7 @@ from ..binance.endpoints import endpoint
 from ..binance.intervals import KLINE_INTERVALS_MS
 from .base import Failure, HarnessUserMixin, weighted_tasks
 from .exchange import CallResult, classify, decode, encode_request, feedback
-from .integrity import check_klines
+from .integrity import check_depth, check_klines, check_object, check_trades
 
 from ..pacing import IpBanned
 
@@ -83,45 +83,6 @@ class BinanceRestUser(HarnessUserMixin, FastHttpUser):
 
 
 # -- response checks ------------------------------------------------------------------------------
-
-def check_depth(data: Any) -> str | None:
-    if not isinstance(data, dict) or not isinstance(data.get("bids"), list) or not isinstance(data.get("asks"), list):
-        return "depth: missing bids/asks"
-    try:
-        bids = [float(level[0]) for level in data["bids"]]
-        asks = [float(level[0]) for level in data["asks"]]
-    except (TypeError, ValueError, IndexError):
-        return "depth: malformed level"
-    if bids and asks and bids[0] >= asks[0]:
-        return f"depth: crossed book (bid {bids[0]} >= ask {asks[0]})"
-    # strictly monotonic: sorted order (C speed) and no repeated price
-    if bids != sorted(bids, reverse=True) or len(set(bids)) != len(bids):
-        return "depth: bids not descending"
-    if asks != sorted(asks) or len(set(asks)) != len(asks):
-        return "depth: asks not ascending"
-    return None
-
-
-def check_trades(data: Any) -> str | None:
-    if not isinstance(data, list):
-        return "trades: not a list"
-    try:
-        ids = [t["id"] for t in data]
-    except (TypeError, KeyError):
-        return "trades: malformed trade"
-    if any(b <= a for a, b in zip(ids, ids[1:])):
-        return "trades: ids not increasing"
-    return None
-
-
-def check_object(*fields: str) -> Callable[[Any], str | None]:
-    def check(data: Any) -> str | None:
-        if not isinstance(data, dict):
-            return "not an object"
-        missing = [f for f in fields if f not in data]
-        return f"missing {', '.join(missing)}" if missing else None
-    return check
-
 
 class MarketDataUser(BinanceRestUser):
     """REST market data: depth, klines (paged, integrity-checked), trades, 24h ticker, book ticker.

@@ -84,3 +84,15 @@ def test_issue_count_is_capped():
     for r in rows:
         r[2] = "1.00"
     assert len(check_klines(rows, "1m", max_issues=5)) == 5
+
+
+def test_check_depth_flags_crossed_and_malformed_books():
+    from letrade_perf.users.integrity import check_depth
+
+    assert check_depth({"lastUpdateId": 1, "bids": [["100.0", "1"]], "asks": [["100.5", "2"]]}) is None
+    assert check_depth({"bids": [], "asks": []}) is None
+    assert "crossed" in check_depth({"bids": [["101", "1"]], "asks": [["100", "1"]]})
+    assert "crossed" in check_depth({"bids": [["100", "1"]], "asks": [["100", "1"]]})
+    assert "missing" in check_depth({"bids": [["1", "1"]]})
+    assert "malformed" in check_depth({"bids": [["x", "1"]], "asks": [["2", "1"]]})
+    assert "not an object" in check_depth([1, 2])
