@@ -216,6 +216,13 @@ def test_418_aborts_with_exit_3_and_leaves_no_open_orders(sim_factory, tmp_path)
         r = sim.control("PUT", "limits", {"request_weight_per_minute": 40, "violations_before_ban": 0,
                                           "ban_ladder_s": [3]})
         assert r.status == 200, r.body
+        # Once the 418 is out, give the budget back (as if the window rolled over): the 3 s ban
+        # then ends into a usable budget, so the kill switch's cancels get through whatever the
+        # time within the minute (with 40/minute they could wait up to a whole minute).
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and sim.stats()["rate_limits"]["sent_418"] == 0:
+            time.sleep(0.05)
+        sim.control("PUT", "limits", {"request_weight_per_minute": 6000})
 
     run = run_locust(tmp_path, "rate_limits.yaml", sim.base_url, seconds=40, during=tighten)
     assert run.code == 3, run.out[-4000:]
