@@ -20,7 +20,7 @@ from letrade_perf.sim.stats import SimStats
 
 KEY = DEMO_API_KEY
 START = 1_700_000_000_000
-OPENAPI = Path("/work/shared/binance-spot-openapi.yaml")
+OPENAPI = Path(__file__).resolve().parent.parent / "data" / "binance-spot-openapi.yaml"
 
 
 class Rig:
