@@ -33,9 +33,10 @@ def run_dir(reports: str) -> str:
     return os.path.join(reports, d)
 
 
-def test_short_profile_runs_every_user_kind_and_writes_reports(tmp_path):
+def test_smoke_profile_runs_every_user_kind_and_writes_reports(tmp_path):
+    """The README's main job: the bundled smoke profile against the embedded simulator."""
     reports = str(tmp_path / "reports")
-    p = run_cli("run", "--profile", os.path.join(PROFILES, "run-short.yaml"), "--reports", reports)
+    p = run_cli("run", "--profile", "smoke", "--reports", reports)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     d = run_dir(reports)
     for f in ("report.html", "locust_stats.csv", "locust_stats_history.csv", "run.json"):
@@ -119,3 +120,35 @@ def test_latency_skew_and_ws_delay_are_measured_accurately(tmp_path):
     for r in lag:
         assert int(r["Request Count"]) >= 20, r
         assert 28 <= float(r["50%"]) <= 32, r
+
+
+def test_locustfile_serves_the_web_ui_on_loopback(tmp_path, sim_factory):
+    """`locust -f locustfiles/binance.py --profile ...` with the web UI (what `run --web` starts)."""
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    sim = sim_factory()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    proc = subprocess.Popen([sys.executable, "-m", "locust", "-f", os.path.join(ROOT, "locustfiles", "binance.py"),
+                             "--profile", os.path.join(PROFILES, "run-short.yaml"), "--host", sim.base_url,
+                             "--web-host", "127.0.0.1", "--web-port", str(port)],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        page = None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read().decode()
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert page is not None and "locust" in page.lower(), proc.poll()
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        out = proc.communicate(timeout=30)[0].decode(errors="replace")
+    assert "Traceback" not in out, out[-3000:]
