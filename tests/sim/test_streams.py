@@ -409,28 +409,26 @@ def test_ws_message_counts_are_exact_per_connection(sim_factory):
     assert got["connections"]["streams"] == 4
 
 
+def _lags(sim, path: str, n: int) -> list[float]:
+    """Receive time − ``E`` of the first ``n`` events of a raw stream (same clock: loopback)."""
+    ws = connect(sim, path)
+    try:
+        lags = []
+        deadline = time.time() + 6
+        while len(lags) < n:
+            d = recv_json(ws, deadline)
+            lags.append(time.time() * 1000 - d["E"])
+        return lags
+    finally:
+        ws.close()
+
+
 def test_ws_delay_holds_events_past_their_event_time(sim_factory):
     sim = sim_factory()
     r = sim.control("POST", "faults", {"kind": "ws_delay", "endpoints": ["btcusdt@trade"], "delay_ms": 300})
     assert r.status == 200, r.body
-    plain = connect(sim, "/ws/ethusdt@trade")
-    try:
-        plain_lag = []
-        deadline = time.time() + 6
-        while len(plain_lag) < 3:
-            d = recv_json(plain, deadline)
-            plain_lag.append(time.time() * 1000 - d["E"])
-    finally:
-        plain.close()
-    ws = connect(sim, "/ws/btcusdt@trade")
-    try:
-        lags = []
-        deadline = time.time() + 6
-        while len(lags) < 5:
-            d = recv_json(ws, deadline)
-            lags.append(time.time() * 1000 - d["E"])
-    finally:
-        ws.close()
+    plain_lag = _lags(sim, "/ws/ethusdt@trade", 3)
+    lags = _lags(sim, "/ws/btcusdt@trade", 5)
     assert min(lags) >= 300 - 2, lags          # 2 ms: ms truncation of E and of the clock
     assert max(plain_lag) < 300, plain_lag
     s = sim.stats()
