@@ -1,0 +1,311 @@
+"""Every measurement of one Locust process, as mergeable per-interval snapshots.
+
+:class:`MetricsRecorder` listens to Locust's ``request`` event and the harness's own events and
+keeps, for the current interval, one :class:`Series` (a :class:`Histogram` plus the largest clock
+uncertainty) per *series key* ``(metric, tags)``, plus counters and the per-second up/down map.
+:meth:`MetricsRecorder.drain` hands the interval over as a :class:`Snapshot` and starts the next
+one. Snapshots merge (:class:`MetricsStore`) across intervals and across workers — a worker
+ships its snapshot with each Locust worker report — so every percentile comes from one merged
+histogram.
+
+What each event becomes (metric ``{tags}``):
+
+* ``request`` from REST (request types ``GET POST PUT DELETE``), ``ccxt`` and ``WSAPI`` →
+  ``request{type, name, status}``, and the second it happened in counts towards ``uptime``;
+* ``pipeline`` → ``pipeline{name, status}``; ``reconciliation`` → ``reconciliation{name, status}``;
+* ``WSCONN`` → ``ws_connection{name, status}`` (connects succeed; failed connects and
+  disconnects fail);
+* ``WS`` is skipped (the same lag arrives with its uncertainty on ``letrade_ws_lag``);
+* any other request type ``X`` → ``X{name, status}``;
+* ``letrade_ws_lag`` → ``ws_lag{stream}`` (raw lag, may be negative under clock error; the
+  series remembers the largest uncertainty);
+* ``letrade_slippage`` → ``slippage{symbol, side}`` (bps); ``letrade_fee`` → ``fees{symbol, asset}`` (bps);
+* ``letrade_order`` → counter ``orders{outcome, source}``;
+* the pacer's 429/418 totals are read at each drain (gauges).
+
+``status`` is ``ok`` or ``fail``. Tag values are capped per metric (:data:`MAX_SERIES_PER_METRIC`):
+beyond it new tag sets fold into ``name="(other)"``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from typing import Any, Callable, Iterable
+
+from .histogram import Histogram
+
+Tags = tuple[tuple[str, str], ...]
+Key = tuple[str, Tags]
+
+API_REQUEST_TYPES = frozenset({"GET", "POST", "PUT", "DELETE", "ccxt", "WSAPI"})
+MAX_SERIES_PER_METRIC = 500
+OTHER = "(other)"
+SAMPLES_ENV = "LETRADE_RECORD_SAMPLES"
+"""Test hook: a directory; every sample is also appended to ``samples-<pid>.jsonl`` there."""
+
+
+class Series:
+    """One series' samples in an interval (or merged over many)."""
+
+    __slots__ = ("hist", "uncertainty_ms")
+
+    def __init__(self) -> None:
+        self.hist = Histogram()
+        self.uncertainty_ms: float | None = None
+
+    def merge(self, other: "Series") -> "Series":
+        self.hist.merge(other.hist)
+        if other.uncertainty_ms is not None and (self.uncertainty_ms is None
+                                                 or other.uncertainty_ms > self.uncertainty_ms):
+            self.uncertainty_ms = other.uncertainty_ms
+        return self
+
+
+class Snapshot:
+    """What one process measured in one interval ``[start, end)`` (epoch seconds)."""
+
+    __slots__ = ("start", "end", "series", "counters", "up_seconds", "gauges")
+
+    def __init__(self, start: float, end: float) -> None:
+        self.start = start
+        self.end = end
+        self.series: dict[Key, Series] = {}
+        self.counters: dict[Key, int] = {}
+        self.up_seconds: dict[int, bool] = {}
+        self.gauges: dict[str, float] = {}
+
+    def to_wire(self) -> dict:
+        """A msgpack/JSON-friendly form (lists, string keys)."""
+        return {"start": self.start, "end": self.end,
+                "series": [[m, [list(t) for t in tags], s.hist.to_dict(), s.uncertainty_ms]
+                           for (m, tags), s in self.series.items()],
+                "counters": [[m, [list(t) for t in tags], n] for (m, tags), n in self.counters.items()],
+                "up": [[sec, 1 if ok else 0] for sec, ok in self.up_seconds.items()],
+                "gauges": dict(self.gauges)}
+
+    @classmethod
+    def from_wire(cls, data: dict) -> "Snapshot":
+        snap = cls(float(data["start"]), float(data["end"]))
+        for m, tags, hist, unc in data.get("series", ()):
+            s = Series()
+            s.hist = Histogram.from_dict(hist)
+            s.uncertainty_ms = unc
+            snap.series[(m, tuple((str(k), str(v)) for k, v in tags))] = s
+        for m, tags, n in data.get("counters", ()):
+            snap.counters[(m, tuple((str(k), str(v)) for k, v in tags))] = int(n)
+        for sec, ok in data.get("up", ()):
+            snap.up_seconds[int(sec)] = bool(ok)
+        snap.gauges = {str(k): float(v) for k, v in (data.get("gauges") or {}).items()}
+        return snap
+
+
+class MetricsStore:
+    """Snapshots merged: the run so far (local: one process; master: every worker).
+
+    Gauges are kept per source (a worker's client id) and summed when read."""
+
+    def __init__(self) -> None:
+        self.series: dict[Key, Series] = {}
+        self.counters: dict[Key, int] = {}
+        self.up_seconds: dict[int, bool] = {}
+        self._gauges: dict[str, dict[str, float]] = {}
+        self.first: float | None = None
+        self.last: float | None = None
+        self.snapshots = 0
+
+    def merge(self, snap: Snapshot, source: str = "local") -> None:
+        for key, s in snap.series.items():
+            mine = self.series.get(key)
+            if mine is None:
+                mine = self.series[key] = Series()
+            mine.merge(s)
+        for key, n in snap.counters.items():
+            self.counters[key] = self.counters.get(key, 0) + n
+        up = self.up_seconds
+        for sec, ok in snap.up_seconds.items():
+            up[sec] = up.get(sec, False) or ok
+        if snap.gauges:
+            self._gauges[source] = dict(snap.gauges)
+        if snap.series or snap.counters:
+            self.first = snap.start if self.first is None else min(self.first, snap.start)
+            self.last = snap.end if self.last is None else max(self.last, snap.end)
+        self.snapshots += 1
+
+    def gauge(self, name: str) -> float:
+        """A gauge summed over the sources' latest values."""
+        return sum(g.get(name, 0.0) for g in self._gauges.values())
+
+    # -- selection ------------------------------------------------------------------------------
+    def select(self, metric: str, tags: Tags = ()) -> list[tuple[Tags, Series]]:
+        """The series of ``metric`` whose tags include every ``tags`` pair."""
+        want = tags
+        out = []
+        for (m, t), s in self.series.items():
+            if m != metric:
+                continue
+            if want and not all(pair in t for pair in want):
+                continue
+            out.append((t, s))
+        return out
+
+    def merged(self, metric: str, tags: Tags = ()) -> Series:
+        """One series merged from every matching one."""
+        out = Series()
+        for _t, s in self.select(metric, tags):
+            out.merge(s)
+        return out
+
+    def ok_fail(self, metric: str, tags: Tags = ()) -> tuple[int, int]:
+        """Samples with ``status=ok`` and with ``status=fail`` among the matching series."""
+        ok = fail = 0
+        for t, s in self.select(metric, tags):
+            if ("status", "fail") in t:
+                fail += s.hist.count
+            else:
+                ok += s.hist.count
+        return ok, fail
+
+    def counter(self, metric: str, tags: Tags = ()) -> int:
+        total = 0
+        for (m, t), n in self.counters.items():
+            if m == metric and all(pair in t for pair in tags):
+                total += n
+        return total
+
+    def uptime(self) -> tuple[int, int]:
+        """(seconds with a successful API answer, seconds with API traffic)."""
+        return sum(1 for ok in self.up_seconds.values() if ok), len(self.up_seconds)
+
+    def by_tag(self, metric: str, tag: str) -> dict[str, Series]:
+        """``metric``'s series merged per value of ``tag`` (e.g. per endpoint ``name``)."""
+        out: dict[str, Series] = {}
+        for t, s in self.select(metric):
+            value = dict(t).get(tag)
+            if value is None:
+                continue
+            out.setdefault(value, Series()).merge(s)
+        return out
+
+
+class MetricsRecorder:
+    """The process's event listeners, accumulating the current interval.
+
+    ``clock`` (wall seconds) is injectable; ``gauges`` is called at each :meth:`drain` for the
+    process's cumulative gauges (the pacer's 429/418 totals)."""
+
+    def __init__(self, clock: Callable[[], float] = time.time,
+                 gauges: Callable[[], dict[str, float]] | None = None,
+                 samples_dir: str | None = None) -> None:
+        self._clock = clock
+        self._gauges = gauges
+        self._cap: dict[str, set] = {}
+        self._cur = Snapshot(clock(), clock())
+        self._samples = None
+        samples_dir = samples_dir if samples_dir is not None else os.environ.get(SAMPLES_ENV)
+        if samples_dir:
+            os.makedirs(samples_dir, exist_ok=True)
+            self._samples = open(os.path.join(samples_dir, f"samples-{os.getpid()}.jsonl"), "a",
+                                 encoding="utf-8", buffering=1 << 16)
+
+    # -- wiring ----------------------------------------------------------------------------------
+    def listen(self, events) -> None:
+        """Subscribe to Locust's ``request`` and the harness's events on ``events``."""
+        events.request.add_listener(self.on_request)
+        for name, handler in (("letrade_ws_lag", self.on_ws_lag), ("letrade_slippage", self.on_slippage),
+                              ("letrade_fee", self.on_fee), ("letrade_order", self.on_order)):
+            hook = getattr(events, name, None)
+            if hook is not None:
+                hook.add_listener(handler)
+
+    # -- recording -------------------------------------------------------------------------------
+    def _series(self, metric: str, tags: Tags) -> Series:
+        cur = self._cur.series
+        key = (metric, tags)
+        s = cur.get(key)
+        if s is None:
+            seen = self._cap.setdefault(metric, set())
+            if tags not in seen:
+                if len(seen) >= MAX_SERIES_PER_METRIC:
+                    tags = tuple((k, OTHER if k in ("name", "stream") else v) for k, v in tags)
+                    key = (metric, tags)
+                    s = cur.get(key)
+                seen.add(tags)
+            if s is None:
+                s = cur[key] = Series()
+        return s
+
+    def record(self, metric: str, tags: Tags, value: float, uncertainty_ms: float | None = None) -> None:
+        """Record one sample of ``metric{tags}`` (tags sorted by name)."""
+        s = self._series(metric, tags)
+        s.hist.record(value)
+        if uncertainty_ms is not None and (s.uncertainty_ms is None or uncertainty_ms > s.uncertainty_ms):
+            s.uncertainty_ms = uncertainty_ms
+        if self._samples is not None:
+            self._samples.write(json.dumps([metric, dict(tags), value]) + "\n")
+
+    def on_request(self, request_type=None, name=None, response_time=None, exception=None, **_kw) -> None:
+        if request_type == "WS" or response_time is None:
+            return
+        status = "fail" if exception is not None else "ok"
+        if request_type in API_REQUEST_TYPES:
+            self.record("request", (("name", name), ("status", status), ("type", request_type)), response_time)
+            sec = int(self._clock())
+            up = self._cur.up_seconds
+            if status == "ok":
+                up[sec] = True
+            elif sec not in up:
+                up[sec] = False
+            return
+        metric = "ws_connection" if request_type == "WSCONN" else str(request_type)
+        self.record(metric, (("name", name), ("status", status)), response_time)
+
+    def on_ws_lag(self, stream=None, lag_ms=None, uncertainty_ms=None, **_kw) -> None:
+        if lag_ms is None or (isinstance(lag_ms, float) and math.isnan(lag_ms)):
+            return
+        self.record("ws_lag", (("stream", stream),), float(lag_ms), uncertainty_ms)
+
+    def on_slippage(self, symbol=None, side=None, bps=None, **_kw) -> None:
+        if bps is not None:
+            self.record("slippage", (("side", side), ("symbol", symbol)), float(bps))
+
+    def on_fee(self, symbol=None, asset=None, bps=None, **_kw) -> None:
+        if bps is not None:
+            self.record("fees", (("asset", asset), ("symbol", symbol)), float(bps))
+
+    def on_order(self, outcome=None, source=None, **_kw) -> None:
+        key = ("orders", (("outcome", str(outcome)), ("source", str(source))))
+        counters = self._cur.counters
+        counters[key] = counters.get(key, 0) + 1
+
+    # -- handing over ------------------------------------------------------------------------
+    def drain(self) -> Snapshot:
+        """The interval so far; a new one starts now."""
+        now = self._clock()
+        snap, self._cur = self._cur, Snapshot(now, now)
+        snap.end = now
+        if self._gauges is not None:
+            try:
+                snap.gauges = {k: float(v) for k, v in self._gauges().items()}
+            except Exception:   # a gauge source must never break the measurement path
+                pass
+        if self._samples is not None:
+            self._samples.flush()
+        return snap
+
+    def close(self) -> None:
+        if self._samples is not None:
+            self._samples.close()
+            self._samples = None
+
+
+def load_samples(directory: str) -> Iterable[tuple[str, dict, float]]:
+    """The samples the :data:`SAMPLES_ENV` test hook wrote (every process's file)."""
+    for fname in sorted(os.listdir(directory)):
+        if fname.startswith("samples-") and fname.endswith(".jsonl"):
+            with open(os.path.join(directory, fname), encoding="utf-8") as fh:
+                for line in fh:
+                    if line.strip():
+                        metric, tags, value = json.loads(line)
+                        yield metric, tags, value
