@@ -1,4 +1,4 @@
-"""``letrade-perf`` command line: ``sim`` (and, as they land, ``run``, ``check``, ``profiles``, ``compare``)."""
+"""``letrade-perf`` command line: ``sim``, ``run``, ``check``, ``profiles``, ``compare``, ``demo``."""
 from __future__ import annotations
 
 import argparse
@@ -34,6 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--allow-production-orders", action="store_true",
                      help="allow a production profile to place (capped) orders")
     run.add_argument("--log-format", choices=("text", "json"), default="text")
+    run.add_argument("--baseline", default=None, metavar="SUMMARY",
+                     help="compare with a previous run's summary.json (or its report directory); "
+                          "a regression beyond the tolerance fails the run (exit 1)")
+    run.add_argument("--tolerance", default=None,
+                     help="regression tolerance for --baseline, e.g. 10%% or 0.1 (default: the profile's gate."
+                          "baseline_tolerance, 10%%)")
+    run.add_argument("--webhook", action="append", default=[], metavar="KIND=URL",
+                     help="notify a webhook of the verdict, aborts and failing criteria: slack=URL or "
+                          "telegram=URL?chat_id=N (repeatable; passed to Locust through the environment)")
     run.add_argument("locust_args", nargs=argparse.REMAINDER, help="-- extra Locust arguments")
     check = sub.add_parser("check", help="check configuration, connectivity, clock, limits, credentials and "
                            "market data before a run (read-only)")
@@ -50,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="with --validate: profiles or YAML paths to validate instead of the bundled ones")
     demo = sub.add_parser("demo", help="a short, bounded tour of the simulator with ccxt and websocket-client")
     demo.add_argument("--seconds", type=float, default=3.0, help="how long to listen to the trade stream")
+    from .compare_cli import add_parser as add_compare_parser
+    add_compare_parser(sub)
     return p
 
 
@@ -68,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "profiles":
         from .config.listing import run_from_args as run_profiles
         return run_profiles(args)
+    if args.command == "compare":
+        from .compare_cli import run_from_args as run_compare
+        return run_compare(args)
     if args.command == "demo":
         from .demo import run_demo
         return run_demo(args.seconds)

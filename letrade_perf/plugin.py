@@ -94,7 +94,8 @@ class HarnessContext:
     ``symbol_rules`` (symbol → :class:`SymbolRules`), ``ledger`` (:class:`OrderLedger`),
     ``exchange`` (process-level paced client), ``ws_counters`` (stream connection counters),
     ``master_pacing`` / ``worker_pacing``, ``sim`` (the embedded simulator, if started here),
-    ``aborted`` (the abort reason, or None), ``worker_reports`` (master: last report per worker).
+    ``aborted`` (the abort reason, or None), ``worker_reports`` (master: last report per worker),
+    ``gate`` (:class:`~letrade_perf.criteria.locust_gate.LocustGate`: metrics, criteria, reports).
     """
 
     environment: Any
@@ -116,6 +117,7 @@ class HarnessContext:
     sim: Any = None
     aborted: str | None = None
     worker_reports: dict[str, dict] = field(default_factory=dict)
+    gate: Any = None
     _greenlets: list = field(default_factory=list, repr=False)
     _kill_switch_runs: int = 0
 
@@ -316,7 +318,11 @@ class LetradePlugin:
         group.add_argument("--letrade-run-id", default=None, include_in_web_ui=False,
                            help="run id (default: UTC timestamp and profile name)")
         group.add_argument("--letrade-reports", default=None, include_in_web_ui=False,
-                           help="the run's report directory (orders.json is written there)")
+                           help="the run's report directory (summary.json, junit.xml, summary.md, orders.json)")
+        group.add_argument("--letrade-baseline", default=None, include_in_web_ui=False,
+                           help="a previous run's summary.json (or report directory) to compare with")
+        group.add_argument("--letrade-tolerance", default=None, include_in_web_ui=False,
+                           help="regression tolerance against the baseline (10%% or 0.1; default: the profile's)")
 
     # -- environment -----------------------------------------------------------------------------
     def register(self, environment) -> None:
@@ -332,6 +338,15 @@ class LetradePlugin:
         self.ctx = ctx
         environment.letrade = ctx
         events = environment.events
+        try:
+            self._gate(ctx, environment)
+        except ConfigError as e:
+            if ctx.sim is not None:
+                ctx.sim.stop()
+            log.error("configuration error: %s", e)
+            sys.stderr.write(f"letrade-perf: {e}\n")
+            sys.stderr.flush()
+            raise SystemExit(EXIT_CONFIG) from None
         events.test_stop.add_listener(self.on_test_stop)
         events.quitting.add_listener(self.on_quitting)
         if ctx.role == "worker":
@@ -350,6 +365,38 @@ class LetradePlugin:
             atexit.register(ctx.sim.stop)   # last resort; stop() is idempotent
         log.info("letrade-perf: profile %s, env %s at %s, role %s, run %s", ctx.profile.name, ctx.env.name,
                  ctx.base_url, ctx.role, ctx.run_id)
+
+    def _gate(self, ctx: HarnessContext, environment) -> None:
+        """The criteria gate (with baseline and webhooks) and the web UI's Criteria tab."""
+        from .criteria.locust_gate import LocustGate
+
+        opts = environment.parsed_options
+        baseline = baseline_path = tolerance = None
+        notifier = None
+        if ctx.role != "worker":
+            ref = getattr(opts, "letrade_baseline", None) if opts is not None else None
+            if ref:
+                from .reports import load_summary
+                try:
+                    baseline = load_summary(ref)
+                except ValueError as e:
+                    raise ConfigError(f"--baseline: {e}") from None
+                baseline_path = ref
+            tol = getattr(opts, "letrade_tolerance", None) if opts is not None else None
+            if tol:
+                from .criteria.tolerance import parse_tolerance
+                try:
+                    tolerance = parse_tolerance(tol)
+                except ValueError as e:
+                    raise ConfigError(f"--tolerance: {e}") from None
+            notifier = build_notifier(ctx.profile)
+        gate = LocustGate(ctx, baseline=baseline, baseline_path=baseline_path, tolerance=tolerance,
+                          notifier=notifier)
+        gate.register(environment)
+        ctx.gate = gate
+        if ctx.role != "worker" and getattr(environment, "web_ui", None) is not None:
+            from .webui import install_criteria_tab
+            install_criteria_tab(environment, gate.gate.snapshot)
 
     def _build(self, environment) -> HarnessContext:
         from .config.profile import load_profile
@@ -566,6 +613,28 @@ class LetradePlugin:
         reason = data.get("reason", "aborted by a worker")
         if ctx is not None and ctx.aborted is None:
             ctx.abort(reason, int(data.get("exit_code", EXIT_SAFETY)))
+
+
+WEBHOOKS_ENV = "LETRADE_WEBHOOKS"
+"""Extra webhooks (``letrade-perf run --webhook``): specs separated by newlines, passed through
+the environment so the URLs never show on a command line."""
+
+
+def build_notifier(profile):
+    """A :class:`~letrade_perf.notify.Notifier` for the profile's ``notify`` entries and the
+    ``--webhook`` specs in :data:`WEBHOOKS_ENV`; None without any target."""
+    specs = [s.strip() for s in os.environ.get(WEBHOOKS_ENV, "").splitlines() if s.strip()]
+    if not profile.notify and not specs:
+        return None
+    from .notify import Notifier, parse_webhook_spec, targets_from_settings
+
+    targets = list(targets_from_settings(profile.notify)) if profile.notify else []
+    for i, spec in enumerate(specs):
+        try:
+            targets.append(parse_webhook_spec(spec))
+        except ValueError as e:
+            raise ConfigError(f"--webhook #{i + 1}: {e}") from None
+    return Notifier(targets) if targets else None
 
 
 def register_plugin(events=None) -> LetradePlugin:

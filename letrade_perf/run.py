@@ -8,7 +8,8 @@
   plus N worker processes (``--workers N``), always as subprocesses stopped by PID;
 - leaves Locust's HTML report and CSVs under ``reports/<run_id>/`` and prints a final summary.
 
-The exit code is the Locust master's (0 pass, 1 failed, 2 harness/config error, 3 safety abort).
+The exit code is the Locust master's, set by the criteria gate (0 every criterion passed, 1 a
+criterion failed or the baseline regressed, 2 harness/config error, 3 safety abort).
 """
 from __future__ import annotations
 
@@ -70,6 +71,9 @@ class RunPlan:
     key_file: str | None
     log_format: str
     extra: list[str]
+    baseline: str | None = None
+    tolerance: str | None = None
+    webhooks: tuple[str, ...] = ()
 
 
 def locust_commands(plan: RunPlan, host: str, master_port: int | None = None) -> list[list[str]]:
@@ -81,6 +85,10 @@ def locust_commands(plan: RunPlan, host: str, master_port: int | None = None) ->
         base += ["--letrade-key-file", plan.key_file]
     prefix = os.path.join(plan.reports_dir, "locust")
     head = list(base)
+    if plan.baseline:
+        head += ["--letrade-baseline", plan.baseline]
+    if plan.tolerance:
+        head += ["--letrade-tolerance", plan.tolerance]
     if plan.web:
         head += ["--web-host", "127.0.0.1"]
     else:
@@ -116,16 +124,39 @@ def read_stats(reports_dir: str) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def render_summary(rows: list[dict]) -> str:
-    """A compact table of Locust's final stats (one row per request type and name)."""
-    if not rows:
-        return "(no statistics were written)"
+def read_summary(reports_dir: str) -> dict | None:
+    path = os.path.join(reports_dir, "summary.json")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
+def _ms(v) -> str:
+    return "" if v is None else f"{float(v):.1f}"
+
+
+def render_summary(rows: list[dict], summary: dict | None = None) -> str:
+    """A compact table of the run's requests: exact percentiles from ``summary.json`` when there
+    is one, else Locust's final stats (one row per request type and name)."""
     head = ("type", "name", "requests", "failures", "avg ms", "p50", "p95", "p99", "max")
     body = []
-    for r in rows:
-        body.append((r.get("Type", ""), r.get("Name", ""), r.get("Request Count", "0"), r.get("Failure Count", "0"),
-                     f"{float(r.get('Average Response Time') or 0):.1f}", r.get("50%", ""), r.get("95%", ""),
-                     r.get("99%", ""), f"{float(r.get('Max Response Time') or 0):.0f}"))
+    if summary and summary.get("endpoints"):
+        for e in summary["endpoints"]:
+            body.append((e["type"], e["name"], str(e["count"]), str(e["failures"]), _ms(e.get("avg_ms")),
+                         _ms(e.get("p50_ms")), _ms(e.get("p95_ms")), _ms(e.get("p99_ms")), _ms(e.get("max_ms"))))
+        for st in summary.get("streams") or []:
+            body.append(("ws_lag", st["stream"], str(st["count"]), "0", _ms(st.get("avg_ms")), _ms(st.get("p50_ms")),
+                         _ms(st.get("p95_ms")), _ms(st.get("p99_ms")), _ms(st.get("max_ms"))))
+    else:
+        for r in rows:
+            body.append((r.get("Type", ""), r.get("Name", ""), r.get("Request Count", "0"),
+                         r.get("Failure Count", "0"), f"{float(r.get('Average Response Time') or 0):.1f}",
+                         r.get("50%", ""), r.get("95%", ""), r.get("99%", ""),
+                         f"{float(r.get('Max Response Time') or 0):.0f}"))
+    if not body:
+        return "(no statistics were written)"
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
     fmt = "  ".join(f"{{:{'<' if i < 2 else '>'}{w}}}" for i, w in enumerate(widths))
     lines = [fmt.format(*head), fmt.format(*("-" * w for w in widths))]
@@ -169,6 +200,8 @@ def execute(plan: RunPlan, profile) -> int:
         commands = locust_commands(plan, host)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env[FORMAT_ENV] = plan.log_format
+        if plan.webhooks:
+            env["LETRADE_WEBHOOKS"] = "\n".join(plan.webhooks)   # not on the command line: URLs are secrets
         env["PYTHONPATH"] = REPO_DIR + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         log.info("run %s: profile %s, env %s, %s, reports in %s", plan.run_id, plan.profile_name, plan.env,
                  "web UI on http://127.0.0.1:8089" if plan.web else
@@ -207,8 +240,10 @@ def execute(plan: RunPlan, profile) -> int:
             lf.close()
         if interrupted:      # Ctrl-C / SIGTERM is the kill switch: the run was aborted
             code = EXIT_SAFETY
-        print("\n" + render_summary(read_stats(plan.reports_dir)))
-        print(f"\nreports: {plan.reports_dir}   exit code {code}")
+        summary = read_summary(plan.reports_dir)
+        print("\n" + render_summary(read_stats(plan.reports_dir), summary))
+        verdict = f"verdict {summary['verdict'].upper()}   " if summary else ""
+        print(f"\nreports: {plan.reports_dir}   {verdict}exit code {code}")
         return code
     finally:
         for p in procs:
@@ -246,7 +281,31 @@ def run_from_args(args) -> int:
     extra = list(args.locust_args or [])
     if extra and extra[0] == "--":
         extra = extra[1:]
+    if args.tolerance is not None:
+        from .criteria.tolerance import parse_tolerance
+        try:
+            parse_tolerance(args.tolerance)
+        except ValueError as e:
+            print(f"letrade-perf run: --tolerance: {e}", file=sys.stderr)
+            return EXIT_CONFIG
+    baseline = None
+    if args.baseline:
+        from .reports import load_summary
+        try:
+            load_summary(args.baseline)
+        except ValueError as e:
+            print(f"letrade-perf run: --baseline: {e}", file=sys.stderr)
+            return EXIT_CONFIG
+        baseline = os.path.abspath(args.baseline)
+    for spec in args.webhook or ():
+        from .notify import parse_webhook_spec
+        try:
+            parse_webhook_spec(spec)
+        except ValueError as e:
+            print(f"letrade-perf run: --webhook: {e}", file=sys.stderr)
+            return EXIT_CONFIG
     plan = RunPlan(profile_ref=args.profile, profile_name=profile.name, env=env, host=args.host, run_id=run_id,
                    reports_dir=reports, web=args.web, workers=args.workers, key_file=args.key_file,
-                   log_format=args.log_format, extra=extra)
+                   log_format=args.log_format, extra=extra, baseline=baseline, tolerance=args.tolerance,
+                   webhooks=tuple(args.webhook or ()))
     return execute(plan, profile)

@@ -341,6 +341,62 @@ class SinkSettings:
             raise FieldError("token_env", f"must be an environment variable name, got {self.token_env!r}")
 
 
+@dataclass(frozen=True)
+class GateSettings:
+    """How the criteria gate judges the run (see :mod:`letrade_perf.criteria`)."""
+
+    defaults: bool = True
+    """Apply the test plan's default criteria (for the metrics this profile's users produce); a
+    criterion of the profile on the same bare metric (no tags) replaces the default."""
+    allow_inconclusive: bool = False
+    """Let inconclusive criteria (no samples; WS lag with clock uncertainty above half the
+    threshold) pass the gate instead of failing it."""
+    eval_every_s: float = _duration_field(5.0)
+    """Live evaluation period (console line, Criteria tab, abort_on_fail checks)."""
+    max_429: int = 0
+    """The default criterion ``http_429 count<=max_429``."""
+    fees_min_bps: float = 0.0
+    """Lower bound of the default fees criterion (average fee in basis points of the notional)."""
+    fees_max_bps: float = 10.1
+    """Upper bound of the default fees criterion: Binance's standard 0.1 % spot fee (10 bps) plus
+    room for fee amounts rounded up to the asset's precision."""
+    baseline_tolerance: float = 0.10
+    """Relative regression allowed against ``--baseline`` (0.10 = 10 %)."""
+
+    def __post_init__(self) -> None:
+        if self.eval_every_s <= 0:
+            raise FieldError("eval_every_s", f"must be > 0, got {self.eval_every_s}")
+        if self.max_429 < 0:
+            raise FieldError("max_429", f"must be >= 0, got {self.max_429}")
+        if self.fees_min_bps > self.fees_max_bps:
+            raise FieldError("fees_min_bps", f"{self.fees_min_bps} is above fees_max_bps {self.fees_max_bps}")
+        if not 0.0 <= self.baseline_tolerance < 10.0:
+            raise FieldError("baseline_tolerance", f"must be within [0, 10), got {self.baseline_tolerance}")
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """One notification target. The URL is a secret: the profile names the environment variable
+    that holds it, never the URL itself."""
+
+    kind: Literal["slack", "telegram"]
+    """``slack`` (any Slack-compatible incoming webhook: ``{"text": ...}``) or ``telegram``
+    (Bot API ``sendMessage``)."""
+    url_env: str
+    """Environment variable holding the URL: the Slack webhook URL, or
+    ``https://api.telegram.org/bot<token>/sendMessage`` for Telegram."""
+    chat_id: str = ""
+    """Telegram chat id (required for ``telegram``)."""
+    events: tuple[Literal["verdict", "abort", "criterion_failed"], ...] = ("verdict", "abort", "criterion_failed")
+    """Which events are sent: the final verdict, a safety abort, a live criterion turning to fail."""
+
+    def __post_init__(self) -> None:
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", self.url_env):
+            raise FieldError("url_env", f"must be an environment variable name, got {self.url_env!r}")
+        if self.kind == "telegram" and not str(self.chat_id).strip():
+            raise FieldError("chat_id", "is required for kind telegram")
+
+
 def _parse_sim(value: Any, kp: str, source: str) -> dict | None:
     if value is None:
         return None
@@ -381,6 +437,10 @@ class Profile:
     """Simulator config for env ``sim`` (the ``letrade-perf sim --config`` schema)."""
     sink: SinkSettings | None = None
     """InfluxDB sink settings (None = no sink)."""
+    gate: GateSettings = field(default_factory=GateSettings)
+    """How the criteria decide the verdict (defaults, inconclusive handling, live period)."""
+    notify: tuple[WebhookSettings, ...] = ()
+    """Webhooks told about the verdict, aborts and live failures."""
     source: str = field(default="", metadata={"yaml": False})
     """The file the profile was loaded from."""
 

@@ -1,0 +1,218 @@
+"""Judging criteria against the merged metrics: values, verdicts, and the test plan's defaults.
+
+A :class:`Result` is ``pass``, ``fail`` or ``inconclusive``. Inconclusive means the run cannot
+say: the selection has no samples, or (WS lag) the clock offset's uncertainty is more than half
+the threshold, so a lag below the threshold could be an artefact of the clock. An inconclusive
+result fails the gate unless the profile sets ``gate.allow_inconclusive``.
+
+How each known metric is read from a :class:`~letrade_perf.metrics.recorder.MetricsStore`:
+
+==================  =====================================================================  =====
+metric              value                                                                  unit
+==================  =====================================================================  =====
+request             response times of REST, ccxt and WS API calls (tags type/name/status)  ms
+ws_lag              clock-corrected event lag per stream (tag stream)                      ms
+pipeline            signal → fill → reconciled, per order (tags name/status)               ms
+fill_to_balance     FILLED executionReport → balance update                               ms
+slippage            fill average vs decision price, positive = worse (tags symbol/side)    bps
+fees                fee value / notional (tags symbol/asset)                               bps
+api_success         successful REST/ccxt/WS API calls / all                                ratio
+order_success       orders the exchange accepted / orders sent (tags outcome/source)       ratio
+ws_connection       successful connects / (connects + failed connects + disconnects)       ratio
+reconciliation      reconciliation checks that matched / all (tag name)                    ratio
+uptime              seconds with a successful API answer / seconds with API traffic        ratio
+http_429, http_418  responses with that status (count; rate = per second of the run)       count
+other ``X``         the request type ``X``'s samples (e.g. ``userdata``)                   ms
+==================  =====================================================================  =====
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..metrics.recorder import MetricsStore
+from .grammar import Criterion, parse_criteria
+
+PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
+_UNITS = {"slippage": "bps", "fees": "bps", "api_success": "ratio", "order_success": "ratio",
+          "ws_connection": "ratio", "reconciliation": "ratio", "uptime": "ratio", "http_429": "count",
+          "http_418": "count"}
+_RATE_SERIES = {"api_success": "request", "ws_connection": "ws_connection", "reconciliation": "reconciliation"}
+
+
+def unit_of(c: Criterion) -> str:
+    """``ms``, ``bps``, ``ratio`` or ``count`` for display."""
+    if c.aggregation == "count":
+        return "count"
+    if c.metric in ("http_429", "http_418") and c.aggregation == "rate":
+        return "1/s"
+    if c.aggregation == "rate":
+        return "ratio"
+    return _UNITS.get(c.metric, "ms")
+
+
+@dataclass(frozen=True)
+class Result:
+    """One criterion judged."""
+
+    criterion: Criterion
+    value: float | None
+    samples: int
+    verdict: str
+    """``pass``, ``fail`` or ``inconclusive``."""
+    reason: str | None = None
+    source: str = "profile"
+    allow_inconclusive: bool = False
+
+    @property
+    def gate(self) -> str:
+        """What the result contributes to the run's verdict."""
+        if self.verdict == INCONCLUSIVE:
+            return PASS if self.allow_inconclusive else FAIL
+        return self.verdict
+
+    @property
+    def unit(self) -> str:
+        return unit_of(self.criterion)
+
+    def to_dict(self) -> dict:
+        c = self.criterion
+        return {"label": c.label, "metric": c.metric, "tags": dict(c.tags), "expression": c.expression,
+                "aggregation": c.aggregation, "op": c.op, "threshold": c.threshold,
+                "value": self.value, "samples": self.samples, "verdict": self.verdict, "gate": self.gate,
+                "reason": self.reason, "abort_on_fail": c.abort_on_fail, "source": self.source,
+                "unit": self.unit}
+
+
+def measure(c: Criterion, store: MetricsStore, elapsed_s: float) -> tuple[float | None, int, float | None]:
+    """(value, samples, clock uncertainty in ms or None) of ``c``'s aggregation over ``store``."""
+    m, tags, agg = c.metric, c.tags, c.aggregation
+    if m in ("http_429", "http_418"):
+        n = int(store.gauge("r429" if m == "http_429" else "r418"))
+        if agg == "rate":
+            return (n / elapsed_s if elapsed_s > 0 else None), n, None
+        return float(n), n, None
+    if m == "uptime":
+        up, total = store.uptime()
+        return (up / total if total else None), total, None
+    if m == "order_success":
+        sent = store.counter("orders", tags + (("outcome", "sent"),) if not _has(tags, "outcome") else tags)
+        placed = store.counter("orders", tags + (("outcome", "placed"),) if not _has(tags, "outcome") else tags)
+        return (placed / sent if sent else None), sent, None
+    if agg == "rate":
+        ok, fail = store.ok_fail(_RATE_SERIES.get(m, m), tags)
+        n = ok + fail
+        return (ok / n if n else None), n, None
+    series = store.merged(m, tags)
+    h = series.hist
+    if h.count == 0:
+        return None, 0, series.uncertainty_ms
+    if agg == "count":
+        value = float(h.count)
+    elif agg == "avg":
+        value = h.mean
+    elif agg == "min":
+        value = h.min
+    elif agg == "max":
+        value = h.max
+    elif agg == "med":
+        value = h.percentile(50.0)
+    else:
+        value = h.percentile(c.percentile)
+    return value, h.count, series.uncertainty_ms
+
+
+def _has(tags, name: str) -> bool:
+    return any(k == name for k, _ in tags)
+
+
+def judge(c: Criterion, store: MetricsStore, elapsed_s: float, *, allow_inconclusive: bool = False,
+          source: str = "profile") -> Result:
+    """Judge one criterion."""
+    value, samples, unc = measure(c, store, elapsed_s)
+    if value is None:
+        return Result(c, None, samples, INCONCLUSIVE, "no samples", source, allow_inconclusive)
+    if c.metric == "ws_lag" and c.aggregation != "count" and unc is not None and unc > abs(c.threshold) / 2:
+        return Result(c, value, samples, INCONCLUSIVE,
+                      f"clock uncertainty {unc:.1f} ms is more than half the threshold {c.threshold:g} ms",
+                      source, allow_inconclusive)
+    if c.passes(value):
+        return Result(c, value, samples, PASS, None, source, allow_inconclusive)
+    return Result(c, value, samples, FAIL, f"{_fmt(value, unit_of(c))} does not satisfy {c.expression}",
+                  source, allow_inconclusive)
+
+
+def _fmt(value: float, unit: str) -> str:
+    if unit == "ratio":
+        return f"{value * 100:.3f} %"
+    if unit == "count":
+        return f"{value:.0f}"
+    return f"{value:.2f} {unit}"
+
+
+def format_value(value: float | None, unit: str) -> str:
+    """A value for console lines and tables (``—`` when there is none)."""
+    return "—" if value is None else _fmt(value, unit)
+
+
+# ---------------------------------------------------------------------------------------------
+# The test plan's defaults
+# ---------------------------------------------------------------------------------------------
+
+def default_criteria(profile) -> tuple[Criterion, ...]:
+    """The test plan's criteria for the metrics ``profile``'s users produce.
+
+    Always: ``request avg<200``, ``api_success rate>99.9%``, ``uptime rate>99.9%``,
+    ``http_418 count==0`` (abort_on_fail), ``http_429 count<=gate.max_429``. With WS streams or
+    a trading pipeline (its user-data connection): ``ws_connection rate>99.9%``; with WS streams:
+    ``ws_lag avg<50``; with orders: ``order_success rate>99.5%``; with the pipeline:
+    ``pipeline avg<500``, ``reconciliation rate==100%``, ``slippage avg<10`` (bps = 0.1 %) and
+    ``fees avg>=gate.fees_min_bps``, ``fees avg<=gate.fees_max_bps``."""
+    users, gate = profile.users, profile.gate
+    spec: dict = {
+        "request": ["avg<200"],
+        "api_success": ["rate>99.9%"],
+        "uptime": ["rate>99.9%"],
+        "http_418": [{"threshold": "count==0", "abort_on_fail": True}],
+        "http_429": [f"count<={gate.max_429}"],
+    }
+    if users.ws_streams is not None or users.pipeline is not None:
+        spec["ws_connection"] = ["rate>99.9%"]
+    if users.ws_streams is not None:
+        spec["ws_lag"] = ["avg<50"]
+    if users.places_orders:
+        spec["order_success"] = ["rate>99.5%"]
+    if users.pipeline is not None:
+        spec["pipeline"] = ["avg<500"]
+        if getattr(users.pipeline, "reconcile", True):
+            spec["reconciliation"] = ["rate==100%"]
+        spec["slippage"] = ["avg<10"]
+        spec["fees"] = [f"avg>={gate.fees_min_bps:g}", f"avg<={gate.fees_max_bps:g}"]
+    return parse_criteria(spec, "test plan defaults")
+
+
+def effective_criteria(profile) -> list[tuple[Criterion, str]]:
+    """The profile's criteria plus the defaults it does not replace, as (criterion, source).
+
+    A profile criterion on a bare metric (no tags) replaces every default of that metric."""
+    own = list(profile.criteria)
+    out: list[tuple[Criterion, str]] = []
+    if profile.gate.defaults:
+        replaced = {c.metric for c in own if not c.tags}
+        out += [(c, "default") for c in default_criteria(profile) if c.metric not in replaced]
+    out += [(c, "profile") for c in own]
+    seen: set[str] = set()
+    unique = []
+    for c, src in out:
+        if c.label not in seen:
+            seen.add(c.label)
+            unique.append((c, src))
+    return unique
+
+
+def verdict_of(results: list[Result]) -> str:
+    """``pass`` when every result's gate passes, else ``fail``."""
+    return PASS if all(r.gate == PASS for r in results) else FAIL
+
+
+__all__ = ["Result", "judge", "measure", "default_criteria", "effective_criteria", "verdict_of", "format_value",
+           "unit_of", "PASS", "FAIL", "INCONCLUSIVE"]

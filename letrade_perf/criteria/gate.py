@@ -1,0 +1,224 @@
+"""The criteria gate without Locust: merged metrics in, verdicts, live state and the run summary out.
+
+:class:`Gate` owns the run's :class:`~letrade_perf.metrics.recorder.MetricsStore` (every
+snapshot merged: a local process's own, or every worker's on the master), judges the profile's
+effective criteria (its own plus the test plan's defaults) on demand, and builds the
+``summary.json`` document (:data:`letrade_perf.reports.SCHEMA_VERSION`). The Locust wiring —
+when to evaluate, abort, write and notify — is :mod:`letrade_perf.criteria.locust_gate`.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import subprocess
+import time
+from typing import Callable
+
+from ..metrics.histogram import RELATIVE_ERROR
+from ..metrics.recorder import MetricsStore, Snapshot
+from .evaluate import FAIL, PASS, Result, effective_criteria, format_value, judge, unit_of, verdict_of
+
+SUMMARY_PERCENTILES = (50.0, 90.0, 95.0, 99.0)
+_TREND_EXCLUDED = frozenset({"ws_lag", "slippage", "fees"})
+
+
+def git_commit(start: str | None = None) -> str | None:
+    """The commit of the repository the harness runs from (or CI's commit variable), else None."""
+    for var in ("LETRADE_GIT_COMMIT", "GITHUB_SHA", "CI_COMMIT_SHA", "GIT_COMMIT"):
+        if os.environ.get(var):
+            return os.environ[var]
+    here = start or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    if not os.path.exists(os.path.join(here, ".git")):
+        return None
+    try:
+        out = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
+
+
+def versions() -> dict:
+    from .. import __version__
+    out = {"letrade_perf": __version__, "python": platform.python_version(), "locust": None, "ccxt": None}
+    for mod in ("locust", "ccxt"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except Exception:
+            pass
+    return out
+
+
+def _iso(ts: float) -> str:
+    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _r(v: float | None, nd: int = 3) -> float | None:
+    return None if v is None else round(float(v), nd)
+
+
+class Gate:
+    """The criteria of one run and their latest verdicts.
+
+    ``clock`` is wall time in seconds (injectable for tests)."""
+
+    def __init__(self, profile, *, clock: Callable[[], float] = time.time) -> None:
+        self.profile = profile
+        self.criteria = effective_criteria(profile)
+        self.allow_inconclusive = profile.gate.allow_inconclusive
+        self.store = MetricsStore()
+        self.clock = clock
+        self.created_at = clock()
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self.results: list[Result] = []
+        self.evaluated_at: float | None = None
+        self.state = "pending"          # pending | running | pass | fail | aborted
+
+    # -- data -----------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.started_at is None:
+            self.started_at = self.clock()
+            self.state = "running"
+
+    def merge(self, snap: Snapshot, source: str = "local") -> None:
+        self.store.merge(snap, source)
+
+    def elapsed_s(self) -> float:
+        if self.started_at is None:
+            return 0.0
+        return max(0.0, (self.ended_at or self.clock()) - self.started_at)
+
+    # -- judging --------------------------------------------------------------------------------
+    def evaluate(self) -> list[Result]:
+        """Judge every criterion on the metrics merged so far."""
+        elapsed = self.elapsed_s()
+        self.results = [judge(c, self.store, elapsed, allow_inconclusive=self.allow_inconclusive, source=src)
+                        for c, src in self.criteria]
+        self.evaluated_at = self.clock()
+        return self.results
+
+    @property
+    def verdict(self) -> str:
+        return verdict_of(self.results) if self.results else FAIL
+
+    def failing(self) -> list[Result]:
+        return [r for r in self.results if r.gate == FAIL]
+
+    def snapshot(self) -> dict:
+        """The live state for the web UI's Criteria tab and ``GET /letrade/criteria``."""
+        results = self.results
+        if self.state in ("pass", "fail", "aborted"):
+            verdict = self.state
+        elif not results:
+            verdict = "pending"
+        else:
+            verdict = verdict_of(results)
+        if results:
+            rows = [r.to_dict() for r in results]
+        else:
+            rows = [{"label": c.label, "metric": c.metric, "tags": dict(c.tags), "expression": c.expression,
+                     "aggregation": c.aggregation, "op": c.op, "threshold": c.threshold, "value": None,
+                     "samples": 0, "verdict": "inconclusive", "gate": FAIL if not self.allow_inconclusive else PASS,
+                     "reason": "not evaluated yet", "abort_on_fail": c.abort_on_fail, "source": src,
+                     "unit": unit_of(c)} for c, src in self.criteria]
+        return {"updated_at": self.evaluated_at or self.created_at, "elapsed_s": round(self.elapsed_s(), 3),
+                "verdict": verdict, "criteria": rows}
+
+    def console_line(self) -> str:
+        """One line for the live console: counts and the failing criteria."""
+        counts = {PASS: 0, FAIL: 0, "inconclusive": 0}
+        for r in self.results:
+            counts[r.verdict] += 1
+        line = (f"criteria @ {self.elapsed_s():.0f}s: {counts[PASS]} pass, {counts[FAIL]} fail, "
+                f"{counts['inconclusive']} inconclusive")
+        bad = [r for r in self.results if r.verdict == FAIL]
+        if bad:
+            line += " | FAIL " + "; ".join(f"{r.criterion.label} = {format_value(r.value, r.unit)}" for r in bad[:4])
+        return line
+
+    def table(self) -> str:
+        """The final criteria table for the console."""
+        rows = [("verdict", "criterion", "value", "samples", "note")]
+        for r in self.results:
+            rows.append((r.verdict.upper(), r.criterion.label, format_value(r.value, r.unit), str(r.samples),
+                         (r.reason or "") + (" (allowed)" if r.verdict == "inconclusive" and r.allow_inconclusive
+                                             else "")))
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        lines = []
+        for i, row in enumerate(rows):
+            lines.append("  ".join(row[j].ljust(widths[j]) if j != 2 else row[j].rjust(widths[j])
+                                   for j in range(4)) + ("  " + row[4] if row[4] else ""))
+            if i == 0:
+                lines.append("  ".join("-" * w for w in widths))
+        return "\n".join(lines)
+
+    # -- the summary ----------------------------------------------------------------------------
+    def endpoint_rows(self) -> list[dict]:
+        """Per (type, name): counts and exact-histogram figures of every timed request kind."""
+        duration = self.elapsed_s()
+        groups: dict[tuple[str, str], list] = {}
+        for (metric, tags), s in self.store.series.items():
+            if metric in _TREND_EXCLUDED:
+                continue
+            t = dict(tags)
+            kind = t.get("type", metric) if metric == "request" else metric
+            name = t.get("name", "")
+            g = groups.setdefault((kind, name), [None, 0])
+            if g[0] is None:
+                g[0] = s.hist.copy()
+            else:
+                g[0].merge(s.hist)
+            if t.get("status") == "fail":
+                g[1] += s.hist.count
+        out = []
+        for (kind, name), (h, fails) in sorted(groups.items()):
+            p50, p90, p95, p99 = h.percentiles(SUMMARY_PERCENTILES)
+            out.append({"type": kind, "name": name, "count": h.count, "failures": fails,
+                        "error_rate": round(fails / h.count, 6) if h.count else 0.0,
+                        "rps": round(h.count / duration, 3) if duration > 0 else 0.0,
+                        "avg_ms": _r(h.mean), "min_ms": _r(h.min if h.count else None),
+                        "max_ms": _r(h.max if h.count else None), "p50_ms": _r(p50), "p90_ms": _r(p90),
+                        "p95_ms": _r(p95), "p99_ms": _r(p99)})
+        return out
+
+    def stream_rows(self) -> list[dict]:
+        out = []
+        for stream, s in sorted(self.store.by_tag("ws_lag", "stream").items()):
+            h = s.hist
+            p50, p90, p95, p99 = h.percentiles(SUMMARY_PERCENTILES)
+            out.append({"stream": stream, "count": h.count, "avg_ms": _r(h.mean),
+                        "min_ms": _r(h.min if h.count else None), "max_ms": _r(h.max if h.count else None),
+                        "p50_ms": _r(p50), "p90_ms": _r(p90), "p95_ms": _r(p95), "p99_ms": _r(p99),
+                        "uncertainty_ms": _r(s.uncertainty_ms)})
+        return out
+
+    def summary(self, *, run_id: str, env: str, host: str | None, workers: int, exit_code: int,
+                aborted: str | None, extra: dict | None = None) -> dict:
+        """The ``summary.json`` document (schema version 1)."""
+        end = self.ended_at or self.clock()
+        start = self.started_at or self.created_at
+        extra = extra or {}
+        verdict = "aborted" if aborted else self.verdict
+        if verdict == PASS and (extra.get("baseline") or {}).get("verdict") == "fail":
+            verdict = FAIL              # a regression beyond the tolerance fails the gate too
+        p = self.profile
+        return {
+            "schema": "letrade-perf/summary", "schema_version": 1,
+            "run": {"run_id": run_id, "profile": p.name, "profile_source": p.source, "description": p.description,
+                    "env": env, "host": host, "started_at": _iso(start), "ended_at": _iso(end),
+                    "duration_s": round(max(0.0, end - start), 3), "workers": workers, "git_commit": git_commit(),
+                    "versions": versions(), "aborted": aborted, "exit_code": exit_code},
+            "verdict": verdict,
+            "histogram_relative_error": RELATIVE_ERROR,
+            "endpoints": self.endpoint_rows(),
+            "streams": self.stream_rows(),
+            "criteria": [r.to_dict() for r in self.results],
+            "baseline": extra.get("baseline"),
+            "orders": extra.get("orders") or {},
+            "pacing": extra.get("pacing"),
+            "ws": extra.get("ws"),
+            "sink": extra.get("sink"),
+        }
