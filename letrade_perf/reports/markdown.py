@@ -1,0 +1,135 @@
+"""``summary.md``: a run summary as GitHub-flavoured Markdown, for a CI job summary or a PR comment.
+
+Headline (``**FAIL** — 2 of 9 criteria failed``), one metadata line, then tables: criteria,
+endpoints, WebSocket lag per stream, baseline regressions. Text from the run (labels, endpoint
+names, reasons) is escaped so a ``|`` cannot split a table cell and a backtick, ``*``, ``_`` or
+``<`` cannot start formatting or HTML.
+"""
+from __future__ import annotations
+
+import re
+
+from . import fmt
+
+_MD_SPECIAL = re.compile(r"([\\`*_|<>\[\]~])")
+
+
+def escape(text) -> str:
+    """``text`` safe inside a Markdown table cell: specials backslash-escaped, newlines → spaces."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+
+
+def code(text) -> str:
+    """``text`` as a code span inside a table cell: readable as written (``request avg<200``), with
+    only ``|`` escaped (GitHub splits cells on it even inside code spans)."""
+    body = " ".join(str(text).split()).replace("|", "\\|")
+    fence = "``" if "`" in body else "`"
+    pad = " " if body.startswith("`") or body.endswith("`") else ""
+    return f"{fence}{pad}{body}{pad}{fence}"
+
+
+def _table(header: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> list[str]:
+    align = ["---:" if i in right else "---" for i in range(len(header))]
+    return ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |",
+            *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def headline(summary: dict) -> str:
+    """``**PASS** — 9 of 9 criteria passed``, ``**FAIL** — 2 of 9 criteria failed``, ``**ABORTED** — why``."""
+    verdict = summary.get("verdict", "fail")
+    failed, inconclusive, total = fmt.criterion_counts(summary.get("criteria") or [])
+    if verdict == "aborted":
+        text = f"**ABORTED** — {escape(summary['run'].get('aborted') or 'aborted')}"
+    elif total == 0:
+        text = f"**{verdict.upper()}** — no criteria"
+    elif failed:
+        text = f"**{verdict.upper()}** — {failed} of {total} criteria failed"
+    else:
+        text = f"**{verdict.upper()}** — {total} of {total} criteria passed"
+    if inconclusive:
+        text += f" ({inconclusive} inconclusive)"
+    regressions = len((summary.get("baseline") or {}).get("regressions") or [])
+    if regressions:
+        text += f"; {regressions} baseline regression{'s' if regressions != 1 else ''}"
+    return text
+
+
+def _metadata(run: dict) -> str:
+    versions = run.get("versions") or {}
+    parts = [f"run {escape(run['run_id'])}", f"env {escape(run['env'])}"]
+    if run.get("host"):
+        parts.append(f"host {escape(run['host'])}")
+    parts.append(f"{fmt.number(run.get('duration_s'))} s")
+    parts.append(f"{run.get('workers', 0)} worker{'s' if run.get('workers') != 1 else ''}")
+    parts.append(f"started {escape(run.get('started_at'))}")
+    if run.get("git_commit"):
+        parts.append(f"commit {escape(str(run['git_commit'])[:12])}")
+    parts.append(f"letrade-perf {escape(versions.get('letrade_perf', '?'))}, "
+                 f"locust {escape(versions.get('locust', '?'))}")
+    return " · ".join(parts)
+
+
+def _verdict_cell(c: dict) -> str:
+    if c["gate"] == "fail":
+        cell = "**fail**" if c["verdict"] == "fail" else "**inconclusive** (fails the gate)"
+    else:
+        cell = "inconclusive (allowed)" if c["verdict"] == "inconclusive" else c["verdict"]
+    if c.get("reason"):
+        cell += f": {escape(c['reason'])}"
+    return cell
+
+
+def render_markdown(summary: dict) -> str:
+    """The Markdown report for ``summary`` (ends with a newline)."""
+    run = summary["run"]
+    lines = [f"### letrade-perf {escape(run['profile'])}", "", headline(summary), "", _metadata(run)]
+    if run.get("description"):
+        lines += ["", f"_{escape(run['description'])}_"]
+    criteria = summary.get("criteria") or []
+    if criteria:
+        lines += ["", "#### Criteria", ""]
+        lines += _table(["Criterion", "Value", "Threshold", "Samples", "Verdict"],
+                        [[code(c["label"]), escape(fmt.value(c.get("value"), c.get("unit", ""))),
+                          escape(fmt.threshold(c["op"], c["threshold"], c.get("unit", ""))), str(c.get("samples", "")),
+                          _verdict_cell(c)] for c in criteria], right={1, 3})
+    endpoints = summary.get("endpoints") or []
+    if endpoints:
+        lines += ["", "#### Endpoints", ""]
+        header = ["Type", "Name", "Count", "Failures", "Error rate", "RPS", "Avg ms", "p50 ms", "p95 ms", "p99 ms"]
+        lines += _table(header,
+                        [[escape(e["type"]), code(e["name"]), str(e["count"]), str(e["failures"]),
+                          fmt.percent(e["error_rate"]), fmt.number(e["rps"]), fmt.ms(e["avg_ms"]), fmt.ms(e["p50_ms"]),
+                          fmt.ms(e["p95_ms"]), fmt.ms(e["p99_ms"])] for e in endpoints], right=set(range(2, 10)))
+    streams = summary.get("streams") or []
+    if streams:
+        lines += ["", "#### WebSocket lag", ""]
+        lines += _table(["Stream", "Count", "Avg ms", "p50 ms", "p95 ms", "p99 ms", "Max ms", "± ms"],
+                        [[code(s["stream"]), str(s["count"]), fmt.ms(s["avg_ms"]), fmt.ms(s["p50_ms"]),
+                          fmt.ms(s["p95_ms"]), fmt.ms(s["p99_ms"]), fmt.ms(s["max_ms"]), fmt.ms(s["uncertainty_ms"])]
+                         for s in streams], right=set(range(1, 8)))
+    baseline = summary.get("baseline")
+    if baseline:
+        regressions = baseline.get("regressions") or []
+        lines += ["", "#### Baseline", "",
+                  f"Compared with {escape(baseline.get('path'))} (tolerance {fmt.percent(baseline.get('tolerance'))}): "
+                  f"**{str(baseline.get('verdict', '')).upper()}** — "
+                  + (f"{len(regressions)} of {baseline.get('checked')} figures regressed" if regressions
+                     else f"no regression in {baseline.get('checked')} figures")]
+        if regressions:
+            units = {c["label"]: c.get("unit", "") for c in criteria}
+
+            def fig(r: dict, side: str) -> str:
+                unit = units.get(r["key"]) if r["kind"] == "criterion" and r["figure"] == "value" else None
+                return escape(fmt.regression_figure(r["kind"], r["figure"], r[side], unit))
+
+            lines.append("")
+            lines += _table(["Kind", "Key", "Figure", "Baseline", "Current", "Change", "Limit"],
+                            [[r["kind"], escape(r["key"]), escape(r["figure"]), fig(r, "baseline"), fig(r, "current"),
+                              fmt.change(r["change"]), escape(r["limit"])] for r in regressions], right={3, 4, 5})
+        notes = baseline.get("notes") or []
+        if notes:
+            lines.append("")
+            lines += [f"- {escape(n)}" for n in notes]
+    lines += ["", f"Percentiles from histograms with ≤ {fmt.percent(summary.get('histogram_relative_error'))} "
+                  "relative error."]
+    return "\n".join(lines) + "\n"
