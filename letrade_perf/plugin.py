@@ -118,6 +118,7 @@ class HarnessContext:
     aborted: str | None = None
     worker_reports: dict[str, dict] = field(default_factory=dict)
     gate: Any = None
+    sink: Any = None
     _greenlets: list = field(default_factory=list, repr=False)
     _kill_switch_runs: int = 0
 

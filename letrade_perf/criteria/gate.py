@@ -102,7 +102,8 @@ class Gate:
 
     @property
     def verdict(self) -> str:
-        return verdict_of(self.results) if self.results else FAIL
+        """``pass`` when every criterion's gate passes (a run without criteria passes), else ``fail``."""
+        return verdict_of(self.results)
 
     def failing(self) -> list[Result]:
         return [r for r in self.results if r.gate == FAIL]

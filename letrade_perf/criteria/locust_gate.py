@@ -45,6 +45,8 @@ class LocustGate:
         self.recorder: MetricsRecorder | None = None
         self.stopped_by: str | None = None        # the abort_on_fail criterion that stopped the run
         self.summary: dict | None = None
+        self.snapshot_listeners: list = []    # called with every drained Snapshot of this process
+        self.final_listeners: list = []       # called with the summary dict at the end (local/master)
         self._failing: set[str] = set()
         self._loop = None
         self._final_done = False
@@ -80,9 +82,19 @@ class LocustGate:
     def on_test_start(self, **_kw) -> None:
         self.gate.start()
 
+    def drain(self) -> Snapshot:
+        """The recorder's interval so far, also handed to every snapshot listener (the sink)."""
+        snap = self.recorder.drain()
+        for listener in self.snapshot_listeners:
+            try:
+                listener(snap)
+            except Exception:
+                log.exception("snapshot listener failed")
+        return snap
+
     def on_report_to_master(self, client_id=None, data=None, **_kw) -> None:
         if data is not None and self.recorder is not None:
-            data[WIRE_KEY] = self.recorder.drain().to_wire()
+            data[WIRE_KEY] = self.drain().to_wire()
 
     def on_worker_report(self, client_id=None, data=None, **_kw) -> None:
         wire = (data or {}).get(WIRE_KEY)
@@ -103,7 +115,7 @@ class LocustGate:
     # -- live ------------------------------------------------------------------------------------
     def evaluate_now(self):
         if self.recorder is not None:
-            self.gate.merge(self.recorder.drain())
+            self.gate.merge(self.drain())
         return self.gate.evaluate()
 
     def _live(self) -> None:
@@ -163,7 +175,7 @@ class LocustGate:
         env = environment or ctx.environment
         gate = self.gate
         if self.recorder is not None:
-            gate.merge(self.recorder.drain())
+            gate.merge(self.drain())
             self.recorder.close()
         gate.ended_at = time.time()
         results = gate.evaluate()
@@ -187,6 +199,14 @@ class LocustGate:
                                     workers=self._workers(), exit_code=code, aborted=ctx.aborted,
                                     extra=self._extra(baseline_section))
         self.summary["run"]["stopped_by"] = self.stopped_by
+        for listener in self.final_listeners:
+            try:
+                listener(self.summary)
+            except Exception:
+                log.exception("final listener failed")
+        sink = getattr(ctx, "sink", None)
+        if sink is not None:
+            self.summary["sink"] = sink.stats()
         if ctx.reports_dir:
             self._write(self.summary)
         if self.notifier is not None:
@@ -253,7 +273,7 @@ class LocustGate:
         else:
             pacing, ws = s.get("pacer"), s.get("ws")
         return {"baseline": baseline_section, "orders": s.get("orders") or {}, "pacing": pacing, "ws": ws,
-                "sink": getattr(ctx, "sink_stats", None)}
+                "sink": None}
 
     def _write(self, summary: dict) -> None:
         try:
