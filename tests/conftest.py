@@ -1,4 +1,5 @@
-"""Shared fixtures: real simulator processes on free loopback ports, stopped by PID."""
+"""Shared fixtures: real simulator processes and real time-series servers (VictoriaMetrics,
+InfluxDB 1.x) on free loopback ports, stopped by PID."""
 from __future__ import annotations
 
 import os
@@ -9,6 +10,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from simproc import SimProcess, start_sim  # noqa: E402
+from tsdb import InfluxDB1, VictoriaMetrics, start_influxdb1, start_victoria_metrics  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +38,35 @@ def sim_factory():
     yield make
     for p in started:
         p.stop()
+
+
+# Real time-series servers (tests/tsdb.py) on free loopback ports, stopped by PID.
+
+@pytest.fixture
+def victoria_metrics(tmp_path) -> VictoriaMetrics:
+    """A private VictoriaMetrics for one test (``.url``, ``.write()``, ``.export()``)."""
+    server = start_victoria_metrics(tmp_path)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def influxdb1(tmp_path) -> InfluxDB1:
+    """A private InfluxDB 1.x for one test (``.url``, ``.create_db()``, ``.write()``, ``.query()``)."""
+    server = start_influxdb1(tmp_path)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def influxdb1_module(tmp_path_factory) -> InfluxDB1:
+    """One InfluxDB 1.x shared by the tests of a module (load data once, query it many times)."""
+    server = start_influxdb1(tmp_path_factory.mktemp("influxdb1"))
+    try:
+        yield server
+    finally:
+        server.stop()

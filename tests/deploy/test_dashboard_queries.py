@@ -1,0 +1,300 @@
+"""Every InfluxQL query the shipped dashboards send, run against a real InfluxDB 1.x.
+
+A synthetic dataset holds every measurement of the sink's schema (three runs, several workers,
+endpoints, streams and criteria, all within the last hour). For each dashboard the template
+variables are resolved the way Grafana does it — by running their own queries in order — and every
+panel target and annotation is rendered with Grafana's macros and run. Each must answer without
+error, with at least one series, exactly the columns its SELECT names, and some non-null values in
+every column: a misspelt field, tag or function, or a regex the variables break, fails here.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import grafana_json as g
+
+DB = g.DATABASE
+STEP_MS = 5_000   # the sink's interval
+
+#: three runs: two workers each for the first two, a single local process for the third
+RUNS = [
+    {"run_id": "20261124T080000Z-smoke", "profile": "smoke", "env": "sim", "start_min": 55,
+     "workers": ["worker-1", "worker-2"], "extra": ["master"], "exit_code": 0, "verdict": "pass"},
+    {"run_id": "20261124T082000Z-smoke", "profile": "smoke", "env": "sim", "start_min": 38,
+     "workers": ["worker-1", "worker-2"], "extra": ["master"], "exit_code": 1, "verdict": "fail"},
+    {"run_id": "20261124T084000Z-ci-gate", "profile": "ci-gate", "env": "testnet", "start_min": 20,
+     "workers": ["local"], "extra": [], "exit_code": 1, "verdict": "fail"},
+]
+RUN_MINUTES = 8
+ENDPOINTS = [("GET", "GET /api/v3/depth"), ("GET", "GET /api/v3/klines"), ("POST", "POST /api/v3/order"),
+             ("ccxt", "fetch_order_book"), ("pipeline", "BTCUSDT rest")]
+STREAMS = ["btcusdt@trade", "ethusdt@aggTrade"]
+CRITERIA = [  # label, metric, threshold, value(run index) -> verdict follows value vs threshold
+    ("request p(95)<200", "request", 200.0, lambda i: 120.0 + 60 * i),
+    ("ws_lag p(99)<50", "ws_lag", 50.0, lambda i: 30.0 + 15 * i),
+    ("http_429 count<=0", "http_429", 0.0, lambda i: float(i % 2)),
+    ("request success_rate>99.5%", "request", 99.5, lambda i: 99.9 - 0.3 * i),
+]
+
+
+# ------------------------------------------------------------------------ line protocol
+def _esc_key(s: str) -> str:
+    return s.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+
+
+def _field(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return f"{v}i"
+    if isinstance(v, float):
+        return repr(v)
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def line(measurement: str, tags: dict, fields: dict, ts_ms: int) -> str:
+    tag_part = "".join(f",{_esc_key(k)}={_esc_key(str(v))}" for k, v in sorted(tags.items()))
+    field_part = ",".join(f"{_esc_key(k)}={_field(v)}" for k, v in fields.items())
+    return f"{_esc_key(measurement)}{tag_part} {field_part} {ts_ms}"
+
+
+def _hist(mean: float) -> str:
+    return '{"unit":"ms","counts":{"%d":3}}' % int(mean)
+
+
+def synthetic_points(now_ms: int) -> list[str]:
+    """Every measurement of the schema for every run in :data:`RUNS`."""
+    out: list[str] = []
+    for ri, run in enumerate(RUNS):
+        base = {"run_id": run["run_id"], "profile": run["profile"], "env": run["env"]}
+        start = (now_ms - run["start_min"] * 60_000) // STEP_MS * STEP_MS
+        n = RUN_MINUTES * 60_000 // STEP_MS
+        end = start + n * STEP_MS
+        out.append(line("run", {**base, "event": "start"},
+                        {"version": "0.1.0", "git_commit": "abc1234",
+                         "text": f"{run['profile']} on {run['env']}: started"}, start))
+        for w_i, worker in enumerate(run["workers"]):
+            tags = {**base, "worker": worker}
+            r429 = 0
+            for k in range(1, n + 1):
+                t = start + k * STEP_MS
+                for e_i, (rtype, name) in enumerate(ENDPOINTS):
+                    mean = 20.0 + 10 * e_i + w_i + (k % 7)
+                    cnt = 40 + e_i * 3 + (k % 5)
+                    out.append(line("request", {**tags, "request_type": rtype, "name": name, "status": "ok"},
+                                    {"count": cnt, "failures": 0, "sum": mean * cnt, "mean": mean,
+                                     "min": mean / 2, "max": mean * 3, "p50": mean * 0.9, "p90": mean * 1.5,
+                                     "p95": mean * 1.8, "p99": mean * 2.5, "hist": _hist(mean)}, t))
+                    if (k + e_i) % 7 == 0:
+                        out.append(line("request", {**tags, "request_type": rtype, "name": name, "status": "fail"},
+                                        {"count": 2, "failures": 2, "sum": 2 * mean, "mean": mean, "min": mean,
+                                         "max": mean, "p50": mean, "p90": mean, "p95": mean, "p99": mean,
+                                         "hist": _hist(mean)}, t))
+                for s_i, stream in enumerate(STREAMS):
+                    lag = 8.0 + 3 * s_i + (k % 4)
+                    out.append(line("ws_lag", {**tags, "stream": stream},
+                                    {"count": 50 + s_i, "sum": lag * (50 + s_i), "mean": lag, "min": lag / 3,
+                                     "max": lag * 4, "p50": lag, "p90": lag * 1.5, "p95": lag * 2,
+                                     "p99": lag * 3, "uncertainty_ms": 0.4 + 0.1 * w_i, "hist": _hist(lag)}, t))
+                if k % 30 == 0:
+                    r429 += 1
+                out.append(line("pacing", tags,
+                                {"weight_used": 100 + 10 * (k % 12), "weight_budget": 2880 // len(run["workers"]),
+                                 "orders_used": k % 9, "orders_budget": 45, "wait_s": 0.05 * (k % 3),
+                                 "waits": k % 3, "r429": r429, "r418": 0, "share": 1.0 / len(run["workers"])}, t))
+                out.append(line("users", tags, {"count": 5 + (k > 10) * 5, "rps": 40.0 + (k % 6),
+                                                "fail_rps": 0.2 * (k % 2)}, t))
+                out.append(line("sink", tags, {"written": 30 * k, "dropped": 0, "retries": k // 40,
+                                               "buffered": k % 4}, t))
+        for worker in run["extra"]:   # the master of a distributed run: no requests, but users and sink
+            tags = {**base, "worker": worker}
+            for k in range(1, n + 1):
+                t = start + k * STEP_MS
+                out.append(line("users", tags, {"count": 10, "rps": 80.0, "fail_rps": 0.3}, t))
+                out.append(line("sink", tags, {"written": 5 * k, "dropped": 0, "retries": 0, "buffered": 0}, t))
+        passed_all = True
+        for label, metric, threshold, value_of in CRITERIA:
+            value = value_of(ri)
+            lower_is_better = "<" in label
+            ok = value <= threshold if lower_is_better else value >= threshold
+            passed_all &= ok
+            out.append(line("criteria", {**base, "criterion": label, "metric": metric,
+                                         "verdict": "pass" if ok else "fail"},
+                            {"value": value, "threshold": threshold, "passed": int(ok), "samples": 1000 + ri},
+                            end))
+        out.append(line("run", {**base, "event": "stop"},
+                        {"version": "0.1.0", "git_commit": "abc1234",
+                         "text": f"{run['profile']} on {run['env']}: {run['verdict'].upper()}",
+                         "verdict": run["verdict"], "exit_code": run["exit_code"],
+                         "duration_s": float(RUN_MINUTES * 60)}, end + 1))
+    return out
+
+
+@pytest.fixture(scope="module")
+def influx(influxdb1_module):
+    """InfluxDB 1.x with database letrade_perf holding the synthetic dataset."""
+    influxdb1_module.create_db(DB)
+    points = synthetic_points(int(time.time() * 1000))
+    for i in range(0, len(points), 5000):
+        influxdb1_module.write(DB, points[i:i + 5000], precision="ms")
+    return influxdb1_module
+
+
+# ------------------------------------------------------------------------ helpers
+def _dashboard(uid: str) -> dict:
+    for path in g.dashboard_files():
+        d = g.load_dashboard(path)
+        if d["uid"] == uid:
+            return d
+    raise AssertionError(f"no dashboard with uid {uid}")
+
+
+def _variables(dashboard: dict) -> list[dict]:
+    return [v for v in dashboard["templating"]["list"] if v.get("type") == "query"]
+
+
+def _tag_values(answer: dict) -> list[str]:
+    values = []
+    for result in answer["results"]:
+        for series in result.get("series", []):
+            assert series["columns"] == ["key", "value"], series
+            values += [row[1] for row in series["values"]]
+    return sorted(set(values))
+
+
+def resolve_variables(influx, dashboard: dict, choose: dict[str, list[str] | None]) -> dict[str, list[str]]:
+    """Run the template-variable queries in dashboard order, as Grafana does, each with the values
+    chosen so far. ``choose[name]`` picks values (None or missing = All if the variable includes All,
+    else Grafana's default: the first value in the variable's sort order)."""
+    selected: dict[str, list[str]] = {}
+    for v in _variables(dashboard):
+        q = g.render(v["query"], selected)
+        values = _tag_values(influx.query(DB, q))
+        assert values, f"variable {v['name']}: {q!r} returned no values"
+        if v.get("sort") in (2, 4, 6):
+            values = sorted(values, reverse=True)
+        want = choose.get(v["name"])
+        if want is None:
+            want = values if v.get("includeAll") else values[:1]
+        missing = set(want) - set(values)
+        assert not missing, f"variable {v['name']}: {missing} not among {values}"
+        selected[v["name"]] = list(want)
+    return selected
+
+
+def check_query(influx, query: g.Query, variables: dict[str, list[str]]) -> None:
+    text = g.render(query.text, variables)
+    assert "$" not in text.replace("$/", ""), f"{query}: unresolved variable in {text!r}"
+    answer = influx.query(DB, text)
+    series = [s for r in answer["results"] for s in r.get("series", [])]
+    assert series, f"{query}: no series for {text!r}"
+    if query.kind == "variable":
+        return
+    expected = ["time"] + g.select_columns(query.text)
+    tags = set(g.group_by_tags(query.text))
+    for s in series:
+        assert s["columns"] == expected, f"{query}: columns {s['columns']} != {expected}"
+        assert set(s.get("tags", {})) == tags, f"{query}: tags {s.get('tags')} != {tags}"
+        # InfluxDB groups by a tag that does not exist with the value "": a misspelt tag lands here
+        assert all(s["tags"][t] != "" for t in tags), f"{query}: empty tag value in {s['tags']}"
+    for ci, col in enumerate(expected[1:], start=1):
+        assert any(row[ci] is not None for s in series for row in s["values"]), \
+            f"{query}: column {col!r} is null everywhere for {text!r}"
+
+
+# ------------------------------------------------------------------------ tests
+def test_synthetic_data_covers_the_schema(influx):
+    answer = influx.query(DB, "SHOW MEASUREMENTS")
+    names = {row[0] for row in answer["results"][0]["series"][0]["values"]}
+    assert names == set(g.SCHEMA)
+    for measurement, (tags, fields) in g.SCHEMA.items():
+        keys = influx.query(DB, f'SHOW FIELD KEYS FROM "{measurement}"')
+        assert {row[0] for row in keys["results"][0]["series"][0]["values"]} == fields, measurement
+        tkeys = influx.query(DB, f'SHOW TAG KEYS FROM "{measurement}"')
+        assert {row[0] for row in tkeys["results"][0]["series"][0]["values"]} == tags | g.COMMON_TAGS, measurement
+
+
+@pytest.mark.parametrize("run", RUNS, ids=[r["run_id"] for r in RUNS])
+def test_live_dashboard_queries_answer_for_each_run(influx, run):
+    dashboard = _dashboard("letrade-live")
+    variables = resolve_variables(influx, dashboard, {"profile": [run["profile"]], "run_id": [run["run_id"]]})
+    assert variables["worker"] == sorted(run["workers"] + run["extra"])
+    queries = [q for q in g.iter_queries(dashboard) if q.kind != "variable"]
+    assert len(queries) >= 20
+    for q in queries:
+        check_query(influx, q, variables)
+
+
+def test_live_dashboard_defaults_pick_the_newest_run_of_the_first_profile(influx):
+    dashboard = _dashboard("letrade-live")
+    variables = resolve_variables(influx, dashboard, {})
+    assert variables["profile"] == ["ci-gate"]
+    assert variables["run_id"] == ["20261124T084000Z-ci-gate"]
+    smoke = resolve_variables(influx, dashboard, {"profile": ["smoke"]})
+    assert smoke["run_id"] == ["20261124T082000Z-smoke"]     # sorted descending: newest first
+
+
+def test_live_dashboard_with_one_worker_selected(influx):
+    dashboard = _dashboard("letrade-live")
+    variables = resolve_variables(influx, dashboard, {"profile": ["smoke"], "run_id": [RUNS[0]["run_id"]],
+                                                      "worker": ["worker-2"]})
+    for q in g.iter_queries(dashboard):
+        if q.kind != "target" or '"worker"' not in q.text:
+            continue
+        if any(m in g.measurements_of(q.text) for m in ("request", "ws_lag", "pacing", "users", "sink")):
+            check_query(influx, q, variables)
+
+
+@pytest.mark.parametrize("choice", [
+    {},                                                                   # everything (All)
+    {"profile": ["smoke"], "env": ["sim"], "criterion": ["request p(95)<200"]},   # regex specials in a value
+    {"profile": ["smoke", "ci-gate"], "env": ["sim", "testnet"],
+     "criterion": ["http_429 count<=0", "request success_rate>99.5%"]},
+], ids=["all", "one-each", "several"])
+def test_trends_dashboard_queries_answer(influx, choice):
+    dashboard = _dashboard("letrade-trends")
+    variables = resolve_variables(influx, dashboard, choice)
+    assert len(variables["criterion"]) == len(choice.get("criterion", CRITERIA))
+    queries = [q for q in g.iter_queries(dashboard) if q.kind != "variable"]
+    assert len(queries) >= 10
+    for q in queries:
+        check_query(influx, q, variables)
+
+
+def test_criteria_table_reports_the_gate_verdicts(influx):
+    """The live Criteria table returns one row per criterion with its verdict tag and exact values."""
+    dashboard = _dashboard("letrade-live")
+    target = next(q for q in g.iter_queries(dashboard) if q.kind == "target" and '"criteria"' in q.text)
+    run = RUNS[1]
+    answer = influx.query(DB, g.render(target.text, {"run_id": [run["run_id"]]}))
+    series = answer["results"][0]["series"]
+    got = {s["tags"]["criterion"]: (s["tags"]["verdict"], s["values"][0][1]) for s in series}
+    expected = {}
+    for label, _metric, threshold, value_of in CRITERIA:
+        value = value_of(1)
+        ok = value <= threshold if "<" in label else value >= threshold
+        expected[label] = ("pass" if ok else "fail", value)
+    assert got == expected
+
+
+def test_requests_per_second_is_requests_per_bucket_divided_by_bucket_seconds(influx):
+    """rps = sum(count) / ($__interval_ms / 1000): with 10 s buckets, the sum of the two 5 s points."""
+    dashboard = _dashboard("letrade-live")
+    target = next(q for q in g.iter_queries(dashboard) if q.kind == "target" and "Requests/s per endpoint" in q.where)
+    run = RUNS[2]   # one process: every bucket of 10 s holds exactly two 5 s points per status
+    variables = {"profile": [run["profile"]], "run_id": [run["run_id"]], "worker": run["workers"]}
+    rps = influx.query(DB, g.render(target.text, variables))
+    raw = influx.query(DB, g.render(
+        'SELECT sum("count") FROM "request" WHERE $timeFilter AND "run_id" =~ /^$run_id$/ '
+        'GROUP BY time($__interval), "name" fill(null)', variables))
+    by_name = {s["tags"]["name"]: s["values"] for s in raw["results"][0]["series"]}
+    checked = 0
+    for s in rps["results"][0]["series"]:
+        for (t, value), (t2, total) in zip(s["values"], by_name[s["tags"]["name"]]):
+            assert t == t2
+            if total is not None:
+                assert value == pytest.approx(total / 10.0)
+                checked += 1
+    assert checked > 50
