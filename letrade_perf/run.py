@@ -116,6 +116,16 @@ def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 15
         pass
 
 
+def _web_port(extra: list[str]) -> str:
+    """The web UI port Locust will use (``--web-port N`` / ``-P N`` among the extra args; else 8089)."""
+    for i, arg in enumerate(extra):
+        if arg in ("--web-port", "-P") and i + 1 < len(extra):
+            return extra[i + 1]
+        if arg.startswith("--web-port="):
+            return arg.split("=", 1)[1]
+    return "8089"
+
+
 def read_stats(reports_dir: str) -> list[dict]:
     path = os.path.join(reports_dir, "locust_stats.csv")
     if not os.path.exists(path):
@@ -204,7 +214,7 @@ def execute(plan: RunPlan, profile) -> int:
             env["LETRADE_WEBHOOKS"] = "\n".join(plan.webhooks)   # not on the command line: URLs are secrets
         env["PYTHONPATH"] = REPO_DIR + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         log.info("run %s: profile %s, env %s, %s, reports in %s", plan.run_id, plan.profile_name, plan.env,
-                 "web UI on http://127.0.0.1:8089" if plan.web else
+                 f"web UI on http://127.0.0.1:{_web_port(plan.extra)}" if plan.web else
                  (f"master + {plan.workers} workers" if plan.workers else "headless"), plan.reports_dir)
         with open(os.path.join(plan.reports_dir, "run.json"), "w", encoding="utf-8") as fh:
             json.dump({"run_id": plan.run_id, "profile": plan.profile_name, "env": plan.env, "host": host,

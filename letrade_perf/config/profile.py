@@ -333,12 +333,30 @@ class SinkSettings:
     """``aggregate``: one point per metric and interval; ``raw``: one point per sample."""
     interval_s: float = _duration_field(5.0)
     """Aggregation interval."""
+    batch_size: int = 1000
+    """Most points sent in one write request."""
+    max_buffer_points: int = 100_000
+    """Most points held while InfluxDB is slow or down; beyond it the oldest are dropped (and
+    counted)."""
+    timeout_s: float = _duration_field(5.0)
+    """Timeout of one write request."""
+    max_tag_values: int = 200
+    """Distinct ``name`` / ``stream`` tag values per measurement; further values become ``(other)``."""
 
     def __post_init__(self) -> None:
         if self.interval_s <= 0:
             raise FieldError("interval_s", f"must be > 0, got {self.interval_s}")
         if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", self.token_env):
             raise FieldError("token_env", f"must be an environment variable name, got {self.token_env!r}")
+        if self.batch_size < 1:
+            raise FieldError("batch_size", f"must be >= 1, got {self.batch_size}")
+        if self.max_buffer_points < self.batch_size:
+            raise FieldError("max_buffer_points",
+                             f"must be >= batch_size ({self.batch_size}), got {self.max_buffer_points}")
+        if self.timeout_s <= 0:
+            raise FieldError("timeout_s", f"must be > 0, got {self.timeout_s}")
+        if self.max_tag_values < 1:
+            raise FieldError("max_tag_values", f"must be >= 1, got {self.max_tag_values}")
 
 
 @dataclass(frozen=True)
@@ -392,7 +410,9 @@ class WebhookSettings:
 
     def __post_init__(self) -> None:
         if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", self.url_env):
-            raise FieldError("url_env", f"must be an environment variable name, got {self.url_env!r}")
+            # never echo the value: it may be the (secret) webhook URL itself
+            raise FieldError("url_env", "must be an environment variable name holding the URL "
+                                        "(webhook URLs are secrets and do not belong in a profile)")
         if self.kind == "telegram" and not str(self.chat_id).strip():
             raise FieldError("chat_id", "is required for kind telegram")
 

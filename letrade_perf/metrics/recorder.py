@@ -29,7 +29,6 @@ beyond it new tag sets fold into ``name="(other)"``.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from typing import Any, Callable, Iterable
@@ -202,6 +201,8 @@ class MetricsRecorder:
         self._gauges = gauges
         self._cap: dict[str, set] = {}
         self._cur = Snapshot(clock(), clock())
+        self._fast: dict[tuple, Series] = {}      # (request_type, name, ok) → this interval's series
+        self._keys: dict[int, Key] = {}          # id(series) → its key (test hook only)
         self._samples = None
         samples_dir = samples_dir if samples_dir is not None else os.environ.get(SAMPLES_ENV)
         if samples_dir:
@@ -246,25 +247,55 @@ class MetricsRecorder:
             self._samples.write(json.dumps([metric, dict(tags), value]) + "\n")
 
     def on_request(self, request_type=None, name=None, response_time=None, exception=None, **_kw) -> None:
+        # the hot path (every request of every user): one dict lookup finds the interval's series
         if request_type == "WS" or response_time is None:
             return
-        status = "fail" if exception is not None else "ok"
+        ok = exception is None
+        key = (request_type, name, ok)
+        s = self._fast.get(key)
+        if s is None:
+            s = self._fast[key] = self._request_series(request_type, name, ok)
+        s.hist.record(response_time)
+        if self._samples is not None:
+            self._write_sample(s, response_time)
         if request_type in API_REQUEST_TYPES:
-            self.record("request", (("name", name), ("status", status), ("type", request_type)), response_time)
             sec = int(self._clock())
             up = self._cur.up_seconds
-            if status == "ok":
+            if ok:
                 up[sec] = True
             elif sec not in up:
                 up[sec] = False
-            return
-        metric = "ws_connection" if request_type == "WSCONN" else str(request_type)
-        self.record(metric, (("name", name), ("status", status)), response_time)
+
+    def _request_series(self, request_type: str, name: str, ok: bool) -> Series:
+        status = "ok" if ok else "fail"
+        if request_type in API_REQUEST_TYPES:
+            metric, tags = "request", (("name", name), ("status", status), ("type", request_type))
+        else:
+            metric = "ws_connection" if request_type == "WSCONN" else str(request_type)
+            tags = (("name", name), ("status", status))
+        s = self._series(metric, tags)
+        self._keys[id(s)] = (metric, tags)
+        return s
+
+    def _write_sample(self, s: Series, value: float) -> None:
+        metric, tags = self._keys[id(s)]
+        self._samples.write(json.dumps([metric, dict(tags), value]) + "\n")
 
     def on_ws_lag(self, stream=None, lag_ms=None, uncertainty_ms=None, **_kw) -> None:
-        if lag_ms is None or (isinstance(lag_ms, float) and math.isnan(lag_ms)):
+        # hot path (every WS event): the interval's series by stream name
+        if lag_ms is None or lag_ms != lag_ms:
             return
-        self.record("ws_lag", (("stream", stream),), float(lag_ms), uncertainty_ms)
+        key = ("WS", stream)
+        s = self._fast.get(key)
+        if s is None:
+            tags = (("stream", stream),)
+            s = self._fast[key] = self._series("ws_lag", tags)
+            self._keys[id(s)] = ("ws_lag", tags)
+        s.hist.record(lag_ms)
+        if uncertainty_ms is not None and (s.uncertainty_ms is None or uncertainty_ms > s.uncertainty_ms):
+            s.uncertainty_ms = uncertainty_ms
+        if self._samples is not None:
+            self._write_sample(s, lag_ms)
 
     def on_slippage(self, symbol=None, side=None, bps=None, **_kw) -> None:
         if bps is not None:
@@ -284,6 +315,8 @@ class MetricsRecorder:
         """The interval so far; a new one starts now."""
         now = self._clock()
         snap, self._cur = self._cur, Snapshot(now, now)
+        self._fast = {}
+        self._keys = {}
         snap.end = now
         if self._gauges is not None:
             try:

@@ -149,6 +149,15 @@ BAD = [
     ("sim", {"limits": {"request_weight_per_minute": 0}}, "sim: limits.request_weight_per_minute: must be > 0"),
     ("sink", {"mode": "batch"}, "sink.mode: expected one of 'aggregate', 'raw'"),
     ("description", "", "description: must be one non-empty line"),
+    ("gate", {"allow_inconclusve": True}, "unknown key 'gate.allow_inconclusve'"),
+    ("gate", {"eval_every_s": "0s"}, "gate.eval_every_s: must be > 0"),
+    ("gate", {"fees_min_bps": 20}, "gate.fees_min_bps: 20.0 is above fees_max_bps"),
+    ("gate", {"max_429": -1}, "gate.max_429: must be >= 0"),
+    ("notify", [{"kind": "telegram", "url_env": "TG_URL"}], "notify[0].chat_id: is required for kind telegram"),
+    ("notify", [{"kind": "teams", "url_env": "X"}], "notify[0].kind: expected one of 'slack', 'telegram'"),
+    ("notify", [{"kind": "slack", "url_env": "https://hooks.slack.com/SECRET"}],
+     "notify[0].url_env: must be an environment variable name holding the URL"),
+    ("notify", [{"kind": "slack", "url_env": "X", "events": ["verdict", "everything"]}], "notify[0].events[1]"),
 ]
 
 
