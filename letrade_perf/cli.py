@@ -43,6 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--webhook", action="append", default=[], metavar="KIND=URL",
                      help="notify a webhook of the verdict, aborts and failing criteria: slack=URL or "
                           "telegram=URL?chat_id=N (repeatable; passed to Locust through the environment)")
+    run.add_argument("--influx-url", default=None, metavar="URL",
+                     help="write metrics to InfluxDB at URL (2.x/3.x/1.8+; token from $LETRADE_INFLUX_TOKEN; "
+                          "default: $LETRADE_INFLUX_URL or the profile's sink)")
+    run.add_argument("--influx-org", default=None, help="InfluxDB organisation (default letrade)")
+    run.add_argument("--influx-bucket", default=None, help="InfluxDB bucket, or db/rp on 1.8 (default letrade_perf)")
+    run.add_argument("--influx-mode", choices=("aggregate", "raw"), default=None,
+                     help="aggregate: one point per series and interval (default); raw: also one point per sample")
     run.add_argument("locust_args", nargs=argparse.REMAINDER, help="-- extra Locust arguments")
     check = sub.add_parser("check", help="check configuration, connectivity, clock, limits, credentials and "
                            "market data before a run (read-only)")

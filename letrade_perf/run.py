@@ -74,6 +74,7 @@ class RunPlan:
     baseline: str | None = None
     tolerance: str | None = None
     webhooks: tuple[str, ...] = ()
+    influx: dict | None = None
 
 
 def locust_commands(plan: RunPlan, host: str, master_port: int | None = None) -> list[list[str]]:
@@ -210,6 +211,8 @@ def execute(plan: RunPlan, profile) -> int:
         commands = locust_commands(plan, host)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env[FORMAT_ENV] = plan.log_format
+        for key, value in (plan.influx or {}).items():
+            env[key] = value          # read by every Locust process's sink (letrade_perf.metrics)
         if plan.webhooks:
             env["LETRADE_WEBHOOKS"] = "\n".join(plan.webhooks)   # not on the command line: URLs are secrets
         env["PYTHONPATH"] = REPO_DIR + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -265,6 +268,17 @@ def execute(plan: RunPlan, profile) -> int:
             signal.signal(s, h)
 
 
+def _influx_env(args) -> dict:
+    """``--influx-*`` options as the environment variables the sink reads."""
+    out = {}
+    for opt, var in (("influx_url", "LETRADE_INFLUX_URL"), ("influx_org", "LETRADE_INFLUX_ORG"),
+                     ("influx_bucket", "LETRADE_INFLUX_BUCKET"), ("influx_mode", "LETRADE_INFLUX_MODE")):
+        value = getattr(args, opt, None)
+        if value:
+            out[var] = value
+    return out
+
+
 def run_from_args(args) -> int:
     from .config.errors import ConfigError
     from .config.profile import load_profile
@@ -317,5 +331,5 @@ def run_from_args(args) -> int:
     plan = RunPlan(profile_ref=args.profile, profile_name=profile.name, env=env, host=args.host, run_id=run_id,
                    reports_dir=reports, web=args.web, workers=args.workers, key_file=args.key_file,
                    log_format=args.log_format, extra=extra, baseline=baseline, tolerance=args.tolerance,
-                   webhooks=tuple(args.webhook or ()))
+                   webhooks=tuple(args.webhook or ()), influx=_influx_env(args))
     return execute(plan, profile)
