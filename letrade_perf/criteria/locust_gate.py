@@ -245,8 +245,10 @@ class LocustGate:
         elif self.stopped_by:
             lines.append(f"verdict: FAIL — stopped by abort_on_fail criterion {self.stopped_by} — exit code {code}")
         else:
+            regs = len((baseline_section or {}).get("regressions") or [])
             lines.append(f"verdict: {'FAIL' if code else 'PASS'} — {len(results) - len(failed)} of {len(results)} "
-                         f"criteria passed — exit code {code}")
+                         f"criteria passed" + (f", {regs} baseline regression(s)" if regs else "")
+                         + f" — exit code {code}")
             for r in failed:
                 lines.append(f"  FAILED: {r.criterion.label} = {format_value(r.value, r.unit)}"
                              + (f" ({r.reason})" if r.reason else ""))
