@@ -329,25 +329,31 @@ class LetradePlugin:
     def register(self, environment) -> None:
         """Build ``environment.letrade`` and add the plugin's listeners."""
         define_events(environment.events)
+        # A worker may be told to spawn users while this init still talks to the exchange (its
+        # I/O yields to the runner's greenlets): users wait for the context while this is set.
+        environment.letrade_initialising = True
         try:
             ctx = self._build(environment)
         except ConfigError as e:
+            environment.letrade_initialising = False
             log.error("configuration error: %s", e)
             sys.stderr.write(f"letrade-perf: {e}\n")
             sys.stderr.flush()
             raise SystemExit(EXIT_CONFIG) from None
         self.ctx = ctx
-        environment.letrade = ctx
         events = environment.events
         try:
-            self._gate(ctx, environment)
+            self._gate(ctx, environment)     # recording listens before any user sees the context
         except ConfigError as e:
+            environment.letrade_initialising = False
             if ctx.sim is not None:
                 ctx.sim.stop()
             log.error("configuration error: %s", e)
             sys.stderr.write(f"letrade-perf: {e}\n")
             sys.stderr.flush()
             raise SystemExit(EXIT_CONFIG) from None
+        environment.letrade = ctx
+        environment.letrade_initialising = False
         events.test_stop.add_listener(self.on_test_stop)
         events.quitting.add_listener(self.on_quitting)
         if ctx.role == "worker":
@@ -395,6 +401,8 @@ class LetradePlugin:
                           notifier=notifier)
         gate.register(environment)
         ctx.gate = gate
+        from .metrics.locust_sink import install_sink
+        install_sink(ctx, environment)
         if ctx.role != "worker" and getattr(environment, "web_ui", None) is not None:
             from .webui import install_criteria_tab
             install_criteria_tab(environment, gate.gate.snapshot)

@@ -312,6 +312,13 @@ def run_from_args(args) -> int:
         except ValueError as e:
             print(f"letrade-perf run: --tolerance: {e}", file=sys.stderr)
             return EXIT_CONFIG
+    from .metrics.sink import resolve_sink_config
+    try:      # a bad sink setting is a usage error before anything starts
+        resolve_sink_config(profile.sink, os.environ, {"url": args.influx_url, "org": args.influx_org,
+                                                       "bucket": args.influx_bucket, "mode": args.influx_mode})
+    except ConfigError as e:
+        print(f"letrade-perf run: {e}", file=sys.stderr)
+        return EXIT_CONFIG
     baseline = None
     if args.baseline:
         from .reports import load_summary

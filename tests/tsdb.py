@@ -9,7 +9,8 @@ directory, and is stopped by its PID (SIGTERM, then SIGKILL) — never by name.
   metric ``measurement_field`` with the tags as labels (plus ``db`` when a v1 ``/write`` names
   one; the v2 ``bucket`` adds no label). VictoriaMetrics stores numbers only: a string field
   becomes its numeric parse, else 0 (``hist="{...}"`` → ``request_hist`` 0), so string fields
-  can't be read back. :meth:`VictoriaMetrics.export` reads the points back.
+  can't be read back. :meth:`VictoriaMetrics.export` reads the points back;
+  :meth:`VictoriaMetrics.restart` stops it and starts it again on the same port and storage.
 - :func:`start_influxdb1` runs ``influxd`` 1.x, which answers the dashboards' InfluxQL.
 """
 from __future__ import annotations

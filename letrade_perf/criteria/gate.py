@@ -42,11 +42,13 @@ def git_commit(start: str | None = None) -> str | None:
 
 def versions() -> dict:
     from .. import __version__
+    from importlib.metadata import PackageNotFoundError, version
+
     out = {"letrade_perf": __version__, "python": platform.python_version(), "locust": None, "ccxt": None}
-    for mod in ("locust", "ccxt"):
+    for dist in ("locust", "ccxt"):
         try:
-            out[mod] = __import__(mod).__version__
-        except Exception:
+            out[dist] = version(dist)      # never import locust here: it monkey-patches the process
+        except PackageNotFoundError:
             pass
     return out
 

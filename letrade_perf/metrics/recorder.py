@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 from .histogram import Histogram
 

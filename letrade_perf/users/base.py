@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from typing import Mapping
 
 from locust.exception import StopUser
@@ -35,9 +36,19 @@ class HarnessUserMixin:
 
     symbol: str | None = None
 
+    #: how long a user started during the plugin's init waits for the context (s)
+    context_wait_s: float = 60.0
+
     @property
     def ctx(self):
-        ctx = getattr(self.environment, "letrade", None)
+        env = self.environment
+        ctx = getattr(env, "letrade", None)
+        if ctx is None and getattr(env, "letrade_initialising", False):
+            import gevent     # users run under Locust: waiting yields to the init greenlet
+            deadline = time.monotonic() + self.context_wait_s
+            while ctx is None and getattr(env, "letrade_initialising", False) and time.monotonic() < deadline:
+                gevent.sleep(0.05)
+                ctx = getattr(env, "letrade", None)
         if ctx is None:
             raise StopUser("letrade plugin not registered (environment.letrade missing)")
         return ctx

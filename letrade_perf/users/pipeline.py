@@ -84,8 +84,9 @@ class TradingPipelineUser(BinanceRestUser):
         self._ensure_stream()
 
     def on_stop(self) -> None:
-        if self.ws is not None:
-            self.ws.close()
+        ws = getattr(self, "ws", None)       # absent when on_start stopped early
+        if ws is not None:
+            ws.close()
             self.ws = None
 
     # -- the user-data stream -------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """Judging criteria on merged metrics: every metric kind, inconclusive rules, defaults, the live state."""
 from __future__ import annotations
 
+import sys
+
 import pytest
 import yaml
 
@@ -156,3 +158,6 @@ def test_gate_live_state_summary_and_verdicts():
     (ep,) = s["endpoints"]
     assert ep["count"] == 10 and ep["rps"] == 2.0 and ep["p95_ms"] == 150.0
     assert s["criteria"][0]["verdict"] == "fail" and s["verdict"] == "fail"
+    assert s["run"]["versions"]["locust"]
+    # reading versions must not import locust: it would monkey-patch the whole test session
+    assert "locust" not in sys.modules
