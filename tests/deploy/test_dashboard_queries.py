@@ -13,6 +13,8 @@ import time
 
 import pytest
 
+from letrade_perf.metrics.influx_io import format_line
+
 import grafana_json as g
 
 DB = g.DATABASE
@@ -40,24 +42,11 @@ CRITERIA = [  # label, metric, threshold, value(run index) -> verdict follows va
 
 
 # ------------------------------------------------------------------------ line protocol
-def _esc_key(s: str) -> str:
-    return s.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
-
-
-def _field(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return f"{v}i"
-    if isinstance(v, float):
-        return repr(v)
-    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def line(measurement: str, tags: dict, fields: dict, ts_ms: int) -> str:
-    tag_part = "".join(f",{_esc_key(k)}={_esc_key(str(v))}" for k, v in sorted(tags.items()))
-    field_part = ",".join(f"{_esc_key(k)}={_field(v)}" for k, v in fields.items())
-    return f"{_esc_key(measurement)}{tag_part} {field_part} {ts_ms}"
+    """The sink's own line-protocol encoder: the dashboards are tested on exactly what it writes."""
+    out = format_line(measurement, tags, fields, ts_ms)
+    assert out is not None
+    return out
 
 
 def _hist(mean: float) -> str:
