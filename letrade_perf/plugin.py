@@ -332,26 +332,20 @@ class LetradePlugin:
         # A worker may be told to spawn users while this init still talks to the exchange (its
         # I/O yields to the runner's greenlets): users wait for the context while this is set.
         environment.letrade_initialising = True
+        ctx = None
         try:
             ctx = self._build(environment)
+            self._gate(ctx, environment)     # recording listens before any user sees the context
         except ConfigError as e:
             environment.letrade_initialising = False
+            if ctx is not None and ctx.sim is not None:
+                ctx.sim.stop()
             log.error("configuration error: %s", e)
             sys.stderr.write(f"letrade-perf: {e}\n")
             sys.stderr.flush()
             raise SystemExit(EXIT_CONFIG) from None
         self.ctx = ctx
         events = environment.events
-        try:
-            self._gate(ctx, environment)     # recording listens before any user sees the context
-        except ConfigError as e:
-            environment.letrade_initialising = False
-            if ctx.sim is not None:
-                ctx.sim.stop()
-            log.error("configuration error: %s", e)
-            sys.stderr.write(f"letrade-perf: {e}\n")
-            sys.stderr.flush()
-            raise SystemExit(EXIT_CONFIG) from None
         environment.letrade = ctx
         environment.letrade_initialising = False
         events.test_stop.add_listener(self.on_test_stop)

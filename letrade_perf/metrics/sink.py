@@ -137,20 +137,24 @@ class InfluxSink:
             buf = self._buf
             limit = self.config.max_buffer_points
             for line in lines:
-                if line is None:
-                    continue
-                self.produced += 1
-                if self._closed:
-                    self.dropped += 1
-                    continue
-                if len(buf) >= limit:
-                    buf.popleft()
-                    self._head += 1
-                    self.dropped += 1
-                buf.append(line)
+                if line is not None:
+                    self._enqueue_locked(buf, line, limit)
             full = len(buf) >= self.config.batch_size
         if full and not self._wake.is_set():
             self._wake.set()
+
+    def _enqueue_locked(self, buf, line: str, limit: int) -> None:
+        """Count and queue one line (the caller holds ``_lock``): dropped when closed; a full
+        buffer drops its oldest line first."""
+        self.produced += 1
+        if self._closed:
+            self.dropped += 1
+            return
+        if len(buf) >= limit:
+            buf.popleft()
+            self._head += 1
+            self.dropped += 1
+        buf.append(line)
 
     def add_point(self, measurement: str, tags: Mapping[str, Any], fields: Mapping[str, Any],
                   ts: float | None = None, *, per_process: bool = True) -> None:
@@ -194,16 +198,8 @@ class InfluxSink:
         self._raw_last[prefix] = ts_ms
         line = f"{prefix}{fields} {ts_ms}"
         with self._lock:
-            self.produced += 1
             buf = self._buf
-            if self._closed:
-                self.dropped += 1
-                return
-            if len(buf) >= self.config.max_buffer_points:
-                buf.popleft()
-                self._head += 1
-                self.dropped += 1
-            buf.append(line)
+            self._enqueue_locked(buf, line, self.config.max_buffer_points)
             full = len(buf) >= self.config.batch_size
         if full and not self._wake.is_set():
             self._wake.set()
