@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 
 from .logs import FORMAT_ENV
+from .procs import stop_process
 
 log = logging.getLogger("letrade_perf.run")
 
@@ -102,19 +103,6 @@ def locust_commands(plan: RunPlan, host: str, master_port: int | None = None) ->
                      "--expect-workers", str(plan.workers)] + plan.extra
     worker = base + ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
     return [master] + [list(worker) for _ in range(plan.workers)]
-
-
-def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        os.kill(proc.pid, sig)
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(5)
-    except ProcessLookupError:
-        pass
 
 
 def _web_port(extra: list[str]) -> str:
@@ -240,7 +228,7 @@ def execute(plan: RunPlan, profile) -> int:
             if code is None:
                 if deadline is not None and time.monotonic() > deadline:
                     log.error("Locust did not finish within the profile's duration + 120 s; stopping it")
-                    _stop(procs[0], signal.SIGTERM)
+                    stop_process(procs[0], 15.0)
                     code = procs[0].returncode if procs[0].returncode is not None else EXIT_CONFIG
                     break
                 time.sleep(0.2)
@@ -248,7 +236,7 @@ def execute(plan: RunPlan, profile) -> int:
             try:
                 p.wait(15)
             except subprocess.TimeoutExpired:
-                _stop(p)
+                stop_process(p, 15.0)
         for lf in worker_logs:
             lf.close()
         if interrupted:      # Ctrl-C / SIGTERM is the kill switch: the run was aborted
@@ -260,7 +248,7 @@ def execute(plan: RunPlan, profile) -> int:
         return code
     finally:
         for p in procs:
-            _stop(p)
+            stop_process(p, 15.0)
         if sim is not None:
             sim.stop()
             log.info("simulator stopped")

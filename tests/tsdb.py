@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -27,6 +26,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Iterable
+
+from letrade_perf.procs import stop_process
 
 
 class ServerError(RuntimeError):
@@ -85,16 +86,7 @@ class Server:
 
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM, then SIGKILL after ``timeout`` seconds; returns the exit code."""
-        if self.proc.poll() is None:
-            try:
-                os.kill(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-            except ProcessLookupError:
-                pass
-        return self.proc.returncode
+        return stop_process(self.proc, timeout)
 
     def __enter__(self):
         return self

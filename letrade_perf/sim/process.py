@@ -56,16 +56,8 @@ class SimulatorProcess:
 
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM, then SIGKILL after ``timeout`` seconds; returns the exit code."""
-        if self.proc.poll() is None:
-            try:
-                os.kill(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-            except ProcessLookupError:
-                pass
-        return self.proc.returncode
+        from ..procs import stop_process
+        return stop_process(self.proc, timeout)
 
     def __enter__(self) -> "SimulatorProcess":
         return self

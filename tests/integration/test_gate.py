@@ -21,14 +21,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
-import yaml
 
 from letrade_perf.metrics.histogram import RELATIVE_ERROR
 from letrade_perf.metrics.recorder import load_samples
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from test_run import PROFILES, ROOT, run_cli, run_dir  # noqa: E402
+from test_run import PROFILES, ROOT, profile_variant, run_cli, run_dir  # noqa: E402
 
 GATE = os.path.join(PROFILES, "gate.yaml")
 SLOW_LABEL = "request avg<200"
@@ -36,11 +35,7 @@ SLOW_LABEL = "request avg<200"
 
 def variant(tmp_path, name: str, **changes) -> str:
     """The gate profile with top-level keys replaced, written next to the test's files."""
-    data = yaml.safe_load(open(GATE))
-    data.update(changes)
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return str(path)
+    return profile_variant(GATE, tmp_path, name, **changes)
 
 
 SLOW_ENDPOINTS = ("GET /api/v3/depth", "GET /api/v3/klines", "GET /api/v3/trades", "GET /api/v3/ticker/24hr",

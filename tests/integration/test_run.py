@@ -28,6 +28,18 @@ def stats_rows(reports: str) -> list[dict]:
         return [r for r in csv.DictReader(fh) if r["Name"] != "Aggregated"]
 
 
+def profile_variant(source: str, tmp_path, name: str, **changes) -> str:
+    """``source`` (a test profile YAML) with top-level keys replaced, written under ``tmp_path``."""
+    import yaml
+
+    with open(source, encoding="utf-8") as fh:
+        data = yaml.safe_load(fh)
+    data.update(changes)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
 def run_dir(reports: str) -> str:
     [d] = os.listdir(reports)
     return os.path.join(reports, d)

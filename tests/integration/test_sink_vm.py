@@ -25,7 +25,7 @@ import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from test_run import PROFILES, ROOT, run_cli, run_dir  # noqa: E402
+from test_run import PROFILES, ROOT, profile_variant, run_cli, run_dir  # noqa: E402
 
 SINK_PROFILE = os.path.join(PROFILES, "sink.yaml")
 MEASUREMENTS = ("request_count", "ws_lag_count", "pacing_weight_used", "users_count", "criteria_value",
@@ -57,11 +57,7 @@ def warning_lines(text: str, url: str) -> list[str]:
 
 
 def variant(tmp_path, name: str, **changes) -> str:
-    data = yaml.safe_load(open(SINK_PROFILE))
-    data.update(changes)
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return str(path)
+    return profile_variant(SINK_PROFILE, tmp_path, name, **changes)
 
 
 def stored_points(vm, run_id: str, expected: int | None = None, wait: float = 15.0) -> int:

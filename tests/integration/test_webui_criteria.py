@@ -33,6 +33,8 @@ import pytest
 
 from browser import chromium, require_chromium
 
+from letrade_perf.procs import stop_process
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 PROFILE = os.path.join(HERE, "profiles", "webui.yaml")
@@ -73,19 +75,12 @@ def _descendants(pid: int) -> list[int]:
         return []
 
 
-def stop_process(proc: subprocess.Popen, timeout: float = 30.0) -> None:
+def stop_run_tree(proc: subprocess.Popen, timeout: float = 30.0) -> None:
     """SIGTERM (``letrade-perf run`` then stops Locust and the simulator), SIGKILL by PID if stuck."""
     if proc.poll() is not None:
         return
     children = _descendants(proc.pid)
-    try:
-        os.kill(proc.pid, signal.SIGTERM)
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(5)
-    except ProcessLookupError:
-        pass
+    stop_process(proc, timeout)
     for pid in children:   # a clean shutdown leaves none; a stuck one must not outlive the test
         try:
             os.kill(pid, signal.SIGKILL)
@@ -243,4 +238,4 @@ def test_criteria_tab_is_live_in_chromium(tmp_path):
         assert shown == [c["label"] for c in get_json(base_url + "/letrade/criteria")["criteria"]], shown
         assert proc.poll() is None, f"the run ended while the UI was being checked:\n{tail(log_path)}"
     finally:
-        stop_process(proc)
+        stop_run_tree(proc)
