@@ -236,6 +236,9 @@ def test_baseline_regression_fails_the_run(tmp_path):
             for k in ("p95_ms", "avg_ms"):
                 if e[k] is not None:
                     e[k] = round(e[k] * factor, 3)
+        for crit in doc["criteria"]:              # latency criteria too: the whole baseline moves at once
+            if crit["unit"] == "ms" and crit["value"] is not None:
+                crit["value"] = round(crit["value"] * factor, 3)
         path = tmp_path / name
         path.write_text(json.dumps(doc))
         return str(path)
