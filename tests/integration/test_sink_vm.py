@@ -238,7 +238,7 @@ def test_sink_outage_mid_run_loses_nothing_silently(tmp_path, victoria_metrics, 
     history = locust_requests(reports)
     start = history[0][0] + 2          # past the spawn
     during, before = rate(history, t_down + 1, t_up - 1), rate(history, start, t_down)
-    assert during >= 0.8 * before, (during, before)
+    assert during >= 0.7 * before, (during, before)          # a blocked user greenlet would take it near 0
 
 
 def test_unreachable_sink_changes_nothing_but_one_warning(tmp_path):
