@@ -5,6 +5,11 @@ Rules (``tolerance`` is a fraction, default 0.10 = 10 %):
 * **Endpoints** are matched by ``(type, name)``, **streams** by ``stream``; only entries present in
   both summaries are compared. An entry with fewer than :data:`MIN_SAMPLES` (20) samples on
   either side is skipped (too few to compare; not counted in ``checked``, listed in ``notes``).
+* A **percentile** is compared only when at least :data:`MIN_TAIL_SAMPLES` (5) samples lie above
+  it on both sides — ``p95_ms`` needs 100 samples, a ``p(99)`` criterion 500 — since a tail
+  percentile of fewer samples is one or two outliers and moves by tens of percent between
+  identical runs. A ``min``/``max`` criterion value is one sample and is never compared (its
+  verdict still is). Each skipped figure is listed in ``notes``.
 * ``p95_ms`` and ``avg_ms`` regress when ``current > baseline × (1 + tolerance)`` **and**
   ``current − baseline >`` :data:`MS_FLOOR` (1.0 ms) — the floor keeps sub-millisecond loopback
   figures (0.3 → 0.4 ms is +33 %) from failing a build on noise.
@@ -36,6 +41,22 @@ MS_FLOOR = 1.0
 """A millisecond figure must also grow by more than this many ms to regress."""
 ERROR_RATE_FLOOR = 0.001
 """An error rate must grow by more than this (0.1 percentage point) to regress."""
+MIN_TAIL_SAMPLES = 5
+"""A percentile p(q) is compared only when ``count × (1 − q/100)`` reaches this on both sides."""
+
+
+def tail_samples_needed(q: float) -> int:
+    """Samples a run needs for its ``q``-th percentile to be compared (95 → 100, 99 → 500)."""
+    return int(-(-MIN_TAIL_SAMPLES * 100 // round(100 - q, 9))) if q < 100 else 0
+
+
+def _percentile_of(figure: str) -> float | None:
+    """q of a percentile figure (``p95_ms`` → 95, ``p(99.9)`` → 99.9), else None."""
+    if figure.startswith("p(") and figure.endswith(")"):
+        return float(figure[2:-1])
+    if figure.startswith("p") and figure.endswith("_ms") and figure[1:-3].replace(".", "", 1).isdigit():
+        return float(figure[1:-3])
+    return None
 
 _BAD_DIRECTION = {"<": 1, "<=": 1, ">": -1, ">=": -1, "==": 0}
 
@@ -134,6 +155,9 @@ def _compare_entries(c: Comparison, kind: str, base_list: list, cur_list: list, 
             bv, cv = b.get(figure), n.get(figure)
             if bv is None or cv is None:
                 continue
+            q = _percentile_of(figure)
+            if q is not None and not _tail_ok(c, f"{kind} {name(k)}: {figure}", q, b.get("count"), n.get("count")):
+                continue
             if figure == "error_rate":
                 allowed = max(c.tolerance * bv, ERROR_RATE_FLOOR)
                 limit = f"+{fmt.number(allowed * 100)} pp"
@@ -162,6 +186,13 @@ def _compare_criteria(c: Comparison, base_list: list, cur_list: list) -> None:
             c.notes.append(f"criterion {label}: value skipped, fewer than {MIN_SAMPLES} samples "
                            f"(baseline {b.get('samples')}, current {n.get('samples')})")
             continue
+        agg = b.get("aggregation") or ""
+        if agg in ("min", "max"):
+            c.notes.append(f"criterion {label}: value not compared, a {agg}imum is one sample")
+            continue
+        q = _percentile_of(agg)
+        if q is not None and not _tail_ok(c, f"criterion {label}: value", q, b.get("samples"), n.get("samples")):
+            continue
         op = n.get("op", b.get("op"))
         direction = _BAD_DIRECTION.get(op, 0)
         moved = cv - bv if direction >= 0 else bv - cv          # > 0 means worse (for == either way)
@@ -174,6 +205,16 @@ def _compare_criteria(c: Comparison, base_list: list, cur_list: list) -> None:
         limit = f"{sign}{fmt.number(c.tolerance * 100)} %" + (f" and {sign}{fmt.number(MS_FLOOR)} ms" if is_ms else "")
         improved = direction != 0 and moved < 0
         c._add("criterion", label, "value", bv, cv, limit, regressed, improved)
+
+
+def _tail_ok(c: Comparison, what: str, q: float, base_n, cur_n) -> bool:
+    """True when both sides have enough samples above the ``q``-th percentile; else a note."""
+    need = tail_samples_needed(q)
+    if min(base_n or 0, cur_n or 0) >= need:
+        return True
+    c.notes.append(f"{what} skipped, a {fmt.number(q)}th percentile needs {need} samples "
+                   f"(baseline {base_n}, current {cur_n})")
+    return False
 
 
 def render_comparison(c: Comparison) -> str:

@@ -135,6 +135,39 @@ def test_criterion_values_regress_in_the_bad_direction_only():
     assert compare_summaries(base, with_value("ws_lag avg<50", 9.0)).passed          # +9.8 % and +0.8 ms
 
 
+def test_tail_percentiles_need_samples_above_them():
+    """A p95 needs 100 samples, a p99 500: fewer and the figure is a note, not a verdict."""
+    from letrade_perf.reports.compare import tail_samples_needed
+    assert [tail_samples_needed(q) for q in (50, 90, 95, 99, 99.9)] == [10, 50, 100, 500, 5000]
+    base = make_summary()
+    few = with_endpoint(base, DEPTH, count=99)
+    c = compare_summaries(few, with_endpoint(few, DEPTH, p95_ms=400.0, avg_ms=30.0))    # p95 +233 %
+    assert c.passed, c.regressions
+    assert f"endpoint REST {DEPTH}: p95_ms skipped, a 95th percentile needs 100 samples (baseline 99, current 99)" \
+        in c.notes
+    assert regressions(compare_summaries(few, with_endpoint(few, DEPTH, avg_ms=60.0))) == {
+        ("endpoint", f"REST {DEPTH}", "avg_ms")}                         # the average is still judged
+    enough = with_endpoint(base, DEPTH, count=100)
+    assert regressions(compare_summaries(enough, with_endpoint(enough, DEPTH, p95_ms=400.0))) == {
+        ("endpoint", f"REST {DEPTH}", "p95_ms")}
+    # a p(99) criterion over 110 samples (38.6 -> 56.9 ms between two identical runs) is not judged
+    p99 = criterion('request{name="GET /api/v3/depth"} p(99)<400', expression="p(99)<400", aggregation="p(99)",
+                    threshold=400.0, value=38.6, samples=110)
+    b, n = make_summary(criteria=[p99]), make_summary(criteria=[{**p99, "value": 56.9}])
+    c = compare_summaries(b, n)
+    assert c.passed and any("p(99)<400: value skipped, a 99th percentile needs 500 samples" in x for x in c.notes)
+    b, n = make_summary(criteria=[{**p99, "samples": 500}]), make_summary(criteria=[{**p99, "value": 56.9, "samples": 500}])
+    assert regressions(compare_summaries(b, n)) == {("criterion", p99["label"], "value")}
+    # a maximum is one sample: its value is never compared, its verdict is
+    mx = criterion("request max<100", tags={}, expression="max<100", aggregation="max", threshold=100.0,
+                   value=40.0, samples=4000)
+    c = compare_summaries(make_summary(criteria=[mx]), make_summary(criteria=[criterion(
+        "request max<100", tags={}, expression="max<100", aggregation="max", threshold=100.0, value=140.0,
+        samples=4000)]))
+    assert regressions(c) == {("criterion", "request max<100", "verdict")}
+    assert "criterion request max<100: value not compared, a maximum is one sample" in c.notes
+
+
 def test_tolerance_must_be_a_non_negative_fraction():
     s = make_summary()
     for bad in (-0.1, float("nan"), "10%"):
