@@ -5,11 +5,12 @@ Rules (``tolerance`` is a fraction, default 0.10 = 10 %):
 * **Endpoints** are matched by ``(type, name)``, **streams** by ``stream``; only entries present in
   both summaries are compared. An entry with fewer than :data:`MIN_SAMPLES` (20) samples on
   either side is skipped (too few to compare; not counted in ``checked``, listed in ``notes``).
-* A **percentile** is compared only when at least :data:`MIN_TAIL_SAMPLES` (5) samples lie above
-  it on both sides — ``p95_ms`` needs 100 samples, a ``p(99)`` criterion 500 — since a tail
-  percentile of fewer samples is one or two outliers and moves by tens of percent between
-  identical runs. A ``min``/``max`` criterion value is one sample and is never compared (its
-  verdict still is). Each skipped figure is listed in ``notes``.
+* A **percentile** is compared only when at least :data:`MIN_TAIL_SAMPLES` (5) samples lie beyond
+  it (above a high one, below a low one) on both sides — ``p95_ms`` needs 100 samples, a
+  ``p(99)`` criterion 500 — since a tail percentile of fewer samples is one or two outliers and
+  moves by tens of percent between identical runs. A ``min``/``max`` (or ``p(0)``/``p(100)``)
+  criterion value is one sample and is never compared (its verdict still is). Each skipped
+  figure is listed in ``notes``.
 * ``p95_ms`` and ``avg_ms`` regress when ``current > baseline × (1 + tolerance)`` **and**
   ``current − baseline >`` :data:`MS_FLOOR` (1.0 ms) — the floor keeps sub-millisecond loopback
   figures (0.3 → 0.4 ms is +33 %) from failing a build on noise.
@@ -30,6 +31,7 @@ Every figure compared counts once in ``checked``. ``change`` is the relative cha
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,12 +44,14 @@ MS_FLOOR = 1.0
 ERROR_RATE_FLOOR = 0.001
 """An error rate must grow by more than this (0.1 percentage point) to regress."""
 MIN_TAIL_SAMPLES = 5
-"""A percentile p(q) is compared only when ``count × (1 − q/100)`` reaches this on both sides."""
+"""A percentile p(q) is compared only when ``count × min(q, 100 − q) / 100`` reaches this on both sides."""
 
 
-def tail_samples_needed(q: float) -> int:
-    """Samples a run needs for its ``q``-th percentile to be compared (95 → 100, 99 → 500)."""
-    return int(-(-MIN_TAIL_SAMPLES * 100 // round(100 - q, 9))) if q < 100 else 0
+def tail_samples_needed(q: float) -> int | None:
+    """Samples a run needs for its ``q``-th percentile to be compared (95 → 100, 99 → 500, 1 → 500);
+    None for p(0) and p(100), the minimum and maximum: one sample, never compared."""
+    tail = min(q, 100 - q)
+    return math.ceil(round(MIN_TAIL_SAMPLES * 100 / tail, 6)) if tail > 0 else None
 
 
 def _percentile_of(figure: str) -> float | None:
@@ -210,6 +214,9 @@ def _compare_criteria(c: Comparison, base_list: list, cur_list: list) -> None:
 def _tail_ok(c: Comparison, what: str, q: float, base_n, cur_n) -> bool:
     """True when both sides have enough samples above the ``q``-th percentile; else a note."""
     need = tail_samples_needed(q)
+    if need is None:
+        c.notes.append(f"{what} not compared, a {fmt.number(q)}th percentile is one sample")
+        return False
     if min(base_n or 0, cur_n or 0) >= need:
         return True
     c.notes.append(f"{what} skipped, a {fmt.number(q)}th percentile needs {need} samples "

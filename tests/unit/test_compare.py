@@ -138,7 +138,8 @@ def test_criterion_values_regress_in_the_bad_direction_only():
 def test_tail_percentiles_need_samples_above_them():
     """A p95 needs 100 samples, a p99 500: fewer and the figure is a note, not a verdict."""
     from letrade_perf.reports.compare import tail_samples_needed
-    assert [tail_samples_needed(q) for q in (50, 90, 95, 99, 99.9)] == [10, 50, 100, 500, 5000]
+    assert [tail_samples_needed(q) for q in (50, 90, 95, 99, 99.9, 1, 0, 100)] == [10, 50, 100, 500, 5000, 500,
+                                                                                  None, None]
     base = make_summary()
     few = with_endpoint(base, DEPTH, count=99)
     c = compare_summaries(few, with_endpoint(few, DEPTH, p95_ms=400.0, avg_ms=30.0))    # p95 +233 %
