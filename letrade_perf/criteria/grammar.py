@@ -55,6 +55,13 @@ _EXPR = re.compile(r"^\s*(avg|min|max|med|count|rate|p\(\s*(\d+(?:\.\d+)?)\s*\))
 _ENTRY_KEYS = ("threshold", "abort_on_fail", "delay_abort_eval")
 
 
+def percentile_of(aggregation: str) -> float | None:
+    """N of a ``p(N)`` aggregation (``p(99.9)`` → 99.9), else None."""
+    if aggregation.startswith("p(") and aggregation.endswith(")"):
+        return float(aggregation[2:-1])
+    return None
+
+
 @dataclass(frozen=True)
 class Criterion:
     """One threshold on one metric selection, e.g. ``request{name="GET /api/v3/depth"} p(95)<200``."""
@@ -81,9 +88,7 @@ class Criterion:
     @property
     def percentile(self) -> float | None:
         """N of a ``p(N)`` aggregation, else None."""
-        if self.aggregation.startswith("p("):
-            return float(self.aggregation[2:-1])
-        return None
+        return percentile_of(self.aggregation)
 
     @property
     def selector(self) -> str:

@@ -35,6 +35,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..criteria.grammar import percentile_of
 from . import fmt
 
 MIN_SAMPLES = 20
@@ -53,14 +54,8 @@ def tail_samples_needed(q: float) -> int | None:
     tail = min(q, 100 - q)
     return math.ceil(round(MIN_TAIL_SAMPLES * 100 / tail, 6)) if tail > 0 else None
 
-
-def _percentile_of(figure: str) -> float | None:
-    """q of a percentile figure (``p95_ms`` → 95, ``p(99.9)`` → 99.9), else None."""
-    if figure.startswith("p(") and figure.endswith(")"):
-        return float(figure[2:-1])
-    if figure.startswith("p") and figure.endswith("_ms") and figure[1:-3].replace(".", "", 1).isdigit():
-        return float(figure[1:-3])
-    return None
+_FIGURE_PERCENTILE = {"p95_ms": 95.0}
+"""Endpoint and stream figures that are percentiles, with their q."""
 
 _BAD_DIRECTION = {"<": 1, "<=": 1, ">": -1, ">=": -1, "==": 0}
 
@@ -159,7 +154,7 @@ def _compare_entries(c: Comparison, kind: str, base_list: list, cur_list: list, 
             bv, cv = b.get(figure), n.get(figure)
             if bv is None or cv is None:
                 continue
-            q = _percentile_of(figure)
+            q = _FIGURE_PERCENTILE.get(figure)
             if q is not None and not _tail_ok(c, f"{kind} {name(k)}: {figure}", q, b.get("count"), n.get("count")):
                 continue
             if figure == "error_rate":
@@ -194,7 +189,7 @@ def _compare_criteria(c: Comparison, base_list: list, cur_list: list) -> None:
         if agg in ("min", "max"):
             c.notes.append(f"criterion {label}: value not compared, a {agg}imum is one sample")
             continue
-        q = _percentile_of(agg)
+        q = percentile_of(agg)
         if q is not None and not _tail_ok(c, f"criterion {label}: value", q, b.get("samples"), n.get("samples")):
             continue
         op = n.get("op", b.get("op"))
@@ -212,7 +207,7 @@ def _compare_criteria(c: Comparison, base_list: list, cur_list: list) -> None:
 
 
 def _tail_ok(c: Comparison, what: str, q: float, base_n, cur_n) -> bool:
-    """True when both sides have enough samples above the ``q``-th percentile; else a note."""
+    """True when both sides have enough samples beyond the ``q``-th percentile; else a note."""
     need = tail_samples_needed(q)
     if need is None:
         c.notes.append(f"{what} not compared, a {fmt.number(q)}th percentile is one sample")
