@@ -2,8 +2,11 @@
 rate limits, credentials and permissions, market data) — printed as a table; exit 0 when every
 check passes, 2 otherwise. Read-only: it never places an order.
 
-With env ``sim`` and no ``--host`` it starts the embedded simulator (with the profile's ``sim:``
-settings) and stops it afterwards. Every line printed goes through secret masking.
+The target resolves like ``letrade-perf run``'s (``--env``, ``--host``, ``--rest-url``,
+``--stream-url``, ``--ws-api-url``, the profile's ``target:``). With env ``sim`` and no host it
+starts the embedded simulator (with the profile's ``sim:`` settings) and stops it afterwards. The
+first call (ping) is retried on transient failures like a run's start-up calls. Every line
+printed goes through secret masking.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, TextIO
 
 from .binance.headers import parse_used_weight
-from .config.credentials import Credentials, load_credentials
+from .config.credentials import Credentials, load_credentials, missing_credentials_hint
 from .config.environments import ENV_NAMES, Environment, environment
 from .config.errors import ConfigError
 from .config.secrets import install_log_masking, mask, mask_api_key
@@ -90,8 +93,9 @@ class Client:
 
 
 def _describe_error(e: BaseException) -> str:
-    if isinstance(e, urllib.error.URLError):
-        return f"cannot connect: {e.reason}"
+    from .preflight import describe_network_error
+    if isinstance(e, (urllib.error.URLError, OSError)):
+        return f"cannot connect: {describe_network_error(e)}"
     return f"{type(e).__name__}: {e}"
 
 
@@ -99,7 +103,9 @@ def _describe_error(e: BaseException) -> str:
 
 def run_checks(env_name: str | None = None, host: str | None = None, key_file: str | None = None,
                profile_ref: str | None = None, environ: Mapping[str, str] | None = None,
-               start_sim: Callable[..., Any] | None = None) -> list[CheckResult]:
+               start_sim: Callable[..., Any] | None = None, *, rest_url: str | None = None,
+               stream_url: str | None = None, ws_api_url: str | None = None,
+               sleep: Callable[[float], object] = time.sleep) -> list[CheckResult]:
     """Run every check and return the rows (never raises for a failing check)."""
     rows: list[CheckResult] = []
     profile = None
@@ -116,9 +122,14 @@ def run_checks(env_name: str | None = None, host: str | None = None, key_file: s
     if env_name not in ENV_NAMES:
         rows.append(CheckResult("environment", FAIL, f"unknown environment {env_name!r} (valid: {', '.join(ENV_NAMES)})"))
         return rows
+    if profile is not None and host is None:     # --host replaces the profile's whole target block
+        host = profile.target.host
+        rest_url = rest_url or profile.target.rest_url
+        stream_url = stream_url or profile.target.stream_url
+        ws_api_url = ws_api_url or profile.target.ws_api_url
     sim_proc = None
     try:
-        if env_name == "sim" and not host:
+        if env_name == "sim" and not host and not rest_url:
             from .sim.process import SimulatorError, start_simulator
             try:
                 sim_proc = (start_sim or start_simulator)(profile.sim if profile and profile.sim else None)
@@ -128,7 +139,7 @@ def run_checks(env_name: str | None = None, host: str | None = None, key_file: s
             host = sim_proc.base_url
             rows.append(CheckResult("simulator", PASS, f"embedded simulator started at {host} (pid {sim_proc.pid})"))
         try:
-            env = environment(env_name, host)
+            env = environment(env_name, host, rest_url=rest_url, stream_url=stream_url, ws_api_url=ws_api_url)
         except ConfigError as e:
             rows.append(CheckResult("environment", FAIL, str(e)))
             return rows
@@ -147,26 +158,41 @@ def run_checks(env_name: str | None = None, host: str | None = None, key_file: s
                 rows.append(CheckResult("credentials", SKIP, f"none configured; profile {profile.name} does not "
                                         "need them"))
             else:
-                hint = ("BINANCE_TESTNET_API_KEY + BINANCE_TESTNET_SECRET" if env.name == "testnet"
-                        else "BINANCE_API_KEY + BINANCE_API_SECRET")
-                rows.append(CheckResult("credentials", FAIL, f"none configured (set {hint}, or --key-file)"))
-        rows += _remote_checks(Client(env, creds), profile)
+                rows.append(CheckResult("credentials", FAIL, f"none configured: {missing_credentials_hint(env.name)}"))
+        rows += _remote_checks(Client(env, creds), profile, sleep)
         return rows
     finally:
         if sim_proc is not None:
             sim_proc.stop()
 
 
-def _remote_checks(client: Client, profile) -> list[CheckResult]:
+def _ping(client: Client, sleep: Callable[[float], object]):
+    """``GET /api/v3/ping`` retried like a run's start-up calls: the response, or the last error."""
+    from .retry import STARTUP, retry_call
+
+    def call(timeout: float):
+        client.timeout = timeout
+        try:
+            return client.get("/api/v3/ping")
+        except Exception as e:      # network errors: the one boundary where anything may surface
+            return e
+
+    result, attempts = retry_call(call, lambda r: isinstance(r, Exception) or r.status >= 500, STARTUP, sleep=sleep)
+    client.timeout = STARTUP.timeout_s * 2
+    return result, attempts
+
+
+def _remote_checks(client: Client, profile, sleep: Callable[[float], object] = time.sleep) -> list[CheckResult]:
     rows: list[CheckResult] = []
-    try:
-        r = client.get("/api/v3/ping")
-    except Exception as e:      # network errors: the one boundary where anything may surface
-        rows.append(CheckResult("connectivity", FAIL, f"GET /api/v3/ping: {_describe_error(e)}"))
+    r, attempts = _ping(client, sleep)
+    if isinstance(r, Exception):
+        rows.append(CheckResult("connectivity", FAIL, f"{client.env.rest_url}: GET /api/v3/ping: "
+                                f"{_describe_error(r)} ({attempts.describe()})"))
         return rows + [CheckResult(c, SKIP, "no connectivity") for c in ("clock", "rate limits", "account",
                                                                           "market data")]
     if r.status != 200:
-        rows.append(CheckResult("connectivity", FAIL, f"GET /api/v3/ping: {r.error_text()}"))
+        rows.append(CheckResult("connectivity", FAIL, f"{client.env.rest_url}: GET /api/v3/ping: {r.error_text()} "
+                                f"({attempts.describe()})"))
         if r.status == 418:     # banned: do not send anything else
             return rows
     else:
@@ -298,7 +324,11 @@ def run_from_args(args, out: TextIO | None = None) -> int:
     """``letrade-perf check`` entry point."""
     out = out or sys.stdout
     install_log_masking()
-    rows = run_checks(args.env, args.host, args.key_file, args.profile)
+    import logging
+    logging.basicConfig(level=getattr(logging, (getattr(args, "log_level", None) or "WARNING")),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    rows = run_checks(args.env, args.host, args.key_file, args.profile, rest_url=getattr(args, "rest_url", None),
+                      stream_url=getattr(args, "stream_url", None), ws_api_url=getattr(args, "ws_api_url", None))
     print(render(rows), file=out)
     code = exit_code(rows)
     failed = sum(r.result == FAIL for r in rows)

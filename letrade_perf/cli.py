@@ -1,12 +1,45 @@
-"""``letrade-perf`` command line: ``sim``, ``run``, ``check``, ``profiles``, ``compare``, ``demo``."""
+"""``letrade-perf`` command line: ``sim``, ``run``, ``check``, ``profiles``, ``compare``, ``demo``, ``paths``."""
 from __future__ import annotations
 
 import argparse
 import sys
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: computed only when asked (it reads package metadata)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .versions import versions_line
+        print(versions_line())
+        parser.exit()
+
+
+def _log_level(value: str) -> str:
+    level = value.upper()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(LOG_LEVELS)}, got {value!r}")
+    return level
+
+
+def _target_options(parser: argparse.ArgumentParser, host_help: str) -> None:
+    parser.add_argument("--host", default=None, metavar="URL", help=host_help)
+    parser.add_argument("--rest-url", default=None, metavar="URL",
+                        help="REST base URL on its own (a mirror or proxy); overrides the one --host or the env gives")
+    parser.add_argument("--stream-url", default=None, metavar="URL",
+                        help="market-stream base URL on its own (ws:// or wss://)")
+    parser.add_argument("--ws-api-url", default=None, metavar="URL",
+                        help="WebSocket API URL on its own (ws:// or wss://…/ws-api/v3)")
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="letrade-perf", description="Load, latency and acceptance harness for the Binance Spot API.")
+    p.add_argument("--version", action=_VersionAction,
+                   help="print the versions of letrade-perf, Locust, ccxt and Python")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sim = sub.add_parser("sim", help="run the Binance-compatible exchange simulator")
     sim.add_argument("--host", default=None, help="address to bind (default 127.0.0.1, loopback only)")
@@ -19,13 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="default latency, e.g. 'fixed_ms=20,jitter_ms=5,dist=normal'")
     sim.add_argument("--clock-skew-ms", type=int, default=None, help="server clock skew in ms")
     sim.add_argument("--ready-file", default=None, help="write the bound base URL to this file once listening")
-    sim.add_argument("--log-level", default="INFO")
+    sim.add_argument("--log-level", type=_log_level, default="INFO", help="DEBUG, INFO (default), WARNING or ERROR")
     run = sub.add_parser("run", help="run a load profile with Locust (default: smoke against the simulator)",
                          description="Run a load profile. Arguments after -- go to Locust.")
     run.add_argument("--profile", default="smoke", help="bundled profile name or YAML path (default smoke)")
     run.add_argument("--env", choices=("sim", "testnet", "production"), default=None,
                      help="target environment (default: the profile's env)")
-    run.add_argument("--host", default=None, help="REST base URL (default: the env's; sim: an embedded simulator)")
+    _target_options(run, "base URL from which the REST, stream and WebSocket API URLs derive (default: the "
+                         "env's own URLs; sim: an embedded simulator)")
     run.add_argument("--web", action="store_true", help="run with Locust's web UI on 127.0.0.1:8089")
     run.add_argument("--workers", type=int, default=0, help="run a local master and N worker processes")
     run.add_argument("--reports", default="reports", help="reports directory (default reports/)")
@@ -34,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--allow-production-orders", action="store_true",
                      help="allow a production profile to place (capped) orders")
     run.add_argument("--log-format", choices=("text", "json"), default="text")
+    run.add_argument("--log-level", type=_log_level, default=None,
+                     help="DEBUG, INFO (default), WARNING or ERROR; also Locust's --loglevel")
     run.add_argument("--baseline", default=None, metavar="SUMMARY",
                      help="compare with a previous run's summary.json (or its report directory); "
                           "a regression beyond the tolerance fails the run (exit 1)")
@@ -55,8 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "market data before a run (read-only)")
     check.add_argument("--env", choices=("sim", "testnet", "production"), default=None,
                        help="target environment (default: the profile's, else sim)")
-    check.add_argument("--host", default=None,
-                       help="REST base URL (default: the env's; sim: start an embedded simulator)")
+    _target_options(check, "base URL from which the REST, stream and WebSocket API URLs derive (default: the "
+                           "env's own URLs; sim: start an embedded simulator)")
+    check.add_argument("--log-level", type=_log_level, default=None, help="DEBUG, INFO, WARNING (default) or ERROR")
     check.add_argument("--key-file", default=None, help="API key file (YAML/JSON, mode 0600)")
     check.add_argument("--profile", default=None, help="also validate this profile (bundled name or YAML path)")
     profiles = sub.add_parser("profiles", help="list the bundled profiles")
@@ -68,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seconds", type=float, default=3.0, help="how long to listen to the trade stream")
     from .compare_cli import add_parser as add_compare_parser
     add_compare_parser(sub)
+    paths = sub.add_parser("paths", help="where the installed locustfile, profiles and Grafana dashboards are",
+                           description="Print the package's data paths, e.g. locust -f \"$(letrade-perf paths "
+                                       "locustfile)\" --profile smoke")
+    paths.add_argument("name", nargs="?", choices=("locustfile", "profiles", "dashboards", "grafana", "package"),
+                       help="print only this path")
     return p
 
 
@@ -89,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "compare":
         from .compare_cli import run_from_args as run_compare
         return run_compare(args)
+    if args.command == "paths":
+        from .resources import run_from_args as run_paths
+        return run_paths(args)
     if args.command == "demo":
         from .demo import run_demo
         return run_demo(args.seconds)

@@ -58,6 +58,8 @@ class ClockSync:
     REJECT_RTT_FACTOR = 4.0
     #: ...unless the current estimate is older than this many refresh periods (drift wins then).
     MAX_AGE_REFRESHES = 4.0
+    #: Least time between two re-syncs forced by ``-1021`` answers (a burst of them is one drift).
+    RESYNC_MIN_INTERVAL_S = 1.0
 
     def __init__(self, fetch_server_ms: Callable[[], int], *, now: Callable[[], float] = time.time,
                  samples: int = 5, refresh_s: float = 30.0):
@@ -71,6 +73,9 @@ class ClockSync:
         self.refresh_s = refresh_s
         self._estimate: ClockEstimate | None = None
         self._last_attempt: float | None = None
+        self._last_forced: float | None = None
+        #: Re-syncs forced by ``-1021`` answers.
+        self.forced = 0
         #: Re-syncs rejected by the RTT rule (for reports).
         self.rejected = 0
 
@@ -131,6 +136,17 @@ class ClockSync:
             return False
         self._estimate = est
         return True
+
+    def resync_due(self) -> bool:
+        """Whether a forced re-sync may run now (at most one per ``RESYNC_MIN_INTERVAL_S``)."""
+        return self._last_forced is None or self._now() - self._last_forced >= self.RESYNC_MIN_INTERVAL_S
+
+    def resync(self) -> ClockEstimate:
+        """A re-sync forced by the exchange (``-1021``: timestamp outside recvWindow): the
+        current offset is known to be wrong, so the new estimate replaces it whatever its RTT."""
+        self._last_forced = self._now()
+        self.forced += 1
+        return self.sync()
 
     # -- reading ------------------------------------------------------------------------
     @property

@@ -9,9 +9,17 @@ Command-line options (besides Locust's own ``--profile``, which names the profil
 name or a YAML path; default ``smoke``):
 
 * ``--letrade-env sim|testnet|production`` — target (default: the profile's ``env``);
+* ``--host URL`` (Locust's) — a base from which REST, streams and WebSocket API derive (default:
+  the profile's ``target:``, else the environment's own URLs; env ``sim``: an embedded simulator);
+* ``--letrade-stream-url URL`` / ``--letrade-ws-api-url URL`` — one of those URLs on its own;
 * ``--letrade-key-file PATH`` — API credentials file (else environment variables; sim: demo key);
 * ``--letrade-run-id ID`` — run id (default: UTC timestamp + profile name);
 * ``--letrade-reports DIR`` — the run's report directory (``orders.json`` is written there).
+
+The profile configures letrade-perf's own users (and drops those of its kinds the profile does
+not run); every other user class of the locustfile is left as it is. Before any user starts,
+credentials the profile needs and the target's exchangeInfo are checked (exit code 2 naming the
+missing variables or the unreachable URL; start-up calls retry transient failures).
 
 On ``init`` the plugin builds a :class:`HarnessContext` as ``environment.letrade``. The master
 of a distributed run only splits the pacing budget (:class:`MasterPacing`) and aggregates what
@@ -119,8 +127,11 @@ class HarnessContext:
     worker_reports: dict[str, dict] = field(default_factory=dict)
     gate: Any = None
     sink: Any = None
+    clock_errors: int = 0
+    """``-1021`` answers (timestamp outside recvWindow): each triggers a clock re-sync."""
     _greenlets: list = field(default_factory=list, repr=False)
     _kill_switch_runs: int = 0
+    _resyncing: bool = False
 
     # -- URLs and symbols ------------------------------------------------------------------------
     @property
@@ -159,6 +170,26 @@ class HarnessContext:
         """A 429: the whole process (and, through the master, every worker) pauses."""
         if self.pacer is not None:
             self.pacer.on_429(retry_after_s)
+
+    def on_clock_error(self) -> None:
+        """A ``-1021`` (request timestamp outside recvWindow): the local clock drifted from the
+        server's. Re-sync at once (one re-sync at a time, at most one per second)."""
+        self.clock_errors += 1
+        clock = self.clock
+        if clock is None or self._resyncing or not clock.resync_due():
+            return
+        self._resyncing = True
+        gevent.spawn(self._resync)
+
+    def _resync(self) -> None:
+        try:
+            est = self.clock.resync()
+            log.warning("-1021 (timestamp outside recvWindow): clock re-synced, server - local = %+.1f ms ± %.1f ms",
+                        est.offset_ms, est.uncertainty_ms)
+        except Exception as e:     # keep the last estimate; the next -1021 tries again
+            log.warning("-1021: clock re-sync failed: %s", e)
+        finally:
+            self._resyncing = False
 
     def on_418(self, retry_after_s: float) -> None:
         """A 418: ban every acquire, cancel the run's orders, abort with exit code 3."""
@@ -212,7 +243,8 @@ class HarnessContext:
     def summary(self) -> dict:
         """JSON-able state for reports: orders, WS counters, pacer stats, abort reason."""
         out: dict[str, Any] = {"run_id": self.run_id, "profile": self.profile.name, "env": self.env.name,
-                               "role": self.role, "aborted": self.aborted, "orders": self.order_counts()}
+                               "target": self.env.urls(), "role": self.role, "aborted": self.aborted,
+                               "orders": self.order_counts()}
         if self.role == "master":
             out["workers"] = {cid: r for cid, r in self.worker_reports.items()}
             out["open_orders"] = [o for r in self.worker_reports.values()
@@ -226,7 +258,7 @@ class HarnessContext:
             if self.pacer is not None:
                 out["pacer"] = dataclasses.asdict(self.pacer.stats())
             if self.clock is not None and self.clock.estimate is not None:
-                out["clock"] = dataclasses.asdict(self.clock.estimate)
+                out["clock"] = dict(dataclasses.asdict(self.clock.estimate), errors_1021=self.clock_errors)
         return out
 
 
@@ -314,6 +346,10 @@ class LetradePlugin:
         group = parser  # Locust's include_in_web_ui works on the parser itself, not on groups
         group.add_argument("--letrade-env", default=None, choices=("sim", "testnet", "production"),
                            help="target environment (default: the profile's env)")
+        group.add_argument("--letrade-stream-url", default=None, include_in_web_ui=False,
+                           help="market-stream base URL on its own (default: derived from --host, else the env's)")
+        group.add_argument("--letrade-ws-api-url", default=None, include_in_web_ui=False,
+                           help="WebSocket API URL on its own (default: derived from --host, else the env's)")
         group.add_argument("--letrade-key-file", default=None, include_in_web_ui=False,
                            help="API credentials file (YAML/JSON, mode 0600)")
         group.add_argument("--letrade-run-id", default=None, include_in_web_ui=False,
@@ -416,6 +452,8 @@ class LetradePlugin:
         role = _role(runner)
         sim = None
         host = (environment.host or "").strip() or None
+        if host is None and (profile.target.host or profile.target.rest_url):
+            host = profile.target.host or profile.target.rest_url
         if host is None and env_name == "sim":
             if role == "worker":
                 raise ConfigError("a worker needs --host (the simulator's URL) for env sim")
@@ -438,18 +476,26 @@ class LetradePlugin:
 
     def _build_with(self, environment, profile, env_name: str, host: str | None, role: str, sim, opts):
         from .clock import ClockSync
-        from .config.credentials import load_credentials
         from .config.environments import environment as target
+        from .preflight import credential_problem
         from .pacing import Pacer, budgets_from_rate_limits
 
         runner = environment.runner
-        env = target(env_name, host)
-        if not environment.host:
-            environment.host = env.rest_url   # testnet/production without --host: the standard URL
+        tgt = profile.target
+        explicit_host = bool(environment.host) and environment.host != (tgt.host or tgt.rest_url)
+        env = target(env_name, host,
+                     rest_url=None if explicit_host or sim is not None else tgt.rest_url,
+                     stream_url=getattr(opts, "letrade_stream_url", None) or (None if explicit_host else tgt.stream_url),
+                     ws_api_url=getattr(opts, "letrade_ws_api_url", None) or (None if explicit_host else tgt.ws_api_url))
+        environment.host = env.rest_url   # every HttpUser of the locustfile targets the resolved REST URL
+        if opts is not None:
+            opts.host = env.rest_url
         if env.production and profile.users.places_orders and not profile.safety.allow_production_orders:
             log.warning("production target: orders are refused (safety.allow_production_orders is false)")
         key_file = getattr(opts, "letrade_key_file", None) if opts is not None else None
-        credentials = load_credentials(env, key_file=key_file)
+        credentials, problem = credential_problem(profile, env, key_file)
+        if problem:
+            raise ConfigError(problem)
         run_id = (getattr(opts, "letrade_run_id", None) if opts is not None else None) or make_run_id(profile.name)
         reports = getattr(opts, "letrade_reports", None) if opts is not None else None
         ctx = HarnessContext(environment=environment, profile=profile, env=env, role=role, run_id=run_id,
@@ -470,11 +516,22 @@ class LetradePlugin:
 
         The bootstrap calls (one exchangeInfo, the first clock samples) go out before the pacer
         exists — it is built from exchangeInfo's rateLimits; a local pacer then reserves them."""
+        from .retry import STARTUP, retry_call
+
         client = ExchangeClient(ctx, ctx.base_url)
         ctx.exchange = client
-        info = client.call("GET", "/api/v3/exchangeInfo", paced=False)
+
+        def on_retry(res, n: int, pause: float) -> None:
+            log.warning("%s: GET /api/v3/exchangeInfo: %s; retry %d in %.1f s", ctx.base_url, res.describe(), n, pause)
+
+        info, attempts = retry_call(lambda timeout: client.call("GET", "/api/v3/exchangeInfo", paced=False,
+                                                                timeout=timeout),
+                                    lambda res: res.status == 0 or res.status >= 500, STARTUP,
+                                    sleep=gevent.sleep, on_retry=on_retry)
         if not info.ok or not isinstance(info.data, dict):
-            raise ConfigError(f"{ctx.base_url}: GET /api/v3/exchangeInfo failed: {info.describe()}")
+            what = "cannot reach" if info.status == 0 else "failed at"
+            raise ConfigError(f"{what} {ctx.env.name} at {ctx.base_url}: GET {ctx.base_url}/api/v3/exchangeInfo: "
+                              f"{info.describe()} ({attempts.describe()})")
         ctx.exchange_info = info.data
         ctx.symbol_rules = rules_from_exchange_info(info.data)
         missing = [s for s in ctx.profile.symbols if s not in ctx.symbol_rules]
@@ -491,7 +548,11 @@ class LetradePlugin:
 
         ws = ctx.profile.users.ws_streams
         ctx.clock = ClockSync(server_ms, samples=5, refresh_s=ws.clock_refresh_s if ws else 30.0)
-        ctx.clock.sync()
+        try:
+            retry_call(lambda _timeout: ctx.clock.sync(), lambda _est: False, STARTUP, sleep=gevent.sleep)
+        except RuntimeError as e:
+            cause = e.__cause__ or e
+            raise ConfigError(f"{ctx.base_url}: GET /api/v3/time: {cause}") from None
         pacing = ctx.profile.pacing
         ctx.pacer = Pacer(budgets_from_rate_limits(info.data.get("rateLimits") or ()),
                           weight_fraction=pacing.weight_fraction, orders_fraction=pacing.orders_fraction,
@@ -505,18 +566,27 @@ class LetradePlugin:
 
     @staticmethod
     def _select_users(environment, profile) -> None:
-        """Keep the user classes whose kind the profile runs, configured from its settings."""
+        """Configure letrade-perf's user classes from the profile and drop those of kinds it does not
+        run; every other user class of the locustfile (the user's own) stays as it is."""
         active = profile.users.active()
-        selected = []
+        selected, found = [], set()
         for cls in list(environment.user_classes):
             kind = _user_kind(cls)
-            if kind is None or kind not in active:
+            if kind is None:
+                selected.append(cls)      # not ours: a drop-in plugin leaves the user's classes alone
+                continue
+            if kind not in active:
                 continue
             configure_user_class(cls, active[kind])
             selected.append(cls)
+            found.add(kind)
+        missing = [k for k in active if k not in found]
         if not selected:
-            raise ConfigError(f"{profile.source}: none of the locustfile's user classes runs a kind of this "
-                              f"profile ({', '.join(active)})")
+            raise ConfigError(f"{profile.source}: the locustfile has no user class at all for this profile "
+                              f"({', '.join(active)}); import them with `from letrade_perf.locustfile import *`")
+        if missing:
+            log.warning("the profile's user kind(s) %s have no user class in the locustfile; they do not run "
+                        "(`from letrade_perf.locustfile import *` brings letrade-perf's)", ", ".join(missing))
         environment.user_classes[:] = selected
 
     @staticmethod

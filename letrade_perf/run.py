@@ -2,8 +2,13 @@
 
 - loads and validates the profile (errors name the file and key; exit 2);
 - refuses production orders without ``--allow-production-orders`` (exit 3, production guard);
-- with env ``sim`` and no ``--host``, starts the embedded simulator on a free loopback port
+- resolves the target's three URLs (REST, streams, WebSocket API) once — from ``--env``,
+  ``--host`` (a base all three derive from), ``--rest-url``/``--stream-url``/``--ws-api-url`` and
+  the profile's ``target:`` block — and hands them to every Locust process;
+- with env ``sim`` and no host, starts the embedded simulator on a free loopback port
   (with the profile's ``sim:`` settings) and stops it afterwards;
+- before any user starts, checks what the profile needs (credentials, the target answering
+  exchangeInfo, its symbols): a problem exits 2 within seconds, naming the variable or URL;
 - runs Locust headless (default), with the web UI on 127.0.0.1 (``--web``), or as a local master
   plus N worker processes (``--workers N``), always as subprocesses stopped by PID;
 - leaves Locust's HTML report and CSVs under ``reports/<run_id>/`` and prints a final summary.
@@ -31,18 +36,7 @@ from .procs import stop_process
 
 log = logging.getLogger("letrade_perf.run")
 
-PKG_DIR = os.path.dirname(os.path.abspath(__file__))
-REPO_DIR = os.path.dirname(PKG_DIR)
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_SAFETY = 0, 1, 2, 3
-
-
-def locustfile_path() -> str:
-    """The bundled locustfile (``locustfiles/binance.py``)."""
-    for candidate in (os.path.join(REPO_DIR, "locustfiles", "binance.py"),
-                      os.path.join(PKG_DIR, "locustfiles", "binance.py")):
-        if os.path.exists(candidate):
-            return candidate
-    raise FileNotFoundError("locustfiles/binance.py not found next to the letrade_perf package")
 
 
 def _free_port() -> int:
@@ -65,6 +59,7 @@ class RunPlan:
     profile_name: str
     env: str
     host: str | None
+    """A base URL for all three target URLs (None: the env's own; sim: an embedded simulator)."""
     run_id: str
     reports_dir: str
     web: bool
@@ -76,13 +71,34 @@ class RunPlan:
     tolerance: str | None = None
     webhooks: tuple[str, ...] = ()
     influx: dict | None = None
+    rest_url: str | None = None
+    stream_url: str | None = None
+    ws_api_url: str | None = None
+    log_level: str | None = None
+    places_orders: bool = False
+
+    def target(self, sim_url: str | None = None):
+        """The resolved :class:`~letrade_perf.config.environments.Environment` (ConfigError if bad)."""
+        from .config.environments import environment
+        return environment(self.env, sim_url or self.host, rest_url=self.rest_url, stream_url=self.stream_url,
+                           ws_api_url=self.ws_api_url)
+
+    @property
+    def embeds_simulator(self) -> bool:
+        return self.env == "sim" and not self.host and not self.rest_url
 
 
-def locust_commands(plan: RunPlan, host: str, master_port: int | None = None) -> list[list[str]]:
-    """The Locust command lines: one (local) or a master followed by N workers."""
+def locust_commands(plan: RunPlan, target, master_port: int | None = None) -> list[list[str]]:
+    """The Locust command lines: one (local) or a master followed by N workers, every one with
+    the same three resolved URLs of ``target``."""
+    from .resources import locustfile_path
+
     base = [sys.executable, "-m", "locust", "-f", locustfile_path(), "--profile", plan.profile_ref,
-            "--host", host, "--letrade-env", plan.env, "--letrade-run-id", plan.run_id,
+            "--host", target.rest_url, "--letrade-stream-url", target.ws_stream_url,
+            "--letrade-ws-api-url", target.ws_api_url, "--letrade-env", plan.env, "--letrade-run-id", plan.run_id,
             "--letrade-reports", plan.reports_dir]
+    if plan.log_level:
+        base += ["--loglevel", plan.log_level.upper()]
     if plan.key_file:
         base += ["--letrade-key-file", plan.key_file]
     prefix = os.path.join(plan.reports_dir, "locust")
@@ -184,32 +200,43 @@ def execute(plan: RunPlan, profile) -> int:
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        host = plan.host
-        if host is None and plan.env == "sim":
+        sim_url = None
+        if plan.embeds_simulator:
             try:
                 sim = start_simulator(profile.sim or None)
             except SimulatorError as e:
                 log.error("could not start the simulator: %s", e)
                 return EXIT_CONFIG
-            host = sim.base_url
-            log.info("simulator started (pid %d) at %s", sim.pid, host)
-        if host is None:
-            log.error("env %s needs a host: pass --host URL", plan.env)
+            sim_url = sim.base_url
+            log.info("simulator started (pid %d) at %s", sim.pid, sim_url)
+        target = plan.target(sim_url)
+        log.info("target %s: REST %s, streams %s, WS API %s", target.name, target.rest_url, target.ws_stream_url,
+                 target.ws_api_url)
+        problems = preflight_problems(plan, profile, target)
+        if problems:
+            for p in problems:
+                print(f"letrade-perf run: {p}", file=sys.stderr)
+            print(f"letrade-perf run: not started ({len(problems)} problem{'s' if len(problems) > 1 else ''}; "
+                  "exit code 2)", file=sys.stderr)
             return EXIT_CONFIG
-        commands = locust_commands(plan, host)
+        commands = locust_commands(plan, target)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env[FORMAT_ENV] = plan.log_format
         for key, value in (plan.influx or {}).items():
             env[key] = value          # read by every Locust process's sink (letrade_perf.metrics)
         if plan.webhooks:
             env["LETRADE_WEBHOOKS"] = "\n".join(plan.webhooks)   # not on the command line: URLs are secrets
-        env["PYTHONPATH"] = REPO_DIR + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        from .resources import source_checkout
+        checkout = source_checkout()
+        if checkout is not None:      # a source checkout: Locust imports this tree, not another install
+            env["PYTHONPATH"] = checkout + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         log.info("run %s: profile %s, env %s, %s, reports in %s", plan.run_id, plan.profile_name, plan.env,
                  f"web UI on http://127.0.0.1:{_web_port(plan.extra)}" if plan.web else
                  (f"master + {plan.workers} workers" if plan.workers else "headless"), plan.reports_dir)
         with open(os.path.join(plan.reports_dir, "run.json"), "w", encoding="utf-8") as fh:
-            json.dump({"run_id": plan.run_id, "profile": plan.profile_name, "env": plan.env, "host": host,
-                       "workers": plan.workers, "started": time.time()}, fh, indent=2)
+            json.dump({"run_id": plan.run_id, "profile": plan.profile_name, "env": plan.env,
+                       "host": target.rest_url, "target": target.urls(), "workers": plan.workers,
+                       "started": time.time()}, fh, indent=2)
         worker_logs = []
         for i, cmd in enumerate(commands):
             if i == 0:
@@ -256,6 +283,12 @@ def execute(plan: RunPlan, profile) -> int:
             signal.signal(s, h)
 
 
+def preflight_problems(plan: RunPlan, profile, target) -> list[str]:
+    """What stops the run before any Locust process starts (see :mod:`letrade_perf.preflight`)."""
+    from .preflight import preflight
+    return preflight(profile, target, key_file=plan.key_file)
+
+
 def _influx_env(args) -> dict:
     """``--influx-*`` options as the environment variables the sink reads."""
     out = {}
@@ -273,14 +306,14 @@ def run_from_args(args) -> int:
 
     from .logs import configure
 
-    configure(args.log_format)
+    configure(args.log_format, args.log_level or "INFO")
     try:
         profile = load_profile(args.profile)
     except ConfigError as e:
         print(f"letrade-perf run: {e}", file=sys.stderr)
         return EXIT_CONFIG
     env = args.env or profile.env
-    places_orders = bool(profile.users.pipeline) or bool(profile.users.ccxt and profile.users.ccxt.orders)
+    places_orders = profile.users.places_orders
     if env == "production" and places_orders and not (args.allow_production_orders
                                                       and profile.safety.allow_production_orders):
         print("letrade-perf run: refusing to place production orders: profile "
@@ -323,8 +356,22 @@ def run_from_args(args) -> int:
         except ValueError as e:
             print(f"letrade-perf run: --webhook: {e}", file=sys.stderr)
             return EXIT_CONFIG
-    plan = RunPlan(profile_ref=args.profile, profile_name=profile.name, env=env, host=args.host, run_id=run_id,
+    # the target: --host replaces the profile's whole target block; single URLs override one each
+    tgt = profile.target
+    from_profile = args.host is None
+    plan = RunPlan(profile_ref=args.profile, profile_name=profile.name, env=env,
+                   host=args.host or (tgt.host if from_profile else None), run_id=run_id,
                    reports_dir=reports, web=args.web, workers=args.workers, key_file=args.key_file,
                    log_format=args.log_format, extra=extra, baseline=baseline, tolerance=args.tolerance,
-                   webhooks=tuple(args.webhook or ()), influx=_influx_env(args))
+                   webhooks=tuple(args.webhook or ()), influx=_influx_env(args),
+                   rest_url=args.rest_url or (tgt.rest_url if from_profile else None),
+                   stream_url=args.stream_url or (tgt.stream_url if from_profile else None),
+                   ws_api_url=args.ws_api_url or (tgt.ws_api_url if from_profile else None),
+                   log_level=args.log_level, places_orders=places_orders)
+    if not plan.embeds_simulator:
+        try:        # a bad URL is a usage error before anything starts
+            plan.target()
+        except ConfigError as e:
+            print(f"letrade-perf run: {e}", file=sys.stderr)
+            return EXIT_CONFIG
     return execute(plan, profile)

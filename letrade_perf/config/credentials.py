@@ -103,6 +103,16 @@ def load_credentials(env: Environment, *, key_file: str | None = None,
     return creds
 
 
+def missing_credentials_hint(env_name: str) -> str:
+    """What to set when no credentials are configured for ``env_name`` (for error messages)."""
+    if env_name == "testnet":
+        return ("set BINANCE_TESTNET_API_KEY and BINANCE_TESTNET_SECRET (Ed25519: BINANCE_TESTNET_PRIVATE_KEY_FILE), "
+                "or pass --key-file FILE")
+    if env_name == "sim":
+        return "set BINANCE_SIM_API_KEY and BINANCE_SIM_API_SECRET, or pass --key-file FILE"
+    return "set BINANCE_API_KEY and BINANCE_API_SECRET (Ed25519: BINANCE_PRIVATE_KEY_FILE), or pass --key-file FILE"
+
+
 # -- environment variables ----------------------------------------------------------------------
 
 def _from_environ(env: Environment, environ: Mapping[str, str]) -> Credentials | None:

@@ -1,7 +1,23 @@
-"""Target environments and their base URLs (reference §1).
+"""Target environments: one resolution of the three URLs a run talks to (reference §1).
 
-``production`` and ``testnet`` are Binance's; ``sim`` is the built-in simulator at a URL the
-caller gives (``http://127.0.0.1:PORT``), from which the stream and WebSocket-API URLs follow.
+An environment resolves to three URLs — REST, market streams, WebSocket API:
+
+=============  ================================  =====================================  ================================================
+env            REST                              market streams                         WebSocket API
+=============  ================================  =====================================  ================================================
+``production`` ``https://api.binance.com``       ``wss://stream.binance.com:9443``      ``wss://ws-api.binance.com:443/ws-api/v3``
+``testnet``    ``https://testnet.binance.vision`` ``wss://stream.testnet.binance.vision`` ``wss://ws-api.testnet.binance.vision/ws-api/v3``
+``sim``        ``http://H:P``                    ``ws://H:P``                           ``ws://H:P/ws-api/v3``
+=============  ================================  =====================================  ================================================
+
+A *host* (``--host``, a profile's ``target.host``) is a base from which all three derive the way
+the simulator serves them: ``http://h:p`` → ``http://h:p``, ``ws://h:p`` and ``ws://h:p/ws-api/v3``
+(``https`` → ``wss``). One exception: a host that is one of Binance's own documented REST hosts of
+the environment (``api1.binance.com``, ``api1.testnet.binance.vision``, …) keeps the environment's
+stream and WebSocket-API URLs, because Binance serves those elsewhere. Each URL can also be set on
+its own (``rest_url``, ``stream_url``, ``ws_api_url``) for mirrors and proxies; an explicit URL wins
+over the derived one. The production guard applies to all three: https/wss on ``binance.com`` or
+one of its subdomains.
 """
 from __future__ import annotations
 
@@ -11,11 +27,12 @@ from urllib.parse import urlsplit
 from .errors import ConfigError
 
 ENV_NAMES = ("sim", "testnet", "production")
+WS_API_PATH = "/ws-api/v3"
 
 
 @dataclass(frozen=True)
 class Environment:
-    """Where a run sends its requests."""
+    """Where a run sends its requests: one environment resolved to its three URLs."""
 
     name: str
     """``sim``, ``testnet`` or ``production``."""
@@ -34,45 +51,128 @@ class Environment:
             return f"{self.ws_stream_url}/ws/{streams[0]}"
         return f"{self.ws_stream_url}/stream?streams={'/'.join(streams)}"
 
+    def urls(self) -> dict[str, str]:
+        """The three URLs as recorded in ``run.json`` and ``summary.json``."""
+        return {"rest": self.rest_url, "streams": self.ws_stream_url, "ws_api": self.ws_api_url}
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """The distinct host names of the three URLs, REST first (for messages)."""
+        out: list[str] = []
+        for url in (self.rest_url, self.ws_stream_url, self.ws_api_url):
+            h = urlsplit(url).hostname or url
+            if h not in out:
+                out.append(h)
+        return tuple(out)
+
 
 PRODUCTION = Environment("production", "https://api.binance.com", "wss://stream.binance.com:9443",
                          "wss://ws-api.binance.com:443/ws-api/v3", True)
 TESTNET = Environment("testnet", "https://testnet.binance.vision", "wss://stream.testnet.binance.vision",
                       "wss://ws-api.testnet.binance.vision/ws-api/v3", False)
+OFFICIAL = {"production": PRODUCTION, "testnet": TESTNET}
+
+#: Binance's documented REST hosts per environment: a ``--host`` naming one of them keeps the
+#: environment's own stream and WebSocket-API URLs (Binance serves those on other hosts).
+BINANCE_REST_HOSTS = {
+    "production": frozenset({"api.binance.com", "api-gcp.binance.com", "api1.binance.com", "api2.binance.com",
+                             "api3.binance.com", "api4.binance.com"}),
+    "testnet": frozenset({"testnet.binance.vision", "api1.testnet.binance.vision"}),
+}
 
 
-def _normalise(url: str, what: str) -> tuple[str, str, str]:
-    """(base URL without a trailing ``/`` or ``/api/v3``, scheme, host) — or a ConfigError."""
-    base = url.strip().rstrip("/")
-    if base.endswith("/api/v3"):
-        base = base[: -len("/api/v3")]
-    parts = urlsplit(base)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{what}: expected an http(s) base URL such as http://127.0.0.1:8765, got {url!r}")
+def _split(url: str, what: str, schemes: tuple[str, ...], example: str):
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigError(f"{what}: expected a URL such as {example}, got {url!r}")
+    parts = urlsplit(url.strip())
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ConfigError(f"{what}: expected a {'/'.join(schemes)} URL such as {example}, got {url!r}")
     if parts.query or parts.fragment:
         raise ConfigError(f"{what}: a base URL has no query or fragment, got {url!r}")
-    return base, parts.scheme, parts.hostname.lower()
+    try:
+        parts.port   # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise ConfigError(f"{what}: bad port in {url!r}") from None
+    return parts
 
 
-def environment(name: str, rest_url: str | None = None) -> Environment:
-    """The environment ``name`` (``sim`` | ``testnet`` | ``production``), optionally with another REST URL.
+def _strip_suffix(path: str, *suffixes: str) -> str:
+    path = path.rstrip("/")
+    for s in suffixes:
+        if path.endswith(s):
+            return path[: -len(s)].rstrip("/")
+    return path
 
-    ``sim`` needs ``rest_url``; its stream and WebSocket-API URLs are derived from it. A production
-    override must be an https ``binance.com`` host (``api1.binance.com``, ``api-gcp.binance.com``).
+
+def normalise_rest(url: str, what: str = "REST URL") -> str:
+    """``http(s)://host[:port][/prefix]`` without a trailing ``/`` or ``/api/v3``."""
+    p = _split(url, what, ("http", "https"), "http://127.0.0.1:8765")
+    return f"{p.scheme}://{p.netloc}{_strip_suffix(p.path, '/api/v3')}"
+
+
+def normalise_streams(url: str, what: str = "stream URL") -> str:
+    """``ws(s)://host[:port][/prefix]`` without a trailing ``/``, ``/ws`` or ``/stream``."""
+    p = _split(url, what, ("ws", "wss"), "wss://stream.binance.com:9443")
+    return f"{p.scheme}://{p.netloc}{_strip_suffix(p.path, '/ws', '/stream')}"
+
+
+def normalise_ws_api(url: str, what: str = "WebSocket API URL") -> str:
+    """A full WebSocket API URL; a bare ``ws(s)://host[:port]`` gets ``/ws-api/v3``."""
+    p = _split(url, what, ("ws", "wss"), "wss://ws-api.binance.com:443/ws-api/v3")
+    path = p.path.rstrip("/") or WS_API_PATH
+    return f"{p.scheme}://{p.netloc}{path}"
+
+
+def _ws_of(rest_base: str) -> str:
+    scheme, rest = rest_base.split("://", 1)
+    return ("wss" if scheme == "https" else "ws") + "://" + rest
+
+
+def _check_production(env: Environment) -> None:
+    for what, url, scheme in (("REST URL", env.rest_url, "https"), ("stream URL", env.ws_stream_url, "wss"),
+                              ("WebSocket API URL", env.ws_api_url, "wss")):
+        p = urlsplit(url)
+        host = (p.hostname or "").lower()
+        if p.scheme != scheme or not (host == "binance.com" or host.endswith(".binance.com")):
+            raise ConfigError(f"production {what} must be a {scheme} binance.com host "
+                              f"(e.g. {getattr(PRODUCTION, _FIELD[what])}), got {url!r}")
+
+
+_FIELD = {"REST URL": "rest_url", "stream URL": "ws_stream_url", "WebSocket API URL": "ws_api_url"}
+
+
+def environment(name: str, host: str | None = None, *, rest_url: str | None = None,
+                stream_url: str | None = None, ws_api_url: str | None = None) -> Environment:
+    """Resolve ``name`` (``sim`` | ``testnet`` | ``production``) to its three URLs.
+
+    ``host`` is a base from which all three derive (see the module docstring); ``rest_url``,
+    ``stream_url`` and ``ws_api_url`` replace one URL each. ``sim`` needs a host or a REST URL
+    (the caller starts an embedded simulator when it has neither). Raises :class:`ConfigError`
+    naming the bad URL.
     """
     if name not in ENV_NAMES:
         raise ConfigError(f"unknown environment {name!r} (valid: {', '.join(ENV_NAMES)})")
-    if name == "sim":
-        if not rest_url:
-            raise ConfigError("environment 'sim' needs the simulator's URL (--host http://127.0.0.1:PORT)")
-        base, scheme, _ = _normalise(rest_url, "sim host")
-        ws = ("wss" if scheme == "https" else "ws") + base[len(scheme):]
-        return Environment("sim", base, ws, ws + "/ws-api/v3", False)
-    fixed = PRODUCTION if name == "production" else TESTNET
-    if not rest_url:
-        return fixed
-    base, scheme, host = _normalise(rest_url, f"{name} host")
-    if name == "production" and (scheme != "https" or not (host == "binance.com" or host.endswith(".binance.com"))):
-        raise ConfigError(f"production host must be an https binance.com host (e.g. https://api1.binance.com), "
-                          f"got {rest_url!r}")
-    return Environment(name, base, fixed.ws_stream_url, fixed.ws_api_url, fixed.production)
+    official = OFFICIAL.get(name)
+    base = host or (rest_url if name == "sim" else None)
+    if base:
+        rest = normalise_rest(base, f"{name} host")
+        host_name = (urlsplit(rest).hostname or "").lower()
+        if official is not None and host_name in BINANCE_REST_HOSTS[name]:
+            streams, ws_api = official.ws_stream_url, official.ws_api_url
+        else:
+            streams = _ws_of(rest)
+            ws_api = streams + WS_API_PATH
+    elif official is not None:
+        rest, streams, ws_api = official.rest_url, official.ws_stream_url, official.ws_api_url
+    else:
+        raise ConfigError("environment 'sim' needs the simulator's URL (--host http://127.0.0.1:PORT)")
+    if rest_url:
+        rest = normalise_rest(rest_url, f"{name} REST URL")
+    if stream_url:
+        streams = normalise_streams(stream_url, f"{name} stream URL")
+    if ws_api_url:
+        ws_api = normalise_ws_api(ws_api_url, f"{name} WebSocket API URL")
+    env = Environment(name, rest, streams, ws_api, name == "production")
+    if env.production:
+        _check_production(env)
+    return env

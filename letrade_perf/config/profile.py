@@ -2,8 +2,8 @@
 
 A profile is a YAML file: who (the user mix) does what (symbols, stages), against which
 environment, under which pacing and safety limits, judged by which criteria. Bundled profiles
-live in the top-level ``profiles/`` directory (installed as data files under
-``<prefix>/share/letrade-perf/profiles``); ``load_profile`` also takes a path to any YAML file.
+are package data (``letrade_perf/profiles``, linked as ``profiles/`` in a source checkout);
+``load_profile`` also takes a path to any YAML file.
 
 Durations (``stages[].duration``, ``*_s`` fields) are numbers of seconds or strings such as
 ``30s``, ``5m``, ``1h30m``, ``24h``. Unknown keys and bad values raise :class:`ConfigError`
@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import site
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -28,8 +26,6 @@ from .errors import ConfigError, FieldError
 ProfileError = ConfigError
 
 _SYMBOL = re.compile(r"^[A-Z0-9]+$")
-_REPO_PROFILES = Path(__file__).resolve().parents[2] / "profiles"
-_DATA_SUBDIR = ("share", "letrade-perf", "profiles")
 
 
 def _duration_field(default: float, **kw) -> Any:
@@ -318,6 +314,35 @@ class SafetySettings:
 
 
 @dataclass(frozen=True)
+class TargetSettings:
+    """Where the run sends its requests, instead of the environment's standard URLs (for a
+    simulator elsewhere, a mirror or a proxy). ``letrade-perf run --host/--rest-url/--stream-url/
+    --ws-api-url`` override these (a ``--host`` replaces the whole block)."""
+
+    host: str | None = None
+    """Base URL from which REST, streams and WebSocket API derive (``http://h:p`` → ``ws://h:p``,
+    ``ws://h:p/ws-api/v3``); with env ``sim`` no embedded simulator is started."""
+    rest_url: str | None = None
+    """REST base URL on its own (``https://mirror.example``)."""
+    stream_url: str | None = None
+    """Market-stream base URL on its own (``wss://stream.mirror.example``)."""
+    ws_api_url: str | None = None
+    """WebSocket API URL on its own (``wss://ws-api.mirror.example/ws-api/v3``)."""
+
+    def __post_init__(self) -> None:
+        from .environments import normalise_rest, normalise_streams, normalise_ws_api
+
+        for name, check in (("host", normalise_rest), ("rest_url", normalise_rest),
+                            ("stream_url", normalise_streams), ("ws_api_url", normalise_ws_api)):
+            value = getattr(self, name)
+            if value is not None:
+                try:
+                    check(value, name)
+                except ConfigError as e:
+                    raise FieldError(name, str(e).split(": ", 1)[-1]) from None
+
+
+@dataclass(frozen=True)
 class SinkSettings:
     """InfluxDB output (written by the metrics sink)."""
 
@@ -457,6 +482,8 @@ class Profile:
     """Simulator config for env ``sim`` (the ``letrade-perf sim --config`` schema)."""
     sink: SinkSettings | None = None
     """InfluxDB sink settings (None = no sink)."""
+    target: TargetSettings = field(default_factory=TargetSettings)
+    """Target URLs instead of the environment's standard ones (see :class:`TargetSettings`)."""
     gate: GateSettings = field(default_factory=GateSettings)
     """How the criteria decide the verdict (defaults, inconclusive handling, live period)."""
     notify: tuple[WebhookSettings, ...] = ()
@@ -505,17 +532,11 @@ class Profile:
 # ---------------------------------------------------------------------------------------------
 
 def profile_dirs() -> list[Path]:
-    """Directories searched for bundled profiles, in order: the repository's ``profiles/``, then the
-    installed data files (``<prefix>/share/letrade-perf/profiles``, also for ``--user`` installs)."""
-    candidates = [_REPO_PROFILES, Path(sys.prefix, *_DATA_SUBDIR), Path(sys.base_prefix, *_DATA_SUBDIR)]
-    user_base = getattr(site, "USER_BASE", None)
-    if user_base:
-        candidates.append(Path(user_base, *_DATA_SUBDIR))
-    out: list[Path] = []
-    for d in candidates:
-        if d.is_dir() and d not in out:
-            out.append(d)
-    return out
+    """Directories searched for bundled profiles: the package's ``profiles/`` (package data)."""
+    from ..resources import profiles_dir
+
+    d = Path(profiles_dir())
+    return [d] if d.is_dir() else []
 
 
 def _bundled() -> dict[str, Path]:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import platform
 import subprocess
 import time
 from typing import Callable
 
 from ..metrics.histogram import RELATIVE_ERROR
 from ..metrics.recorder import MetricsStore, Snapshot
+from ..versions import versions
 from .evaluate import FAIL, PASS, Result, effective_criteria, format_value, judge, unit_of, verdict_of
 
 SUMMARY_PERCENTILES = (50.0, 90.0, 95.0, 99.0)
@@ -38,19 +38,6 @@ def git_commit(start: str | None = None) -> str | None:
     if out.returncode != 0:
         return None
     return out.stdout.strip() or None
-
-
-def versions() -> dict:
-    from .. import __version__
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"letrade_perf": __version__, "python": platform.python_version(), "locust": None, "ccxt": None}
-    for dist in ("locust", "ccxt"):
-        try:
-            out[dist] = version(dist)      # never import locust here: it monkey-patches the process
-        except PackageNotFoundError:
-            pass
-    return out
 
 
 def _iso(ts: float) -> str:
@@ -199,7 +186,7 @@ class Gate:
         return out
 
     def summary(self, *, run_id: str, env: str, host: str | None, workers: int, exit_code: int,
-                aborted: str | None, extra: dict | None = None) -> dict:
+                aborted: str | None, extra: dict | None = None, target: dict | None = None) -> dict:
         """The ``summary.json`` document (schema version 1)."""
         end = self.ended_at or self.clock()
         start = self.started_at or self.created_at
@@ -211,7 +198,7 @@ class Gate:
         return {
             "schema": "letrade-perf/summary", "schema_version": 1,
             "run": {"run_id": run_id, "profile": p.name, "profile_source": p.source, "description": p.description,
-                    "env": env, "host": host, "started_at": _iso(start), "ended_at": _iso(end),
+                    "env": env, "host": host, "target": target, "started_at": _iso(start), "ended_at": _iso(end),
                     "duration_s": round(max(0.0, end - start), 3), "workers": workers, "git_commit": git_commit(),
                     "versions": versions(), "aborted": aborted, "exit_code": exit_code},
             "verdict": verdict,

@@ -195,7 +195,7 @@ class LocustGate:
             gate.state = "fail" if failed else "pass"
         env.process_exit_code = code
         self._print_final(results, code, baseline_section)
-        self.summary = gate.summary(run_id=ctx.run_id, env=ctx.env.name, host=env.host,
+        self.summary = gate.summary(run_id=ctx.run_id, env=ctx.env.name, host=env.host, target=ctx.env.urls(),
                                     workers=self._workers(), exit_code=code, aborted=ctx.aborted,
                                     extra=self._extra(baseline_section))
         self.summary["run"]["stopped_by"] = self.stopped_by

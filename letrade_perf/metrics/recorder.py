@@ -23,7 +23,9 @@ What each event becomes (metric ``{tags}``):
 * ``letrade_order`` → counter ``orders{outcome, source}``;
 * the pacer's 429/418 totals are read at each drain (gauges).
 
-``status`` is ``ok`` or ``fail``. Tag values are capped per metric (:data:`MAX_SERIES_PER_METRIC`):
+``status`` is ``ok`` or ``fail`` — or ``clock`` for a ``-1021`` answer (an exception with
+``client_clock_error``): the client's clock was off, the exchange answered, so it is neither a
+success nor a failure of the API (``api_success`` leaves it out; ``uptime`` counts it as up). Tag values are capped per metric (:data:`MAX_SERIES_PER_METRIC`):
 beyond it new tag sets fold into ``name="(other)"``.
 """
 from __future__ import annotations
@@ -157,9 +159,12 @@ class MetricsStore:
         return out
 
     def ok_fail(self, metric: str, tags: Tags = ()) -> tuple[int, int]:
-        """Samples with ``status=ok`` and with ``status=fail`` among the matching series."""
+        """Samples with ``status=ok`` and with ``status=fail`` among the matching series
+        (``status=clock``, a client-clock error, is neither)."""
         ok = fail = 0
         for t, s in self.select(metric, tags):
+            if ("status", "clock") in t:
+                continue
             if ("status", "fail") in t:
                 fail += s.hist.count
             else:
@@ -250,11 +255,12 @@ class MetricsRecorder:
         # the hot path (every request of every user): one dict lookup finds the interval's series
         if request_type == "WS" or response_time is None:
             return
-        ok = exception is None
-        key = (request_type, name, ok)
+        ok = exception is None or getattr(exception, "client_clock_error", False)
+        key = (request_type, name, ok, exception is None)
         s = self._fast.get(key)
         if s is None:
-            s = self._fast[key] = self._request_series(request_type, name, ok)
+            s = self._fast[key] = self._request_series(request_type, name,
+                                                       "ok" if exception is None else ("clock" if ok else "fail"))
         s.hist.record(response_time)
         if self._samples is not None:
             self._write_sample(s, response_time)
@@ -266,8 +272,7 @@ class MetricsRecorder:
             elif sec not in up:
                 up[sec] = False
 
-    def _request_series(self, request_type: str, name: str, ok: bool) -> Series:
-        status = "ok" if ok else "fail"
+    def _request_series(self, request_type: str, name: str, status: str) -> Series:
         if request_type in API_REQUEST_TYPES:
             metric, tags = "request", (("name", name), ("status", status), ("type", request_type))
         else:

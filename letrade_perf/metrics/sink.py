@@ -495,7 +495,8 @@ def criteria_points(summary: Mapping[str, Any]) -> list[tuple[dict, dict]]:
 
 def run_fields() -> dict[str, Any]:
     """``version`` and ``git_commit`` (when known) of the ``run`` annotations."""
-    from ..criteria.gate import git_commit, versions
+    from ..criteria.gate import git_commit
+    from ..versions import versions
 
     fields: dict[str, Any] = {"version": versions().get("letrade_perf") or ""}
     commit = git_commit()

@@ -15,8 +15,6 @@ from typing import Sequence
 
 import yaml
 
-_PKG_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 
 class SimulatorError(RuntimeError):
     """The simulator process could not be started."""
@@ -88,7 +86,10 @@ def start_simulator(config: dict | None = None, extra_args: Sequence[str] = (), 
         args = ["taskset", "-c", str(cpu)] + args
     log_path = os.path.join(workdir, "sim.log")
     env = dict(os.environ)
-    env["PYTHONPATH"] = _PKG_PARENT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    from ..resources import source_checkout
+    checkout = source_checkout()
+    if checkout is not None:     # a source checkout: the child imports this tree, not another install
+        env["PYTHONPATH"] = checkout + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + timeout

@@ -22,7 +22,7 @@ from ..binance.ccxt_compat import ccxt_binance
 from ..binance.endpoints import endpoint
 from ..pacing import IpBanned
 from .base import Failure, HarnessUserMixin, next_index, weighted_tasks
-from .exchange import CallResult, classify, decode, feedback
+from .exchange import CLOCK_ERROR_CODE, CallResult, ClientClockError, classify, decode, feedback
 from .orders import client_order_id
 
 _markets_lock = Semaphore()
@@ -131,6 +131,8 @@ class CcxtUser(HarnessUserMixin, User):
         if exc is not None:
             detail = f"code {code}" if code is not None else (f"HTTP {status}" if status else "no response")
             failure = Failure(f"{type(exc).__name__} ({detail})")
+            if code == CLOCK_ERROR_CODE:
+                failure = ClientClockError(f"{type(exc).__name__} ({detail})")
         self.fire("ccxt", f"ccxt {name}", elapsed, length=len(body) if body else 0, exception=failure)
         return result, res
 

@@ -7,7 +7,10 @@ Rules every client follows (FastHttp users, ccxt users, the WebSocket API client
   (waiting for budget is never response time) and settle the reservation with the outcome;
 * feed every response's ``X-MBX-USED-WEIGHT-*`` / ``X-MBX-ORDER-COUNT-*`` headers back;
 * 429 → :meth:`Pacer.on_429` with ``Retry-After`` (the whole process pauses);
-  418 → :meth:`Pacer.on_418` and the run aborts (``ctx.abort``, exit code 3).
+  418 → :meth:`Pacer.on_418` and the run aborts (``ctx.abort``, exit code 3);
+* ``-1021`` (timestamp outside recvWindow) → ``ctx.on_clock_error()`` re-syncs the clock at once,
+  and the call is reported as a :class:`ClientClockError` — the client's clock, not the exchange,
+  failed (``api_success`` leaves it out).
 """
 from __future__ import annotations
 
@@ -32,6 +35,8 @@ except ImportError:  # pragma: no cover - depends on the environment
 RECV_WINDOW_MS = 10_000
 #: Retry-After used when a 429/418 carries none.
 DEFAULT_RETRY_AFTER_S = 10.0
+#: "Timestamp for this request is outside of the recvWindow": the client's clock is off.
+CLOCK_ERROR_CODE = -1021
 
 
 @dataclass
@@ -56,6 +61,12 @@ class CallResult:
     @property
     def ok(self) -> bool:
         return self.status == 200 and self.error is None
+
+    def failure(self) -> Exception:
+        """The exception reported for this (failed) call: a :class:`ClientClockError` for ``-1021``."""
+        if self.code == CLOCK_ERROR_CODE:
+            return ClientClockError(self.describe())
+        return ExchangeCallError(self.describe())
 
     def describe(self) -> str:
         if self.error:
@@ -107,6 +118,8 @@ def feedback(ctx, res: CallResult, reservation, sent_at_ms: float | None = None)
             reservation.settle(False, order_counted=True)
         else:
             reservation.settle(False)
+    if res.code == CLOCK_ERROR_CODE:
+        ctx.on_clock_error()
     if res.status == 429:
         ctx.on_429(parse_retry_after(res.headers) or DEFAULT_RETRY_AFTER_S)
     elif res.status == 418:
@@ -214,9 +227,16 @@ class ExchangeClient:
             self.ctx.environment.events.request.fire(
                 request_type=ep.method, name=ep.name, response_time=elapsed, response_length=len(raw),
                 response=None, context={"source": "harness"},
-                exception=None if res.ok else ExchangeCallError(res.describe()))
+                exception=None if res.ok else res.failure())
         return res
 
 
 class ExchangeCallError(Exception):
     """A failed exchange call as reported to Locust (the message carries status and code)."""
+
+
+class ClientClockError(ExchangeCallError):
+    """A ``-1021`` answer: the request's timestamp was outside recvWindow — a client-clock error,
+    not an exchange failure (the recorder tags it ``status=clock``; ``api_success`` leaves it out)."""
+
+    client_clock_error = True

@@ -77,7 +77,7 @@ class BinanceRestUser(HarnessUserMixin, FastHttpUser):
             if res.ok:
                 resp.success()
             else:
-                resp.failure(res.describe())
+                resp.failure(res.failure())
         feedback(ctx, res, reservation, sent_at)
         return res
 

@@ -29,7 +29,7 @@ from gevent.event import AsyncResult, Event
 from ..binance.endpoints import WS_API_CONNECT_WEIGHT, WS_API_METHODS
 from ..binance.signing import ws_api_payload
 from .base import Failure
-from .exchange import RECV_WINDOW_MS
+from .exchange import CLOCK_ERROR_CODE, RECV_WINDOW_MS, ClientClockError
 
 from ..pacing import IpBanned
 
@@ -351,7 +351,8 @@ class WsApiClient:
         if report:
             self.environment.events.request.fire(
                 request_type="WSAPI", name=method, response_time=res.elapsed_ms, response_length=len(frame),
-                response=None, context={}, exception=None if res.ok else Failure(res.describe()))
+                response=None, context={}, exception=None if res.ok else (
+                    ClientClockError(res.describe()) if res.code == CLOCK_ERROR_CODE else Failure(res.describe())))
         return res
 
     def _feedback(self, m, res: WsApiResult, reservation) -> None:
@@ -373,6 +374,8 @@ class WsApiClient:
             reservation.settle(False, order_counted=True)
         else:
             reservation.settle(False)
+        if res.code == CLOCK_ERROR_CODE:
+            ctx.on_clock_error()
         if res.status in (429, 418):
             wait_s = 10.0
             if res.retry_after_ms:

@@ -10,7 +10,6 @@ import pytest
 import yaml
 
 from letrade_perf.config import profile as prof
-from letrade_perf.config.environments import environment
 from letrade_perf.config.errors import ConfigError
 from letrade_perf.config.strict import parse_duration
 from letrade_perf.criteria.grammar import parse_criteria
@@ -38,7 +37,9 @@ def test_all_expected_profiles_are_bundled():
     assert expected <= set(BUNDLED)
     for name, desc, path in prof.list_profiles():
         assert desc and "\n" not in desc, name
-        assert os.path.dirname(path) == os.path.join(REPO, "profiles")
+        # package data (an installed letrade-perf needs no source tree); the checkout links profiles/ to it
+        assert os.path.dirname(path) == os.path.join(REPO, "letrade_perf", "profiles")
+    assert os.path.realpath(os.path.join(REPO, "profiles")) == os.path.join(REPO, "letrade_perf", "profiles")
 
 
 @pytest.mark.parametrize("name", BUNDLED)
@@ -205,25 +206,16 @@ def test_production_orders_load_but_caps_must_be_positive(tmp_path):
     assert p.users.places_orders and not p.safety.allow_production_orders
 
 
-def test_installed_data_files_are_found(tmp_path, monkeypatch):
-    share = tmp_path / "prefix" / "share" / "letrade-perf" / "profiles"
-    share.mkdir(parents=True)
-    (share / "installed-only.yaml").write_text(yaml.safe_dump(MINIMAL))
-    monkeypatch.setattr(prof, "_REPO_PROFILES", tmp_path / "absent")
-    monkeypatch.setattr(sys, "prefix", str(tmp_path / "prefix"))
-    names = [n for n, _, _ in prof.list_profiles()]
-    assert "installed-only" in names and "smoke" not in names
-    assert prof.load_profile("installed-only").name == "installed-only"
-
-
-def test_pyproject_installs_the_profiles_as_data_files():
+def test_pyproject_ships_profiles_dashboards_and_locustfile_as_package_data():
     tomllib = pytest.importorskip("tomllib")
     with open(os.path.join(REPO, "pyproject.toml"), "rb") as fh:
         cfg = tomllib.load(fh)
-    assert cfg["tool"]["setuptools"]["data-files"]["share/letrade-perf/profiles"] == ["profiles/*.yaml"]
+    patterns = cfg["tool"]["setuptools"]["package-data"]["letrade_perf"]
+    assert {"**/*.yaml", "**/*.json", "locustfiles/*.py"} <= set(patterns)
+    assert "data-files" not in cfg["tool"]["setuptools"]
 
 
-# -- durations, criteria, environments --------------------------------------------------------
+# -- durations, criteria --------------------------------------------------------
 
 @pytest.mark.parametrize("text,seconds", [("30s", 30), ("5m", 300), ("1h30m", 5400), ("24h", 86400), (90, 90),
                                           (2.5, 2.5), ("250ms", 0.25), ("1d", 86400), ("1.5s", 1.5), ("45", 45)])
@@ -276,34 +268,6 @@ def test_bad_criteria(mapping, fragment):
     with pytest.raises(ConfigError) as ei:
         parse_criteria(mapping, "f.yaml")
     assert str(ei.value).startswith("f.yaml: criteria") and fragment in str(ei.value)
-
-
-def test_environments():
-    prod_env = environment("production")
-    assert (prod_env.rest_url, prod_env.ws_stream_url, prod_env.ws_api_url, prod_env.production) == (
-        "https://api.binance.com", "wss://stream.binance.com:9443", "wss://ws-api.binance.com:443/ws-api/v3", True)
-    test_env = environment("testnet")
-    assert (test_env.rest_url, test_env.ws_stream_url, test_env.ws_api_url, test_env.production) == (
-        "https://testnet.binance.vision", "wss://stream.testnet.binance.vision",
-        "wss://ws-api.testnet.binance.vision/ws-api/v3", False)
-    sim = environment("sim", "http://127.0.0.1:8765/api/v3/")
-    assert (sim.rest_url, sim.ws_stream_url, sim.ws_api_url) == (
-        "http://127.0.0.1:8765", "ws://127.0.0.1:8765", "ws://127.0.0.1:8765/ws-api/v3")
-    assert sim.stream_url("btcusdt@trade") == "ws://127.0.0.1:8765/ws/btcusdt@trade"
-    assert sim.stream_url("a@trade", "b@trade") == "ws://127.0.0.1:8765/stream?streams=a@trade/b@trade"
-    assert environment("sim", "https://sim.example:443").ws_api_url == "wss://sim.example:443/ws-api/v3"
-    assert environment("production", "https://api1.binance.com").rest_url == "https://api1.binance.com"
-    assert environment("production", "https://api1.binance.com").ws_api_url == prod_env.ws_api_url
-    with pytest.raises(ConfigError, match="production host must be an https binance.com host"):
-        environment("production", "https://api.binance.com.evil.example")
-    with pytest.raises(ConfigError, match="production host"):
-        environment("production", "http://api.binance.com")
-    with pytest.raises(ConfigError, match="needs the simulator's URL"):
-        environment("sim")
-    with pytest.raises(ConfigError, match="expected an http"):
-        environment("sim", "127.0.0.1:8765")
-    with pytest.raises(ConfigError, match="valid: sim, testnet, production"):
-        environment("mainnet")
 
 
 # -- command line -------------------------------------------------------------------------------

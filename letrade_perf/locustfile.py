@@ -1,0 +1,49 @@
+"""letrade-perf's Locust users, load shape and plugin — import this from any locustfile.
+
+``locust -f "$(letrade-perf paths locustfile)" --profile smoke`` (or ``letrade-perf run``) loads
+a file that only does ``from letrade_perf.locustfile import *``. Your own locustfile can do the
+same next to its own user classes (a drop-in plugin): ``--profile`` then configures these four
+users and drives the stages, and your classes run beside them, untouched::
+
+    from locust import HttpUser, task
+    from letrade_perf.locustfile import *   # noqa: F401,F403 - letrade-perf's users, shape and plugin
+
+    class MyApi(HttpUser):
+        @task
+        def ping(self):
+            self.client.get("/api/v3/ping")
+
+``--profile`` names a bundled profile (``letrade-perf profiles``) or a YAML file; with env
+``sim`` and no ``--host`` the embedded simulator is started. The profile decides which of the
+users below run, how many, and how long (``ProfileShape``). Distributed: every worker needs the
+same ``--profile`` and target options (``letrade-perf run --workers N`` passes them).
+"""
+from letrade_perf.plugin import ProfileShape, register_plugin
+from letrade_perf.users.ccxt_user import CcxtUser
+from letrade_perf.users.pipeline import TradingPipelineUser
+from letrade_perf.users.rest import MarketDataUser
+from letrade_perf.users.ws import WsStreamUser
+
+__all__ = ["RestMarketData", "CcxtTrader", "WsStreams", "TradingPipeline", "BinanceProfileShape"]
+
+register_plugin()
+
+
+class RestMarketData(MarketDataUser):
+    """REST market data: depth, paged klines (integrity-checked), trades, tickers."""
+
+
+class CcxtTrader(CcxtUser):
+    """The same through ccxt's binance class (plus optional orders)."""
+
+
+class WsStreams(WsStreamUser):
+    """Combined market streams with lag per stream."""
+
+
+class TradingPipeline(TradingPipelineUser):
+    """Signal → order → fill on the user-data stream → reconciliation."""
+
+
+class BinanceProfileShape(ProfileShape):
+    """The profile's stages."""
