@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a load profile with Locust (default: smoke against the simulator)",
                          description="Run a load profile. Arguments after -- go to Locust.")
     run.add_argument("--profile", default="smoke", help="bundled profile name or YAML path (default smoke)")
+    run.add_argument("-f", "--locustfile", default=None, metavar="PATH",
+                     help="your own locustfile (it imports letrade_perf.locustfile; its own users run beside "
+                          "letrade-perf's); default: the bundled one")
     run.add_argument("--env", choices=("sim", "testnet", "production"), default=None,
                      help="target environment (default: the profile's env)")
     _target_options(run, "base URL from which the REST, stream and WebSocket API URLs derive (default: the "

@@ -76,6 +76,8 @@ class RunPlan:
     ws_api_url: str | None = None
     log_level: str | None = None
     places_orders: bool = False
+    locustfile: str | None = None
+    """A user's own locustfile (default: the bundled one)."""
 
     def target(self, sim_url: str | None = None):
         """The resolved :class:`~letrade_perf.config.environments.Environment` (ConfigError if bad)."""
@@ -93,7 +95,7 @@ def locust_commands(plan: RunPlan, target, master_port: int | None = None) -> li
     the same three resolved URLs of ``target``."""
     from .resources import locustfile_path
 
-    base = [sys.executable, "-m", "locust", "-f", locustfile_path(), "--profile", plan.profile_ref,
+    base = [sys.executable, "-m", "locust", "-f", plan.locustfile or locustfile_path(), "--profile", plan.profile_ref,
             "--host", target.rest_url, "--letrade-stream-url", target.ws_stream_url,
             "--letrade-ws-api-url", target.ws_api_url, "--letrade-env", plan.env, "--letrade-run-id", plan.run_id,
             "--letrade-reports", plan.reports_dir]
@@ -367,7 +369,11 @@ def run_from_args(args) -> int:
                    rest_url=args.rest_url or (tgt.rest_url if from_profile else None),
                    stream_url=args.stream_url or (tgt.stream_url if from_profile else None),
                    ws_api_url=args.ws_api_url or (tgt.ws_api_url if from_profile else None),
-                   log_level=args.log_level, places_orders=places_orders)
+                   log_level=args.log_level, places_orders=places_orders,
+                   locustfile=os.path.abspath(args.locustfile) if args.locustfile else None)
+    if plan.locustfile and not (os.path.isfile(plan.locustfile) and plan.locustfile.endswith(".py")):
+        print(f"letrade-perf run: --locustfile {args.locustfile}: not a .py file", file=sys.stderr)
+        return EXIT_CONFIG
     if not plan.embeds_simulator:
         try:        # a bad URL is a usage error before anything starts
             plan.target()

@@ -426,10 +426,18 @@ def test_testnet_environment_credentials_reach_the_harness():
         creds = load_credentials(TESTNET, key_file=key_file, environ=_env(svc))
         assert creds is not None and creds.api_key == FAKE_API_KEY
         assert creds.secret.reveal() == FAKE_SECRET and "BINANCE_TESTNET_API_KEY" in creds.source
-    # nothing set: no credentials, and no error from the empty values compose passes
+    # nothing set: no credentials, and no error from the empty values compose passes; the default
+    # profile (smoke) then stops at init naming the variables, market-data needs none (the header)
+    from letrade_perf.config.profile import load_profile
+    from letrade_perf.preflight import credential_problem
+
     svc = _testnet()["services"]["locust-worker"]
-    assert _env(svc)["BINANCE_TESTNET_API_KEY"] == ""
-    assert load_credentials(TESTNET, key_file=_option(_command(svc), "--letrade-key-file"), environ=_env(svc)) is None
+    env, key_file = _env(svc), _option(_command(svc), "--letrade-key-file")
+    assert env["BINANCE_TESTNET_API_KEY"] == ""
+    assert load_credentials(TESTNET, key_file=key_file, environ=env) is None
+    _, problem = credential_problem(load_profile(_option(_command(svc), "--profile")), TESTNET, key_file, environ=env)
+    assert problem and "BINANCE_TESTNET_API_KEY" in problem
+    assert credential_problem(load_profile("market-data"), TESTNET, key_file, environ=env) == (None, None)
 
 
 def test_testnet_key_file_secret_reaches_the_harness(tmp_path):
