@@ -451,10 +451,14 @@ class LetradePlugin:
         runner = environment.runner
         role = _role(runner)
         sim = None
-        host = (environment.host or "").strip() or None
-        if host is None and (profile.target.host or profile.target.rest_url):
-            host = profile.target.host or profile.target.rest_url
-        if host is None and env_name == "sim":
+        # --host (Locust's) replaces the profile's whole target block; else the profile's target.host
+        cli_host = (environment.host or "").strip() or None
+        tgt = profile.target
+        urls = {"rest_url": None if cli_host else tgt.rest_url,
+                "stream_url": getattr(opts, "letrade_stream_url", None) or (None if cli_host else tgt.stream_url),
+                "ws_api_url": getattr(opts, "letrade_ws_api_url", None) or (None if cli_host else tgt.ws_api_url)}
+        host = cli_host or tgt.host
+        if host is None and urls["rest_url"] is None and env_name == "sim":
             if role == "worker":
                 raise ConfigError("a worker needs --host (the simulator's URL) for env sim")
             from .sim.process import SimulatorError, start_simulator
@@ -463,30 +467,23 @@ class LetradePlugin:
             except SimulatorError as e:
                 raise ConfigError(f"could not start the embedded simulator: {e}") from None
             host = sim.base_url
-            environment.host = host
-            if opts is not None:
-                opts.host = host
             log.info("embedded simulator started (pid %d) at %s", sim.pid, host)
         try:
-            return self._build_with(environment, profile, env_name, host, role, sim, opts)
+            return self._build_with(environment, profile, env_name, host, urls, role, sim, opts)
         except BaseException:
             if sim is not None:
                 sim.stop()
             raise
 
-    def _build_with(self, environment, profile, env_name: str, host: str | None, role: str, sim, opts):
+    def _build_with(self, environment, profile, env_name: str, host: str | None, urls: dict, role: str, sim,
+                    opts):
         from .clock import ClockSync
         from .config.environments import environment as target
         from .preflight import credential_problem
         from .pacing import Pacer, budgets_from_rate_limits
 
         runner = environment.runner
-        tgt = profile.target
-        explicit_host = bool(environment.host) and environment.host != (tgt.host or tgt.rest_url)
-        env = target(env_name, host,
-                     rest_url=None if explicit_host or sim is not None else tgt.rest_url,
-                     stream_url=getattr(opts, "letrade_stream_url", None) or (None if explicit_host else tgt.stream_url),
-                     ws_api_url=getattr(opts, "letrade_ws_api_url", None) or (None if explicit_host else tgt.ws_api_url))
+        env = target(env_name, host, **urls)
         environment.host = env.rest_url   # every HttpUser of the locustfile targets the resolved REST URL
         if opts is not None:
             opts.host = env.rest_url

@@ -217,7 +217,8 @@ class ExchangeClient:
                 raw = b""
             err = None
         except (OSError, ValueError) as e:
-            status, hdrs, err = 0, {}, f"{type(e).__name__}: {e}"
+            from ..preflight import describe_network_error
+            status, hdrs, err = 0, {}, f"no response: {describe_network_error(e)}"
         elapsed = (time.perf_counter() - t0) * 1000.0
         data, code, msg, derr = decode(status, raw) if status else (None, None, None, None)
         res = classify(ep, CallResult(status, data, code, msg, hdrs, elapsed, err or derr))
