@@ -14,6 +14,7 @@ Locust plugin makes the same credential check and the same retried exchangeInfo 
 """
 from __future__ import annotations
 
+import http.client
 import logging
 import socket
 import time
@@ -31,6 +32,10 @@ log = logging.getLogger("letrade_perf.preflight")
 def describe_network_error(e: BaseException) -> str:
     """A one-line reason for a failed connection (no traceback, no URL query)."""
     reason: Any = e.reason if isinstance(e, urllib.error.URLError) else e
+    if isinstance(reason, str):
+        return reason
+    if isinstance(reason, http.client.HTTPException) and not isinstance(reason, OSError):
+        return f"not an HTTP answer ({type(reason).__name__})"
     if isinstance(reason, socket.gaierror):
         return f"name resolution failed ({reason.strerror or reason})"
     if isinstance(reason, (TimeoutError, socket.timeout)):
@@ -81,7 +86,7 @@ def fetch_exchange_info(env: Environment, policy: RetryPolicy = STARTUP, *,
         client.timeout = timeout
         try:
             return client.get("/api/v3/exchangeInfo")
-        except (OSError, ValueError) as e:     # urllib's URLError is an OSError
+        except (OSError, ValueError, http.client.HTTPException) as e:     # urllib's URLError is an OSError
             return e
 
     def transient(r) -> bool:

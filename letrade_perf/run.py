@@ -87,7 +87,7 @@ class RunPlan:
 
     @property
     def embeds_simulator(self) -> bool:
-        return self.env == "sim" and not self.host and not self.rest_url
+        return self.env == "sim" and self.host is None and self.rest_url is None
 
 
 def locust_commands(plan: RunPlan, target, master_port: int | None = None) -> list[list[str]]:
@@ -362,13 +362,15 @@ def run_from_args(args) -> int:
     tgt = profile.target
     from_profile = args.host is None
     plan = RunPlan(profile_ref=args.profile, profile_name=profile.name, env=env,
-                   host=args.host or (tgt.host if from_profile else None), run_id=run_id,
+                   host=args.host if args.host is not None else tgt.host, run_id=run_id,
                    reports_dir=reports, web=args.web, workers=args.workers, key_file=args.key_file,
                    log_format=args.log_format, extra=extra, baseline=baseline, tolerance=args.tolerance,
                    webhooks=tuple(args.webhook or ()), influx=_influx_env(args),
-                   rest_url=args.rest_url or (tgt.rest_url if from_profile else None),
-                   stream_url=args.stream_url or (tgt.stream_url if from_profile else None),
-                   ws_api_url=args.ws_api_url or (tgt.ws_api_url if from_profile else None),
+                   rest_url=args.rest_url if args.rest_url is not None else (tgt.rest_url if from_profile else None),
+                   stream_url=args.stream_url if args.stream_url is not None else (
+                       tgt.stream_url if from_profile else None),
+                   ws_api_url=args.ws_api_url if args.ws_api_url is not None else (
+                       tgt.ws_api_url if from_profile else None),
                    log_level=args.log_level, places_orders=places_orders,
                    locustfile=os.path.abspath(args.locustfile) if args.locustfile else None)
     if plan.locustfile and not (os.path.isfile(plan.locustfile) and plan.locustfile.endswith(".py")):

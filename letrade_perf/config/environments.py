@@ -153,8 +153,8 @@ def environment(name: str, host: str | None = None, *, rest_url: str | None = No
     if name not in ENV_NAMES:
         raise ConfigError(f"unknown environment {name!r} (valid: {', '.join(ENV_NAMES)})")
     official = OFFICIAL.get(name)
-    base = host or (rest_url if name == "sim" else None)
-    if base:
+    base = host if host is not None else (rest_url if name == "sim" else None)
+    if base is not None:      # an empty string is a bad URL, never "the default"
         rest = normalise_rest(base, f"{name} host")
         host_name = (urlsplit(rest).hostname or "").lower()
         if official is not None and host_name in BINANCE_REST_HOSTS[name]:
@@ -166,11 +166,11 @@ def environment(name: str, host: str | None = None, *, rest_url: str | None = No
         rest, streams, ws_api = official.rest_url, official.ws_stream_url, official.ws_api_url
     else:
         raise ConfigError("environment 'sim' needs the simulator's URL (--host http://127.0.0.1:PORT)")
-    if rest_url:
+    if rest_url is not None:
         rest = normalise_rest(rest_url, f"{name} REST URL")
-    if stream_url:
+    if stream_url is not None:
         streams = normalise_streams(stream_url, f"{name} stream URL")
-    if ws_api_url:
+    if ws_api_url is not None:
         ws_api = normalise_ws_api(ws_api_url, f"{name} WebSocket API URL")
     env = Environment(name, rest, streams, ws_api, name == "production")
     if env.production:

@@ -14,6 +14,7 @@ Rules every client follows (FastHttp users, ccxt users, the WebSocket API client
 """
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
@@ -216,7 +217,7 @@ class ExchangeClient:
             except OSError:
                 raw = b""
             err = None
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, http.client.HTTPException) as e:
             from ..preflight import describe_network_error
             status, hdrs, err = 0, {}, f"no response: {describe_network_error(e)}"
         elapsed = (time.perf_counter() - t0) * 1000.0

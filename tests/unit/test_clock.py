@@ -129,3 +129,57 @@ def test_failed_samples_are_skipped_and_all_failing_raises():
         ClockSync(broken, now=lambda: 1.0, samples=3).sync()
     with pytest.raises(ValueError):
         ClockSync(broken, samples=0)
+
+
+def test_resync_replaces_the_estimate_even_with_a_much_worse_rtt():
+    # a good sample (RTT 2 ms), then the clocks drift 300 ms and the network is congested (RTT 100 ms)
+    net = FakeNet([(1, 1), (50, 50)], offset_ms=100.0)
+    cs = ClockSync(net.fetch, now=net.now, samples=1, refresh_s=10.0)
+    good = cs.sync()
+    assert good.rtt_ms == pytest.approx(2.0) and cs.forced == 0
+    net.offset_ms = 400.0
+    est = cs.resync()
+    assert cs.estimate is est and est is not good
+    assert est.rtt_ms == pytest.approx(100.0) and est.rtt_ms > ClockSync.REJECT_RTT_FACTOR * good.rtt_ms
+    assert est.offset_ms == pytest.approx(400.0, abs=0.51)
+    assert cs.forced == 1 and cs.rejected == 0
+
+    # maybe_refresh, given the same samples, keeps the old (wrong) estimate
+    twin_net = FakeNet([(1, 1), (50, 50)], offset_ms=100.0)
+    twin = ClockSync(twin_net.fetch, now=twin_net.now, samples=1, refresh_s=10.0)
+    kept = twin.sync()
+    twin_net.offset_ms = 400.0
+    twin_net.t += 10.0
+    assert twin.maybe_refresh() is False
+    assert twin.estimate is kept and twin.rejected == 1 and twin.forced == 0
+    assert twin.estimate.offset_ms == pytest.approx(100.0, abs=0.51)
+
+
+def test_resync_due_at_most_once_per_min_interval():
+    t = {"v": 500.0}
+    fetches = []
+
+    def fetch() -> int:
+        fetches.append(t["v"])
+        return int(t["v"] * 1000) + 50
+
+    cs = ClockSync(fetch, now=lambda: t["v"], samples=1)
+    gap = ClockSync.RESYNC_MIN_INTERVAL_S
+    assert gap == 1.0
+    assert cs.resync_due() is True            # never forced yet
+    cs.sync()
+    assert cs.resync_due() is True            # an ordinary sync is not a forced one
+    cs.resync()
+    assert cs.forced == 1 and len(fetches) == 2
+    assert cs.resync_due() is False
+    t["v"] = 500.0 + gap / 2
+    assert cs.resync_due() is False
+    t["v"] = 500.0 + gap - 0.001
+    assert cs.resync_due() is False
+    t["v"] = 500.0 + gap
+    assert cs.resync_due() is True
+    cs.resync()
+    assert cs.forced == 2 and cs.resync_due() is False
+    t["v"] += gap + 0.5
+    assert cs.resync_due() is True
+    assert cs.estimate.offset_ms == pytest.approx(50.5)
