@@ -70,8 +70,8 @@ def credential_problem(profile, env: Environment, key_file: str | None = None,
         return None, f"credentials: {e}"
     if creds is None and profile is not None and profile.needs_credentials:
         users = ", ".join(users_needing_credentials(profile))
-        return None, (f"profile {profile.name!r} signs requests on env {env.name} ({users}) but no API credentials "
-                      f"are configured: {missing_credentials_hint(env.name)}")
+        return None, (f"profile {profile.name!r} signs requests on env {env.name} at {env.rest_url} ({users}) but no "
+                      f"API credentials are configured: {missing_credentials_hint(env.name)}")
     return creds, None
 
 

@@ -22,6 +22,7 @@ ws_connection       successful connects / (connects + failed connects + disconne
 reconciliation      reconciliation checks that matched / all (tag name)                    ratio
 uptime              seconds with a successful API answer / seconds with API traffic        ratio
 http_429, http_418  responses with that status (count; rate = per second of the run)       count
+clock_errors        ``-1021`` answers (timestamp outside recvWindow; tags as request)      count
 other ``X``         the request type ``X``'s samples (e.g. ``userdata``)                   ms
 ==================  =====================================================================  =====
 """
@@ -35,7 +36,7 @@ from .grammar import Criterion, parse_criteria
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 _UNITS = {"slippage": "bps", "fees": "bps", "api_success": "ratio", "order_success": "ratio",
           "ws_connection": "ratio", "reconciliation": "ratio", "uptime": "ratio", "http_429": "count",
-          "http_418": "count"}
+          "http_418": "count", "clock_errors": "count"}
 _RATE_SERIES = {"api_success": "request", "ws_connection": "ws_connection", "reconciliation": "reconciliation"}
 
 
@@ -43,7 +44,7 @@ def unit_of(c: Criterion) -> str:
     """``ms``, ``bps``, ``ratio`` or ``count`` for display."""
     if c.aggregation == "count":
         return "count"
-    if c.metric in ("http_429", "http_418") and c.aggregation == "rate":
+    if c.metric in ("http_429", "http_418", "clock_errors") and c.aggregation == "rate":
         return "1/s"
     if c.aggregation == "rate":
         return "ratio"
@@ -88,6 +89,11 @@ def measure(c: Criterion, store: MetricsStore, elapsed_s: float) -> tuple[float 
     m, tags, agg = c.metric, c.tags, c.aggregation
     if m in ("http_429", "http_418"):
         n = int(store.gauge("r429" if m == "http_429" else "r418"))
+        if agg == "rate":
+            return (n / elapsed_s if elapsed_s > 0 else None), n, None
+        return float(n), n, None
+    if m == "clock_errors":      # the request series a -1021 answer went to (status=clock)
+        n = store.merged("request", tuple(t for t in tags if t[0] != "status") + (("status", "clock"),)).hist.count
         if agg == "rate":
             return (n / elapsed_s if elapsed_s > 0 else None), n, None
         return float(n), n, None
@@ -162,7 +168,8 @@ def default_criteria(profile) -> tuple[Criterion, ...]:
     """The test plan's criteria for the metrics ``profile``'s users produce.
 
     Always: ``request avg<200``, ``api_success rate>99.9%``, ``uptime rate>99.9%``,
-    ``http_418 count==0`` (abort_on_fail), ``http_429 count<=gate.max_429``. With WS streams or
+    ``http_418 count==0`` (abort_on_fail), ``http_429 count<=gate.max_429``,
+    ``clock_errors count<=gate.max_clock_errors``. With WS streams or
     a trading pipeline (its user-data connection): ``ws_connection rate>99.9%``; with WS streams:
     ``ws_lag avg<50``; with orders: ``order_success rate>99.5%``; with the pipeline:
     ``pipeline avg<500``, ``reconciliation rate==100%``, ``slippage avg<10`` (bps = 0.1 %) and
@@ -174,6 +181,7 @@ def default_criteria(profile) -> tuple[Criterion, ...]:
         "uptime": ["rate>99.9%"],
         "http_418": [{"threshold": "count==0", "abort_on_fail": True}],
         "http_429": [f"count<={gate.max_429}"],
+        "clock_errors": [f"count<={gate.max_clock_errors}"],
     }
     if users.ws_streams is not None or users.pipeline is not None:
         spec["ws_connection"] = ["rate>99.9%"]

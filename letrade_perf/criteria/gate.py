@@ -156,17 +156,19 @@ class Gate:
             t = dict(tags)
             kind = t.get("type", metric) if metric == "request" else metric
             name = t.get("name", "")
-            g = groups.setdefault((kind, name), [None, 0])
+            g = groups.setdefault((kind, name), [None, 0, 0])
             if g[0] is None:
                 g[0] = s.hist.copy()
             else:
                 g[0].merge(s.hist)
             if t.get("status") == "fail":
                 g[1] += s.hist.count
+            elif t.get("status") == "clock":
+                g[2] += s.hist.count
         out = []
-        for (kind, name), (h, fails) in sorted(groups.items()):
+        for (kind, name), (h, fails, clock_errors) in sorted(groups.items()):
             p50, p90, p95, p99 = h.percentiles(SUMMARY_PERCENTILES)
-            out.append({"type": kind, "name": name, "count": h.count, "failures": fails,
+            out.append({"type": kind, "name": name, "count": h.count, "failures": fails, "clock_errors": clock_errors,
                         "error_rate": round(fails / h.count, 6) if h.count else 0.0,
                         "rps": round(h.count / duration, 3) if duration > 0 else 0.0,
                         "avg_ms": _r(h.mean), "min_ms": _r(h.min if h.count else None),

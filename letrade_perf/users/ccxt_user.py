@@ -112,6 +112,8 @@ class CcxtUser(HarnessUserMixin, User):
             raise StopUser() from None
         sent_at = ctx.pacer.now_ms()
         self._last = None
+        if ctx.clock is not None:    # the clock may have been re-synced (refresh, or a -1021) since the last call
+            self.exchange.options["timeDifference"] = -int(ctx.clock.offset_ms)
         t0 = time.perf_counter()
         exc: BaseException | None = None
         try:
