@@ -120,10 +120,38 @@ users:
     return profile_from_mapping(data, "unit.yaml", "unit")
 
 
+class ClockErr(Exception):
+    client_clock_error = True
+
+
+def test_clock_errors_are_counted_and_left_out_of_api_success():
+    def fill(rec, clock):
+        for i in range(40):
+            rec.on_request(request_type="GET", name="GET /api/v3/account", response_time=5.0,
+                           exception=ClockErr("-1021") if i < 3 else None)
+        rec.on_request(request_type="ccxt", name="ccxt fetch_balance", response_time=5.0, exception=ClockErr("-1021"))
+        rec.on_request(request_type="GET", name="GET /api/v3/depth", response_time=5.0, exception=Err("503"))
+    store = store_with(fill)
+    r = judge(crit("clock_errors", "count<=3"), store, 10)
+    assert r.verdict == "fail" and r.value == 4.0 and r.samples == 4
+    r = judge(crit('clock_errors{name="GET /api/v3/account"}', "count<=3"), store, 10)
+    assert r.verdict == "pass" and r.value == 3.0
+    assert judge(crit("clock_errors", "rate<1"), store, 10).value == pytest.approx(0.4)
+    api = judge(crit("api_success", "rate>99%"), store, 10)
+    assert api.samples == 38 and api.value == pytest.approx(37 / 38)     # 37 ok + 1 failure; -1021s are neither
+    gate = Gate(_profile({"criteria": {"clock_errors": ["count<=3"]}, "gate": {"defaults": False}}), clock=Clock())
+    gate.store = store
+    rows = {(e["type"], e["name"]): e for e in gate.endpoint_rows()}
+    assert rows[("GET", "GET /api/v3/account")]["clock_errors"] == 3
+    assert rows[("GET", "GET /api/v3/account")]["failures"] == 0 and rows[("GET", "GET /api/v3/depth")]["failures"] == 1
+
+
 def test_defaults_follow_the_user_mix_and_profile_criteria_replace_them():
     rest_only = {c.label for c in default_criteria(_profile({}))}
     assert rest_only == {"request avg<200", "api_success rate>99.9%", "uptime rate>99.9%", "http_418 count==0",
-                         "http_429 count<=0"}
+                         "http_429 count<=0", "clock_errors count<=10"}
+    strict = {c.label for c in default_criteria(_profile({"gate": {"max_clock_errors": 0}}))}
+    assert "clock_errors count<=0" in strict
     full = _profile({"users": {"rest_market": {"weight": 1}, "ws_streams": {"fixed_count": 1},
                                "pipeline": {"fixed_count": 1, "notional": 12}},
                      "stages": [{"duration": "10s", "users": 3, "spawn_rate": 3}]})
