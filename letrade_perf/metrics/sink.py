@@ -225,7 +225,7 @@ class InfluxSink:
                 key = ("ws_lag", (("stream", self.cap("ws_lag", t.get("stream") or "")),))
             else:
                 rtype = t.get("type", metric) if metric == "request" else metric
-                status = "fail" if t.get("status") == "fail" else "ok"
+                status = t.get("status") if t.get("status") in ("fail", "clock") else "ok"
                 key = ("request", (("name", self.cap("request", t.get("name") or "")), ("request_type", rtype),
                                    ("status", status)))
                 self._acc_requests += s.hist.count
