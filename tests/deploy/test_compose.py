@@ -104,7 +104,14 @@ def test_services(resolved):
 
 
 # ------------------------------------------------------------------------ network exposure
-def test_published_ports_bind_loopback_only(resolved):
+# the same rules for the simulator stack and the testnet variant
+BOTH_FILES = pytest.mark.parametrize("which", [("raw", "resolved"), ("testnet_raw", "testnet_resolved")],
+                                     ids=["sim", "testnet"])
+
+
+@BOTH_FILES
+def test_published_ports_bind_loopback_only(which, request):
+    resolved = request.getfixturevalue(which[1])
     published = {}
     for name, svc in resolved["services"].items():
         for host_ip, port in _ports(svc):
@@ -113,7 +120,9 @@ def test_published_ports_bind_loopback_only(resolved):
     assert published == {"grafana": "3000", "influxdb": "8086", "locust-master": "8089"}
 
 
-def test_worker_can_scale(raw, resolved):
+@BOTH_FILES
+def test_worker_can_scale(which, request):
+    raw, resolved = (request.getfixturevalue(f) for f in which)
     worker = resolved["services"]["locust-worker"]
     assert "container_name" not in worker
     assert not worker.get("ports")
@@ -121,7 +130,9 @@ def test_worker_can_scale(raw, resolved):
 
 
 # ------------------------------------------------------------------------ mounts and build
-def test_bind_mounts_point_at_existing_paths(raw):
+@BOTH_FILES
+def test_bind_mounts_point_at_existing_paths(which, request):
+    raw = request.getfixturevalue(which[0])
     named = set(raw.get("volumes", {}) or {})
     for name, svc in raw["services"].items():
         for v in svc.get("volumes", []):
@@ -478,34 +489,6 @@ def test_testnet_header_documents_usage_and_every_setting():
     body = text[len(header):]
     for var in sorted(set(re.findall(r"\$\{([A-Z0-9_]+)", body))):
         assert var in header, f"{var} is not documented in the header"
-
-
-def test_testnet_published_ports_bind_loopback_only(testnet_resolved):
-    published = {}
-    for name, svc in testnet_resolved["services"].items():
-        for host_ip, port in _ports(svc):
-            assert host_ip == "127.0.0.1", f"{name} publishes {port} on {host_ip or 'every interface'}"
-            published[name] = port
-    assert published == {"grafana": "3000", "influxdb": "8086", "locust-master": "8089"}
-
-
-def test_testnet_worker_can_scale(testnet_raw, testnet_resolved):
-    worker = testnet_resolved["services"]["locust-worker"]
-    assert "container_name" not in worker
-    assert not worker.get("ports")
-    assert all("container_name" not in svc for svc in testnet_raw["services"].values())
-
-
-def test_testnet_bind_mounts_point_at_existing_paths(testnet_raw):
-    named = set(testnet_raw.get("volumes", {}) or {})
-    for name, svc in testnet_raw["services"].items():
-        for v in svc.get("volumes", []):
-            source, target = v.split(":")[:2]
-            assert target.startswith("/"), (name, v)
-            if source.startswith((".", "/")):
-                assert (REPO / source).exists(), f"{name}: {source} does not exist"
-            else:
-                assert source in named, f"{name}: volume {source} not declared"
 
 
 @pytest.mark.parametrize("service", ["locust-master", "locust-worker"])
