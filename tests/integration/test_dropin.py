@@ -38,14 +38,14 @@ def stats(path: str) -> dict[tuple[str, str], int]:
 
 def test_run_with_a_users_own_locustfile_keeps_its_users_in_stats_and_verdict(tmp_path):
     reports = str(tmp_path / "reports")
-    p = run_cli("run", "-f", EXAMPLE, "--profile", short_smoke(tmp_path), "--reports", reports, timeout=180)
+    p = run_cli("run", "-f", EXAMPLE, "--profile", "smoke", "--reports", reports, timeout=240)   # the bundled one
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     d = run_dir(reports)
     rows = stats(os.path.join(d, "locust_stats.csv"))
     assert rows.get(("GET", MINE), 0) > 0, sorted(rows)
     assert rows.get(("GET", "GET /api/v3/depth"), 0) > 0 and rows.get(("ccxt", "ccxt fetch_order_book"), 0) > 0
     assert any(t == "pipeline" for t, _ in rows) and any(t == "WS" for t, _ in rows)
-    assert '"MyServerTime": 1' in p.stdout + p.stderr          # spawned beside letrade-perf's four kinds
+    assert '"MyServerTime": ' in p.stdout + p.stderr          # spawned beside letrade-perf's four kinds
     with open(os.path.join(d, "summary.json"), encoding="utf-8") as fh:
         summary = json.load(fh)
     assert summary["verdict"] == "pass" and summary["run"]["exit_code"] == 0
