@@ -1,5 +1,15 @@
 """WebSocket market streams: ``/ws/<stream>``, ``/ws`` (live subscriptions), ``/stream?streams=a/b``.
 
+URL forms (reference §1): ``/ws``, ``/ws/``, ``/stream`` and ``/ws/<x>`` whose ``<x>`` is not a
+stream this server serves (ccxt.pro opens ``/ws/0``, ``/ws/1``… and subscribes afterwards; also an
+unknown symbol) open a connection that delivers nothing until a ``SUBSCRIBE``. Only an unknown
+listenKey-shaped ``<x>`` (-1125) and bad names in ``/stream?streams=`` are refused with HTTP 400.
+
+Control messages (reference §8): ``SUBSCRIBE``, ``UNSUBSCRIBE``, ``LIST_SUBSCRIPTIONS``,
+``SET_PROPERTY``/``GET_PROPERTY`` (``combined``). ``id`` is a signed 64-bit integer, a string of
+1–36 ASCII letters/digits, or null (an absent ``id`` counts as null) and is echoed unchanged; a
+bad id is error code 2 with ``"id":null``. Errors are ``{"code":0..3,"msg":…,"id":…}``.
+
 Every event is built and JSON-serialised once per stream name (the combined wrapper is
 formed once from the raw text by string concatenation) and the same ``str`` is queued to every
 subscriber. Each connection has a bounded queue drained by its own writer task, so a slow client
@@ -101,8 +111,20 @@ class StreamServer(WsServerBase):
 
     # -- routes ---------------------------------------------------------------------------
     async def handle_ws(self, request: web.Request) -> web.StreamResponse:
-        name = request.match_info.get("name")
-        return await self._serve(request, [name] if name else [], combined=False)
+        """``/ws``, ``/ws/`` and ``/ws/<x>``: a raw stream when ``<x>`` is a stream this server
+        serves, otherwise (``/ws/0`` as ccxt.pro opens it, an unknown symbol, any other text) an
+        open connection with no streams that delivers nothing until a ``SUBSCRIBE`` (§1).
+        A listenKey-shaped ``<x>`` that is no live key is still refused with -1125."""
+        name = request.match_info.get("name") or ""
+        names: list[str] = []
+        if name:
+            try:
+                self.check_stream(name)
+                names = [name]
+            except StreamRequestError as e:
+                if e.code == -1125:
+                    return web.json_response({"code": e.code, "msg": e.msg}, status=400)
+        return await self._serve(request, names, combined=False)
 
     async def handle_combined(self, request: web.Request) -> web.StreamResponse:
         raw = request.query.get("streams", "")
@@ -232,12 +254,12 @@ class StreamServer(WsServerBase):
         if not isinstance(req, dict):
             self._error(conn, 3, "Invalid JSON: expected an object", with_id=False)
             return
-        rid = req.get("id")
+        rid = req.get("id")     # an absent id is null, like an explicit null
         if "method" not in req:
             self._error(conn, 2, "Invalid request: missing field `method` at line 1 column "
-                        f"{len(text)}", rid)
+                        f"{len(text)}", rid if _valid_id(rid) else None)
             return
-        if "id" not in req or not _valid_id(rid):
+        if not _valid_id(rid):
             self._error(conn, 2, "Invalid request: request ID must be an unsigned integer", None)
             return
         method = req["method"]
@@ -655,8 +677,9 @@ def add_routes(app: web.Application, ctx) -> StreamServer:
     """Mount ``/ws``, ``/ws/{name}`` and ``/stream`` on ``app``; returns the server (``ctx.streams``)."""
     server = StreamServer(ctx)
     app.router.add_get("/ws", server.handle_ws)
-    app.router.add_get("/ws/{name}", server.handle_ws)
+    app.router.add_get("/ws/{name:.*}", server.handle_ws)     # also "/ws/" and "/ws/a/b"
     app.router.add_get("/stream", server.handle_combined)
+    app.router.add_get("/stream/", server.handle_combined)
 
     async def _start(_app):
         server.start()

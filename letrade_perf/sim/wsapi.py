@@ -6,7 +6,8 @@ Weights come from :data:`~letrade_perf.binance.endpoints.WS_API_METHODS` and are
 shared per-IP :class:`~letrade_perf.sim.ratelimit.RateLimiter` (the connection itself costs 2);
 429/418 refusals carry ``error.data.retryAfter`` (epoch ms) and a banned connection is closed
 after the 418 frame. ``returnRateLimits=false`` (URL query or request param) omits
-``rateLimits``.
+``rateLimits``; as a request parameter it is covered by the signature like every other
+parameter (payload = all params except ``signature``, sorted by name) and never reaches the engine.
 
 Authentication: signed methods take ``apiKey``/``timestamp``/``signature`` in ``params``, or
 only ``timestamp`` after ``session.logon`` (Ed25519 accounts only). User-data events arrive as
@@ -39,7 +40,7 @@ _dumps = json.JSONEncoder(separators=(",", ":")).encode
 USER_DATA_STAT = "userDataStream"
 MAX_ACTIVE_SUBSCRIPTIONS = 1000
 MAX_SUBSCRIPTION_IDS = 65535
-_STRIP = ("apiKey", "signature")
+_STRIP = ("apiKey", "signature", "returnRateLimits")
 
 
 def _to_str(v: Any) -> str:
@@ -164,11 +165,12 @@ class WsApiServer(WsServerBase):
 
     def _call(self, conn: ApiConn, rid, m: WsApiMethod, params: dict) -> None:
         rrl = conn.return_rate_limits
-        params = dict(params)
         if "returnRateLimits" in params:
-            v = params.pop("returnRateLimits")
+            # a request parameter like any other: it stays in ``params`` (the signature covers
+            # every parameter except ``signature``) and is only kept away from the engine
+            v = params["returnRateLimits"]
             rrl = v is True or (isinstance(v, str) and v.lower() == "true")
-        sp = {k: _to_str(v) for k, v in params.items() if v is not None}
+        sp = {k: _to_str(v) for k, v in params.items() if v is not None and k != "returnRateLimits"}
         weight = m.cost(sp, ok=False)
         account_for_limits = None
         try:

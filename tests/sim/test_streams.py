@@ -184,7 +184,9 @@ def test_kline_cadence_is_about_two_seconds(sim):
 
 
 def test_unknown_symbol_or_stream_in_url_is_http_400(sim):
-    for path, code in (("/ws/xxxyyy@trade", -1121), ("/ws/btcusdt@nonsense", -1100),
+    # combined URLs only: /ws/<x> with an unusable <x> opens an empty connection (reference §1,
+    # see test_ws_paths_without_a_valid_stream_open_and_wait_for_subscribe)
+    for path, code in (("/stream?streams=xxxyyy@trade", -1121), ("/stream?streams=btcusdt@nonsense", -1100),
                        ("/stream?streams=btcusdt@trade/BTCUSDT@trade", -1100)):
         with pytest.raises(websocket.WebSocketBadStatusException) as ei:
             connect(sim, path)
@@ -499,3 +501,115 @@ def test_server_shutdown_event_on_clean_stop(sim_factory):
         if m["stream"] == "!serverShutdown":
             assert m["data"]["e"] == "serverShutdown"
             break
+
+
+# -- URL forms without a stream (reference §1) and request ids (reference §8) ---------------------------
+
+EMPTY_PATHS = ["/ws", "/ws/", "/ws/0", "/ws/1", "/ws/17", "/ws/btcusdt@nonsense", "/ws/xxxyyy@trade",
+               "/ws/BTCUSDT@trade", "/ws/a/b", "/stream", "/stream?streams=", "/stream/"]
+
+
+def test_ws_paths_without_a_valid_stream_open_and_wait_for_subscribe(sim):
+    conns = {path: connect(sim, path) for path in EMPTY_PATHS}
+    try:
+        time.sleep(1.2)    # market data flows meanwhile (trades, book, tickers): none of it may arrive
+        for path, ws in conns.items():
+            ws.settimeout(0.05)
+            with pytest.raises(websocket.WebSocketTimeoutException):
+                ws.recv()
+            assert request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 1}) == {"result": [], "id": 1}, path
+            assert request(ws, {"method": "SUBSCRIBE", "params": ["btcusdt@trade", "btcusdt@kline_1s"],
+                                "id": 2}) == {"result": None, "id": 2}, path
+        for path, ws in conns.items():
+            m = recv_json(ws, time.time() + 5)
+            if path.startswith("/stream"):
+                assert m["stream"] in ("btcusdt@trade", "btcusdt@kline_1s"), (path, m)
+                m = m["data"]
+            assert m["e"] in ("trade", "kline") and m["s"] == "BTCUSDT", (path, m)
+            assert request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 3})["result"] == \
+                ["btcusdt@trade", "btcusdt@kline_1s"]
+    finally:
+        for ws in conns.values():
+            ws.close()
+
+
+def test_ws_path_with_a_valid_stream_still_streams_it(sim):
+    ws = connect(sim, "/ws/btcusdt@kline_1s")
+    try:
+        m = recv_json(ws, time.time() + 5)
+        assert m["e"] == "kline" and "stream" not in m
+        assert request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 1})["result"] == ["btcusdt@kline_1s"]
+    finally:
+        ws.close()
+
+
+VALID_IDS = [2**63 - 1, -2**63, 0, -1, "a" * 36, "0123ABCxyz", "7", None]
+INVALID_IDS = [2**63, -2**63 - 1, "a" * 37, "123e4567-e89b-12d3-a456-426614174000", "id_1", "x y", True, 1.5,
+               [1], {"x": 1}]
+
+
+def test_request_ids_are_echoed_for_every_control_method(sim):
+    ws = connect(sim, "/ws/0")
+    try:
+        for i, rid in enumerate(VALID_IDS):
+            method = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "GET_PROPERTY", "SET_PROPERTY")[i % 5]
+            params = {"SUBSCRIBE": ["ethusdt@miniTicker"], "UNSUBSCRIBE": ["ethusdt@miniTicker"],
+                      "LIST_SUBSCRIPTIONS": [], "GET_PROPERTY": ["combined"],
+                      "SET_PROPERTY": ["combined", False]}[method]
+            text = json.dumps({"method": method, "params": params, "id": rid})
+            r = reply_to_raw(ws, text)
+            assert "code" not in r and r["id"] == rid and type(r["id"]) is type(rid), (rid, r)
+            if i % 4 == 3:
+                time.sleep(1.05)     # stay under 5 incoming messages per second
+        # an absent id is null
+        r = reply_to_raw(ws, json.dumps({"method": "LIST_SUBSCRIPTIONS"}))
+        assert r == {"result": [], "id": None}
+    finally:
+        ws.close()
+
+
+def test_invalid_request_ids_are_code_2_and_the_connection_survives(sim):
+    ws = connect(sim, "/ws")
+    try:
+        for n, rid in enumerate(INVALID_IDS, 1):
+            r = reply_to_raw(ws, json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": rid}))
+            assert set(r) == {"code", "msg", "id"} and r["code"] == 2 and r["id"] is None, (rid, r)
+            assert r["msg"].startswith("Invalid request")
+            if n % 4 == 0:
+                time.sleep(1.05)
+        time.sleep(1.05)
+        # SUBSCRIBE with a bad id subscribes nothing
+        r = reply_to_raw(ws, json.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@trade"], "id": "a-b"}))
+        assert r["code"] == 2
+        assert request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": "ok"}) == {"result": [], "id": "ok"}
+    finally:
+        ws.close()
+
+
+def test_control_errors_echo_valid_ids_of_any_kind(sim):
+    ws = connect(sim, "/ws")
+    try:
+        big = -2**63
+        assert reply_to_raw(ws, json.dumps({"method": "SET_PROPERTY", "params": ["nope", True], "id": big})) == \
+            {"code": 0, "msg": "Unknown property", "id": big}
+        r = reply_to_raw(ws, json.dumps({"method": "SET_PROPERTY", "params": ["combined", 1], "id": "Z9"}))
+        assert r["code"] == 1 and r["id"] == "Z9"
+        r = reply_to_raw(ws, json.dumps({"method": "GET_PROPERTY", "params": ["combined", 1], "id": None}))
+        assert r["code"] == 2 and r["id"] is None and "too many parameters" in r["msg"]
+        r = reply_to_raw(ws, json.dumps({"method": "subscribe", "params": [], "id": "x"}))
+        assert r["code"] == 2 and r["id"] == "x" and "unknown variant" in r["msg"]
+    finally:
+        ws.close()
+
+
+def test_url_encoded_stream_urls(sim):
+    for path in ("/ws/btcusdt%40kline_1s", "/stream?streams=btcusdt%40kline_1s%2Fethusdt%40kline_1s"):
+        ws = connect(sim, path)
+        try:
+            m = recv_json(ws, time.time() + 5)
+            if path.startswith("/stream"):
+                assert m["stream"] in ("btcusdt@kline_1s", "ethusdt@kline_1s")
+                m = m["data"]
+            assert m["e"] == "kline"
+        finally:
+            ws.close()

@@ -287,3 +287,61 @@ def test_weight_429_then_418_ban_closes_the_connection(sim_factory):
     assert s["ws_api"]["exchangeInfo"]["by_status"] == {"200": 2, "429": 2, "418": 1}
     assert s["ws"]["connections"]["ws-api"] == 1
     assert s["ws"]["disconnects"]["banned"] == 1
+
+
+# -- returnRateLimits is an ordinary, signed request parameter (reference §2, §3) ---------------------
+
+def _signed_with(api, params: dict, signed_params: dict) -> dict:
+    """Send ``params`` with a signature computed over ``signed_params`` (HMAC, demo key)."""
+    sp = dict(signed_params, apiKey=api.sim.api_key)
+    p = dict(params, apiKey=api.sim.api_key, signature=hmac_sha256(api.sim.secret, ws_api_payload(sp)))
+    api._n += 1
+    rid = f"s{api._n}"
+    api.send({"id": rid, "method": "account.status", "params": p})
+    return api.reply(rid)
+
+
+def test_return_rate_limits_is_covered_by_the_signature(api):
+    quiet = api.call("account.status", {"returnRateLimits": False}, sign="hmac")
+    assert quiet["status"] == 200, quiet
+    assert "rateLimits" not in quiet and quiet["result"]["accountType"] == "SPOT"
+    loud = api.call("account.status", {"returnRateLimits": True}, sign="hmac")
+    assert loud["status"] == 200 and weight_count(loud) >= 20
+    as_text = api.call("account.status", {"returnRateLimits": "false", "recvWindow": 10000}, sign="hmac")
+    assert as_text["status"] == 200 and "rateLimits" not in as_text
+    ed = api.call("account.status", {"returnRateLimits": False}, sign="ed25519")
+    assert ed["status"] == 200 and "rateLimits" not in ed
+    # signed without it but sent with it: the payload differs, so the signature is wrong
+    ts = int(time.time() * 1000)
+    bad = _signed_with(api, {"timestamp": ts, "returnRateLimits": False}, {"timestamp": ts})
+    assert bad["status"] == 400 and bad["error"]["code"] == -1022
+    assert "rateLimits" not in bad          # the flag still applies to the error frame
+    good = _signed_with(api, {"timestamp": ts, "returnRateLimits": False},
+                        {"timestamp": ts, "returnRateLimits": False})
+    assert good["status"] == 200 and "rateLimits" not in good
+
+
+def test_orders_with_return_rate_limits_false(api):
+    price = float(api.call("ticker.price", {"symbol": "BTCUSDT"})["result"]["price"])
+    placed = api.call("order.place", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+                                      "quantity": "0.001", "price": f"{price * 0.97:.2f}",
+                                      "newOrderRespType": "RESULT", "returnRateLimits": False}, sign="hmac")
+    assert placed["status"] == 200, placed
+    assert "rateLimits" not in placed and "returnRateLimits" not in placed["result"]
+    oid = placed["result"]["orderId"]
+    st = api.call("order.status", {"symbol": "BTCUSDT", "orderId": oid, "returnRateLimits": False}, sign="hmac")
+    assert st["status"] == 200 and st["result"]["status"] == "NEW" and "rateLimits" not in st
+    c = api.call("order.cancel", {"symbol": "BTCUSDT", "orderId": oid, "returnRateLimits": True}, sign="hmac")
+    assert c["status"] == 200 and c["result"]["status"] == "CANCELED"
+    assert "REQUEST_WEIGHT" in [r["rateLimitType"] for r in c["rateLimits"]]
+
+
+def test_return_rate_limits_false_on_the_url_for_signed_requests(sim):
+    a = Api(sim, "?returnRateLimits=false")
+    try:
+        r = a.call("account.status", sign="hmac")
+        assert r["status"] == 200 and "rateLimits" not in r
+        assert "rateLimits" in a.call("account.status", {"returnRateLimits": True}, sign="hmac")
+        assert a.call("session.status")["result"]["returnRateLimits"] is False
+    finally:
+        a.close()
