@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 
 from .logs import FORMAT_ENV
-from .procs import stop_process
+from .procs import parent_death_preexec, stop_process
 
 log = logging.getLogger("letrade_perf.run")
 
@@ -242,11 +242,13 @@ def execute(plan: RunPlan, profile) -> int:
         worker_logs = []
         for i, cmd in enumerate(commands):
             if i == 0:
-                procs.append(subprocess.Popen(cmd, env=env))
+                # every Locust process ends (SIGTERM: its kill switch runs) when this one dies, even by SIGKILL
+                procs.append(subprocess.Popen(cmd, env=env, preexec_fn=parent_death_preexec()))
             else:
                 lf = open(os.path.join(plan.reports_dir, f"worker-{i}.log"), "wb")
                 worker_logs.append(lf)
-                procs.append(subprocess.Popen(cmd, env=env, stdout=lf, stderr=subprocess.STDOUT))
+                procs.append(subprocess.Popen(cmd, env=env, stdout=lf, stderr=subprocess.STDOUT,
+                                              preexec_fn=parent_death_preexec()))
         deadline = None
         if profile is not None and not plan.web:
             # Bounded: the shape ends the run by itself; this only guards against a hang.
