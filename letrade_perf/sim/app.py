@@ -40,6 +40,15 @@ JSON_CT = "application/json;charset=UTF-8"
 FORM_CT = "application/x-www-form-urlencoded"
 MAX_PARAMS = 64
 MAX_BODY = 64 * 1024
+#: Request-line and header limits enforced here with a Binance-style JSON error (aiohttp's own,
+#: raised in :mod:`.server` to :data:`PARSER_MAX_LINE`, would answer with a plain-text 400 that
+#: echoes the input and is never counted). The reference is silent on the status Binance uses
+#: for an over-long URL; 414 / 431 are HTTP's own statuses for these cases.
+MAX_TARGET = 8 * 1024
+MAX_HEADER_FIELD = 8 * 1024
+MAX_HEADER_COUNT = 100
+PARSER_MAX_LINE = 1024 * 1024
+PARSER_MAX_HEADERS = 1024
 UNKNOWN_NAME = "UNKNOWN"
 _EMPTY: dict[str, str] = {}
 _PARAM_CACHE_MAX = 4096
@@ -311,7 +320,7 @@ class RestApp:
                 limiter.record_order(account)
             try:
                 result = self._calls[name](account, params)
-            except BinanceError:
+            except Exception:  # a rejection, or a crash (answered -1000 below): no order was placed
                 if ep.counts_order:
                     limiter.unrecord_order(account)
                 raise
@@ -390,6 +399,28 @@ class RestApp:
             if not w.done():
                 w.set_result(None)
 
+    # -- oversized requests (every route: REST, control, streams) -----------------------------
+    @web.middleware
+    async def size_middleware(self, request: web.Request, handler) -> web.StreamResponse:
+        raw_path = request.raw_path
+        if len(raw_path) > MAX_TARGET:
+            e = BinanceError(-1101, "Too many parameters sent for this endpoint.", 414)
+        elif len(request.raw_headers) > MAX_HEADER_COUNT or any(
+                len(k) + len(v) > MAX_HEADER_FIELD for k, v in request.raw_headers):
+            e = BinanceError(-1101, "Request header fields too large.", 431)
+        else:
+            return await handler(request)
+        ep = ENDPOINTS.get((request.method, request.path))
+        name = ep.name if ep is not None else UNKNOWN_NAME
+        ip = request.remote or "unknown"
+        try:
+            self.limiter.admit(ip, 0)
+        except RateLimitError as rl:
+            return self._error(name, rl, ip, 0)
+        response = self._error(name, e, ip, 0)
+        response.force_close()  # the rest of an oversized request is not worth reading
+        return response
+
     # -- unknown routes ---------------------------------------------------------------------
     async def not_found(self, request: web.Request) -> web.Response:
         ip = request.remote or "unknown"
@@ -443,6 +474,7 @@ def add_rest_routes(app: web.Application, ctx) -> RestApp:
         app.router.add_route(ep.method, ep.path, rest.handler(ep))
     # Tried last by the router (most specific path first), so it never shadows other routes.
     app.router.add_route("*", "/{tail:.*}", rest.not_found)
+    app.middlewares.append(rest.size_middleware)
     app.on_startup.append(rest.on_startup)
     app.on_shutdown.append(rest.on_shutdown)
     app[REST_APP] = rest

@@ -36,8 +36,17 @@ def fmt8(v: int) -> str:
 
 
 def to_e8(d: Decimal) -> int:
-    """A Decimal with at most 8 decimals to e8 units (callers check precision first)."""
-    return int(d * _E8D)
+    """A Decimal with at most 8 decimals to e8 units (callers check precision first).
+
+    Exact integer arithmetic on the digits: a request value may carry up to 40 digits
+    (``^([0-9]{1,20})(\\.[0-9]{1,20})?$``), more than Decimal's 28-digit context holds."""
+    if not d.is_finite():
+        raise ValueError(f"not a finite decimal: {d}")
+    sign, digits, exp = d.as_tuple()
+    n = int("".join(map(str, digits)) or "0")
+    shift = exp + 8
+    n = n * 10 ** shift if shift >= 0 else n // 10 ** -shift
+    return -n if sign else n
 
 
 def dec_e8(s: str) -> int:
@@ -47,10 +56,11 @@ def dec_e8(s: str) -> int:
 
 def has_excess_precision(d: Decimal, places: int = 8) -> bool:
     """True when ``d`` has non-zero digits beyond ``places`` decimals."""
-    exp = d.as_tuple().exponent
+    _, digits, exp = d.as_tuple()
     if not isinstance(exp, int) or exp >= -places:
         return False
-    return d != d.quantize(Decimal(1).scaleb(-places))
+    # the digits past ``places`` decimals; no context arithmetic (quantize overflows 28 digits)
+    return any(digits[exp + places:])
 
 
 def check_precision(name: str, d: Decimal | None, places: int = 8) -> None:

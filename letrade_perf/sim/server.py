@@ -166,7 +166,13 @@ async def serve(cfg: SimConfig, ready_file: str | None = None, stop: asyncio.Eve
     """Run the simulator until ``stop`` is set (or SIGINT/SIGTERM)."""
     ctx = SimContext(cfg)
     app = build_app(ctx)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+    from .app import PARSER_MAX_HEADERS, PARSER_MAX_LINE
+    # aiohttp's parser limits are raised so oversized request lines and headers reach the app,
+    # which answers them with a Binance-style JSON error (and counts them) instead of aiohttp's
+    # plain-text 400 echoing the input.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0,
+                           max_line_size=PARSER_MAX_LINE, max_field_size=PARSER_MAX_LINE,
+                           max_headers=PARSER_MAX_HEADERS)
     await runner.setup()
     site = web.TCPSite(runner, cfg.host, cfg.port, backlog=1024, reuse_address=True)
     await site.start()

@@ -292,7 +292,7 @@ class WsApiServer(WsServerBase):
         self.rl.record_order(account)   # before the engine: its first fill lowers the count
         try:
             result = self.exchange.new_order(account, self._engine_params(sp))
-        except BinanceError:
+        except Exception:       # rejected, or a crash: no order was placed, so it does not count
             self.rl.unrecord_order(account)
             raise
         return result, account
