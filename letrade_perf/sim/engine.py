@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 from bisect import bisect_left
+from collections import deque
 from decimal import Decimal
 
 from ..binance.errors import DUPLICATE_ORDER, INSUFFICIENT_BALANCE, LIQUIDITY_LOW, MARKET_CLOSED, UNKNOWN_ORDER, \
@@ -36,8 +37,29 @@ SYMBOL_STATUSES = ("TRADING", "END_OF_DAY", "HALT", "BREAK", "CANCEL_ONLY")
 _CID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _OPEN = ("NEW", "PARTIALLY_FILLED")
 _ZERO = "0.00000000"
-_TRADES_KEEP = 20_000
-_HISTORY_KEEP = 100_000
+#: Market trades (``/trades``, ``/historicalTrades``) and aggregate trades (``/aggTrades``) kept per
+#: symbol. At least 1000 (the largest ``limit`` of ``GET /api/v3/trades``); at the default flow
+#: (5 taker arrivals/s ≈ 5.5 prints/s) this is ~15 minutes, three times the ``avgPrice`` window.
+#: ``historicalTrades``/``aggTrades`` with a ``fromId`` older than the oldest kept id start at the
+#: oldest kept one. ``avgPrice`` averages the kept trades of its 5-minute window, so above
+#: ~15 trades/s per symbol it covers less than 5 minutes. Lists are trimmed once they exceed the
+#: limit by :data:`_TRIM_SLACK` (10 %), so a trim is amortised.
+_TRADES_KEEP = 5_000
+#: Closed (FILLED/CANCELED/EXPIRED/REJECTED) orders kept per account and symbol for ``allOrders``,
+#: ``GET /api/v3/order`` and ``origClientOrderId`` look-ups; older closed orders are forgotten
+#: (``-2013``). Open orders are never dropped, whatever their age.
+_CLOSED_ORDERS_KEEP = 5_000
+#: Account trades (``myTrades``) kept per account and symbol.
+_MY_TRADES_KEEP = 10_000
+#: Per-minute index ``(minute open ms, first trade id)`` kept per symbol: a little more than a day,
+#: so the rolling 24 h ticker's ``firstId``/``count`` stay right after the trades themselves are
+#: gone. Then the window starts at the minute containing ``openTime`` (up to 59 999 ms wider;
+#: Binance documents the same tolerance for its rolling-window ``GET /api/v3/ticker``).
+_MINUTE_INDEX_KEEP = 1_500
+_TRIM_SLACK = 0.1
+_TRADES_MAX = int(_TRADES_KEEP * (1 + _TRIM_SLACK))
+_CLOSED_ORDERS_MAX = int(_CLOSED_ORDERS_KEEP * (1 + _TRIM_SLACK))
+_MY_TRADES_MAX = int(_MY_TRADES_KEEP * (1 + _TRIM_SLACK))
 _SEED_TRADES = 500
 _MAX_ARRIVALS_PER_TICK = 50
 
@@ -136,6 +158,7 @@ class SymbolState:
         self.trades: list[tuple] = []          # (id, price, qty, quote, time, buyer_is_maker)
         self.trade_times: list[int] = []
         self.aggs: list[list] = []             # [a, price, qty, first, last, time, buyer_is_maker]
+        self.minutes: deque = deque(maxlen=_MINUTE_INDEX_KEEP)   # (minute open ms, first trade id)
         self._agg_key = None
         self.last_price = 0
         self.last_qty = 0
@@ -475,9 +498,19 @@ class Exchange:
         lo = min([open8, last8] + [c_[4] for c_ in cs])
         vol = sum(c_[6] for c_ in cs)
         quote = sum(c_[7] for c_ in cs)
-        i = bisect_left(st.trade_times, open_t)
-        if i < len(st.trades):
-            first_id, last_id = st.trades[i][0], st.trades[-1][0]
+        if st.trade_times and st.trade_times[0] < open_t:
+            i = bisect_left(st.trade_times, open_t)
+            first_id = st.trades[i][0] if i < len(st.trades) else -1
+        else:
+            # The window reaches past the kept trades: the per-minute index, to the minute.
+            first_id = st.trades[0][0] if st.trades else -1
+            for m, tid in st.minutes:
+                if m + MINUTE_MS > open_t:
+                    if first_id == -1 or tid < first_id:
+                        first_id = tid
+                    break
+        if first_id != -1:
+            last_id = st.trades[-1][0]
             count = last_id - first_id + 1
         else:
             first_id = last_id = -1
@@ -926,14 +959,26 @@ class Exchange:
         a.last_cid[(sym, o.client_id)] = o
         hist = a.history.setdefault(sym, [])
         hist.append(o)
-        if len(hist) > _HISTORY_KEEP:
-            drop = hist[: _HISTORY_KEEP // 10]
-            del hist[: _HISTORY_KEEP // 10]
-            for d in drop:
-                if not d.is_open:
-                    a.orders.pop((sym, d.order_id), None)
-                    if a.last_cid.get((sym, d.client_id)) is d:
-                        del a.last_cid[(sym, d.client_id)]
+        if len(hist) > _CLOSED_ORDERS_MAX:
+            self._trim_history(a, sym, hist)
+
+    @staticmethod
+    def _trim_history(a: Account, sym: str, hist: list) -> None:
+        """Forget the oldest closed orders beyond :data:`_CLOSED_ORDERS_KEEP`; open orders stay."""
+        closed = sum(1 for o in hist if not o.is_open)
+        excess = closed - _CLOSED_ORDERS_KEEP
+        if excess <= 0:
+            return
+        keep = []
+        for d in hist:
+            if excess > 0 and not d.is_open:
+                excess -= 1
+                a.orders.pop((sym, d.order_id), None)
+                if a.last_cid.get((sym, d.client_id)) is d:
+                    del a.last_cid[(sym, d.client_id)]
+            else:
+                keep.append(d)
+        hist[:] = keep
 
     def _rest(self, st: SymbolState, o: Order) -> None:
         st.book.add_order(o, o.is_buy, o.price, o.qty - o.executed)
@@ -996,8 +1041,11 @@ class Exchange:
         buyer_maker = not taker_buy
         st.trades.append((tid, price, qty, quote, now, buyer_maker))
         st.trade_times.append(now)
-        if len(st.trades) > _TRADES_KEEP:
-            cut = _TRADES_KEEP // 2
+        minute = now - now % MINUTE_MS
+        if not st.minutes or st.minutes[-1][0] != minute:
+            st.minutes.append((minute, tid))
+        if len(st.trades) > _TRADES_MAX:
+            cut = len(st.trades) - _TRADES_KEEP
             del st.trades[:cut]
             del st.trade_times[:cut]
         if taker_key is not None and st._agg_key is taker_key and st.aggs and st.aggs[-1][1] == price:
@@ -1008,8 +1056,8 @@ class Exchange:
             agg = [st.next_agg_id, price, qty, tid, tid, now, buyer_maker]
             st.next_agg_id += 1
             st.aggs.append(agg)
-            if len(st.aggs) > _TRADES_KEEP:
-                del st.aggs[: _TRADES_KEEP // 2]
+            if len(st.aggs) > _TRADES_MAX:
+                del st.aggs[: len(st.aggs) - _TRADES_KEEP]
         st._agg_key = taker_key
         st.last_price = price
         st.last_qty = qty
@@ -1047,8 +1095,8 @@ class Exchange:
         o.status = "FILLED" if o.executed >= o.qty else "PARTIALLY_FILLED"
         trades = a.trades.setdefault(o.symbol, [])
         trades.append((tid, o.order_id, price, qty, quote, fee, fee_asset, self._now, o.is_buy, maker))
-        if len(trades) > _HISTORY_KEEP:
-            del trades[: _HISTORY_KEEP // 10]
+        if len(trades) > _MY_TRADES_MAX:
+            del trades[: len(trades) - _MY_TRADES_KEEP]
         if o.status == "FILLED":
             if o.entry is not None:
                 st.book.remove_order(o, o.is_buy, o.price)
@@ -1319,6 +1367,8 @@ class Exchange:
             buyer_maker = not buy
             st.trades.append((tid, price, qty, quote, t_, buyer_maker))
             st.trade_times.append(t_)
+            if not st.minutes or st.minutes[-1][0] != t_ - t_ % MINUTE_MS:
+                st.minutes.append((t_ - t_ % MINUTE_MS, tid))
             st.aggs.append([st.next_agg_id, price, qty, tid, tid, t_, buyer_maker])
             st.next_agg_id += 1
             st.last_price, st.last_qty, st.last_time = price, qty, t_

@@ -16,6 +16,7 @@ trade ids); the current candle closes at the last trade (or the path price befor
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import re
 
@@ -191,10 +192,16 @@ class KlineHistory:
     later ones add the trades recorded through :meth:`record_trade`.
     """
 
-    #: Cap of cached closed rows per symbol (all intervals together).
-    ROW_CACHE_MAX = 60_000
-    #: Live aggregates kept per interval (older ones fall back to the synthetic part only).
-    LIVE_KEEP = 6000
+    #: Cap of cached closed rows per symbol (all intervals together); when full, the oldest
+    #: tenth (insertion order) is evicted. Rows are rebuilt deterministically on demand.
+    ROW_CACHE_MAX = 20_000
+    #: Live aggregates (the simulator's own trades folded into a candle) kept per interval, in
+    #: candles: 1500 one-minute candles is 25 h. Older candles fall back to the seeded synthetic
+    #: part only (their volume/trade count no longer include the printed trades).
+    LIVE_KEEP = 1500
+    #: Per-interval overrides of :attr:`LIVE_KEEP`: one-second candles are kept for 3 minutes
+    #: (180 candles), otherwise they would grow by one object per symbol and second for 25 min.
+    LIVE_KEEP_BY_INTERVAL = {"1s": 180}
 
     def __init__(self, path: PricePath, *, seed: int, symbol: str, start_ms: int, history_days: int,
                  trades_per_second: float, taker_qty8: int):
@@ -224,8 +231,9 @@ class KlineHistory:
             agg = book.get(o)
             if agg is None:
                 agg = book[o] = LiveAgg(price8, trade_id)
-                if len(book) > self.LIVE_KEEP:
-                    for k in sorted(book)[: len(book) - self.LIVE_KEEP // 2]:
+                keep = self.LIVE_KEEP_BY_INTERVAL.get(interval, self.LIVE_KEEP)
+                if len(book) > keep + keep // 10:
+                    for k in sorted(book)[: len(book) - keep]:
                         del book[k]
             else:
                 if price8 > agg.high:
@@ -338,8 +346,11 @@ class KlineHistory:
                 times.update((o, (o + nx) // 2, nx))
             ordered = sorted(times)
             value = dict(zip(ordered, self.path.prices8(ordered)))
-            if len(rows) >= self.ROW_CACHE_MAX:
-                rows.clear()
+            cap = self.ROW_CACHE_MAX
+            if len(rows) + len(missing) > cap:
+                n = min(len(rows), max(len(rows) + len(missing) - cap, cap // 10))
+                for k in list(itertools.islice(rows, n)):
+                    del rows[k]
             for j, (o, nx) in zip(missing, bounds):
                 cndl, final = self._build(interval, tz, o, nx, value[o], value[(o + nx) // 2], value[nx], now)
                 ent = [cndl, None, final]
