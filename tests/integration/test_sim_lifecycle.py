@@ -78,6 +78,15 @@ def wait_gone(pid: int, timeout: float) -> bool:
     return not pid_alive(pid)
 
 
+def assert_gone_with_workdir(sim_pid: int, workdir: str, killed: str) -> None:
+    """The simulator exits within 5 s of its starter's SIGKILL, and its workdir goes too."""
+    assert wait_gone(sim_pid, 5.0), f"the simulator outlived {killed} by 5 s"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and os.path.exists(workdir):
+        time.sleep(0.05)
+    assert not os.path.exists(workdir), f"the simulator's workdir {workdir} was not removed"
+
+
 def kill_if_alive(pid: int) -> None:
     try:
         os.kill(pid, signal.SIGKILL)
@@ -140,10 +149,7 @@ def test_sigkilled_run_takes_its_simulator_and_secret_files_along(tmp_path):
         t0 = time.monotonic()
         assert wait_gone(sim_pid, 5.0), "the simulator outlived the SIGKILLed run by 5 s"
         sim_exit_s = time.monotonic() - t0
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and os.path.exists(workdir):
-            time.sleep(0.05)
-        assert not os.path.exists(workdir), f"the simulator's workdir {workdir} was not removed"
+        assert_gone_with_workdir(sim_pid, workdir, "the SIGKILLed run")
         leftovers = files_containing(sim_dirs() - before, SECRET)
         assert not leftovers, f"secret left on disk: {leftovers}"
         print(f"simulator exited {sim_exit_s:.2f} s after the run's SIGKILL")
@@ -258,11 +264,7 @@ def test_simulator_started_from_a_thread_also_dies_with_its_owner(tmp_path):
         assert pid_alive(sim_pid) and "--parent-death-signal" not in cmdline(sim_pid)
         os.kill(owner.pid, signal.SIGKILL)
         owner.wait(5)
-        assert wait_gone(sim_pid, 5.0), "the simulator outlived its SIGKILLed owner by 5 s"
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and os.path.exists(workdir):
-            time.sleep(0.05)
-        assert not os.path.exists(workdir)
+        assert_gone_with_workdir(sim_pid, workdir, "its SIGKILLed owner")
     finally:
         kill_if_alive(owner.pid)
         if sim_pid is not None:
@@ -304,11 +306,7 @@ def test_sigkilled_locust_takes_its_embedded_simulator_along(tmp_path):
         assert files_containing([workdir], SECRET)
         os.kill(loc.pid, signal.SIGKILL)
         loc.wait(5)
-        assert wait_gone(sim_pid, 5.0), "the simulator outlived the SIGKILLed Locust process by 5 s"
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and os.path.exists(workdir):
-            time.sleep(0.05)
-        assert not os.path.exists(workdir)
+        assert_gone_with_workdir(sim_pid, workdir, "the SIGKILLed Locust process")
     finally:
         kill_if_alive(loc.pid)
         if sim_pid is not None:
