@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping, TextIO
 
 from .binance.headers import parse_used_weight
 from .config.credentials import Credentials, load_credentials, missing_credentials_hint
-from .config.environments import ENV_NAMES, Environment, environment
+from .config.environments import ENV_NAMES, Environment, environment, target_options
 from .config.errors import ConfigError
 from .config.secrets import install_log_masking, mask, mask_api_key
 
@@ -122,24 +122,21 @@ def run_checks(env_name: str | None = None, host: str | None = None, key_file: s
     if env_name not in ENV_NAMES:
         rows.append(CheckResult("environment", FAIL, f"unknown environment {env_name!r} (valid: {', '.join(ENV_NAMES)})"))
         return rows
-    if profile is not None and host is None:     # --host replaces the profile's whole target block
-        host = profile.target.host
-        rest_url = rest_url or profile.target.rest_url
-        stream_url = stream_url or profile.target.stream_url
-        ws_api_url = ws_api_url or profile.target.ws_api_url
+    urls = target_options(profile.target if profile is not None else None, host, rest_url, stream_url, ws_api_url)
     sim_proc = None
     try:
-        if env_name == "sim" and not host and not rest_url:
+        if env_name == "sim" and urls["host"] is None and urls["rest_url"] is None:
             from .sim.process import SimulatorError, start_simulator
             try:
                 sim_proc = (start_sim or start_simulator)(profile.sim if profile and profile.sim else None)
             except SimulatorError as e:
                 rows.append(CheckResult("simulator", FAIL, str(e)))
                 return rows
-            host = sim_proc.base_url
-            rows.append(CheckResult("simulator", PASS, f"embedded simulator started at {host} (pid {sim_proc.pid})"))
+            urls["host"] = sim_proc.base_url
+            rows.append(CheckResult("simulator", PASS, f"embedded simulator started at {sim_proc.base_url} "
+                                    f"(pid {sim_proc.pid})"))
         try:
-            env = environment(env_name, host, rest_url=rest_url, stream_url=stream_url, ws_api_url=ws_api_url)
+            env = environment(env_name, **urls)
         except ConfigError as e:
             rows.append(CheckResult("environment", FAIL, str(e)))
             return rows
@@ -166,25 +163,11 @@ def run_checks(env_name: str | None = None, host: str | None = None, key_file: s
             sim_proc.stop()
 
 
-def _ping(client: Client, sleep: Callable[[float], object]):
-    """``GET /api/v3/ping`` retried like a run's start-up calls: the response, or the last error."""
-    from .retry import STARTUP, retry_call
-
-    def call(timeout: float):
-        client.timeout = timeout
-        try:
-            return client.get("/api/v3/ping")
-        except Exception as e:      # network errors: the one boundary where anything may surface
-            return e
-
-    result, attempts = retry_call(call, lambda r: isinstance(r, Exception) or r.status >= 500, STARTUP, sleep=sleep)
-    client.timeout = STARTUP.timeout_s * 2
-    return result, attempts
-
-
 def _remote_checks(client: Client, profile, sleep: Callable[[float], object] = time.sleep) -> list[CheckResult]:
+    from .preflight import get_with_retry
+
     rows: list[CheckResult] = []
-    r, attempts = _ping(client, sleep)
+    r, attempts = get_with_retry(client, "/api/v3/ping", sleep=sleep)   # retried like a run's start-up calls
     if isinstance(r, Exception):
         rows.append(CheckResult("connectivity", FAIL, f"{client.env.rest_url}: GET /api/v3/ping: "
                                 f"{_describe_error(r)} ({attempts.describe()})"))

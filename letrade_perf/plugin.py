@@ -451,14 +451,12 @@ class LetradePlugin:
         runner = environment.runner
         role = _role(runner)
         sim = None
-        # --host (Locust's) replaces the profile's whole target block; else the profile's target.host
-        cli_host = (environment.host or "").strip() or None
-        tgt = profile.target
-        urls = {"rest_url": None if cli_host else tgt.rest_url,
-                "stream_url": getattr(opts, "letrade_stream_url", None) or (None if cli_host else tgt.stream_url),
-                "ws_api_url": getattr(opts, "letrade_ws_api_url", None) or (None if cli_host else tgt.ws_api_url)}
-        host = cli_host or tgt.host
-        if host is None and urls["rest_url"] is None and env_name == "sim":
+        from .config.environments import target_options
+
+        # --host (Locust's) replaces the profile's whole target block, as in `letrade-perf run`
+        urls = target_options(profile.target, (environment.host or "").strip() or None, None,
+                              getattr(opts, "letrade_stream_url", None), getattr(opts, "letrade_ws_api_url", None))
+        if urls["host"] is None and urls["rest_url"] is None and env_name == "sim":
             if role == "worker":
                 raise ConfigError("a worker needs --host (the simulator's URL) for env sim")
             from .sim.process import SimulatorError, start_simulator
@@ -466,24 +464,23 @@ class LetradePlugin:
                 sim = start_simulator(profile.sim or None)
             except SimulatorError as e:
                 raise ConfigError(f"could not start the embedded simulator: {e}") from None
-            host = sim.base_url
-            log.info("embedded simulator started (pid %d) at %s", sim.pid, host)
+            urls["host"] = sim.base_url
+            log.info("embedded simulator started (pid %d) at %s", sim.pid, sim.base_url)
         try:
-            return self._build_with(environment, profile, env_name, host, urls, role, sim, opts)
+            return self._build_with(environment, profile, env_name, urls, role, sim, opts)
         except BaseException:
             if sim is not None:
                 sim.stop()
             raise
 
-    def _build_with(self, environment, profile, env_name: str, host: str | None, urls: dict, role: str, sim,
-                    opts):
+    def _build_with(self, environment, profile, env_name: str, urls: dict, role: str, sim, opts):
         from .clock import ClockSync
         from .config.environments import environment as target
         from .preflight import credential_problem
         from .pacing import Pacer, budgets_from_rate_limits
 
         runner = environment.runner
-        env = target(env_name, host, **urls)
+        env = target(env_name, **urls)
         environment.host = env.rest_url   # every HttpUser of the locustfile targets the resolved REST URL
         if opts is not None:
             opts.host = env.rest_url
@@ -513,7 +510,7 @@ class LetradePlugin:
 
         The bootstrap calls (one exchangeInfo, the first clock samples) go out before the pacer
         exists — it is built from exchangeInfo's rateLimits; a local pacer then reserves them."""
-        from .retry import STARTUP, retry_call
+        from .retry import STARTUP, retry_call, transient_status
 
         client = ExchangeClient(ctx, ctx.base_url)
         ctx.exchange = client
@@ -523,7 +520,7 @@ class LetradePlugin:
 
         info, attempts = retry_call(lambda timeout: client.call("GET", "/api/v3/exchangeInfo", paced=False,
                                                                 timeout=timeout),
-                                    lambda res: res.status == 0 or res.status >= 500, STARTUP,
+                                    lambda res: transient_status(res.status), STARTUP,
                                     sleep=gevent.sleep, on_retry=on_retry)
         if not info.ok or not isinstance(info.data, dict):
             what = "cannot reach" if info.status == 0 else "failed at"
@@ -545,11 +542,17 @@ class LetradePlugin:
 
         ws = ctx.profile.users.ws_streams
         ctx.clock = ClockSync(server_ms, samples=5, refresh_s=ws.clock_refresh_s if ws else 30.0)
-        try:
-            retry_call(lambda _timeout: ctx.clock.sync(), lambda _est: False, STARTUP, sleep=gevent.sleep)
-        except RuntimeError as e:
-            cause = e.__cause__ or e
-            raise ConfigError(f"{ctx.base_url}: GET /api/v3/time: {cause}") from None
+
+        def sync(_timeout: float):
+            try:
+                return ctx.clock.sync()
+            except RuntimeError as e:       # every sample failed: worth another attempt
+                return e
+
+        est, attempts = retry_call(sync, lambda r: isinstance(r, RuntimeError), STARTUP, sleep=gevent.sleep)
+        if isinstance(est, RuntimeError):
+            raise ConfigError(f"{ctx.base_url}: GET /api/v3/time: {est.__cause__ or est} "
+                              f"({attempts.describe()})") from None
         pacing = ctx.profile.pacing
         ctx.pacer = Pacer(budgets_from_rate_limits(info.data.get("rateLimits") or ()),
                           weight_fraction=pacing.weight_fraction, orders_fraction=pacing.orders_fraction,

@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping
 from .config.credentials import Credentials, load_credentials, missing_credentials_hint
 from .config.environments import Environment
 from .config.errors import ConfigError
-from .retry import STARTUP, Attempts, RetryPolicy, retry_call
+from .retry import STARTUP, Attempts, RetryPolicy, retry_call, transient_status
 
 log = logging.getLogger("letrade_perf.preflight")
 
@@ -75,28 +75,36 @@ def credential_problem(profile, env: Environment, key_file: str | None = None,
     return creds, None
 
 
+def get_with_retry(client, path: str, policy: RetryPolicy = STARTUP, *,
+                   sleep: Callable[[float], object] = time.sleep):
+    """``client.get(path)`` (a :class:`letrade_perf.check.Client`) retried on no answer and 5xx:
+    ``(response or the last network error, Attempts)``. The client's timeout is restored after."""
+    saved = client.timeout
+
+    def call(timeout: float):
+        client.timeout = timeout
+        try:
+            return client.get(path)
+        except (OSError, ValueError, http.client.HTTPException) as e:     # urllib's URLError is an OSError
+            return e
+
+    def on_retry(r, n: int, pause: float) -> None:
+        what = describe_network_error(r) if isinstance(r, BaseException) else r.error_text()
+        log.warning("GET %s%s: %s; retry %d in %.1f s", client.env.rest_url, path, what, n, pause)
+
+    try:
+        return retry_call(call, lambda r: isinstance(r, BaseException) or transient_status(r.status), policy,
+                          sleep=sleep, on_retry=on_retry)
+    finally:
+        client.timeout = saved
+
+
 def fetch_exchange_info(env: Environment, policy: RetryPolicy = STARTUP, *,
                         sleep: Callable[[float], object] = time.sleep) -> tuple[dict | None, str | None]:
     """``(exchangeInfo, None)``, or ``(None, problem)`` naming the REST URL and the reason."""
     from .check import Client
 
-    client = Client(env)
-
-    def call(timeout: float):
-        client.timeout = timeout
-        try:
-            return client.get("/api/v3/exchangeInfo")
-        except (OSError, ValueError, http.client.HTTPException) as e:     # urllib's URLError is an OSError
-            return e
-
-    def transient(r) -> bool:
-        return isinstance(r, BaseException) or r.status >= 500
-
-    def on_retry(r, n: int, pause: float) -> None:
-        what = describe_network_error(r) if isinstance(r, BaseException) else r.error_text()
-        log.warning("GET %s/api/v3/exchangeInfo: %s; retry %d in %.1f s", env.rest_url, what, n, pause)
-
-    result, attempts = retry_call(call, transient, policy, sleep=sleep, on_retry=on_retry)
+    result, attempts = get_with_retry(Client(env), "/api/v3/exchangeInfo", policy, sleep=sleep)
     return _exchange_info_result(env, result, attempts)
 
 

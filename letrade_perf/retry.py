@@ -38,6 +38,11 @@ class RetryPolicy:
 STARTUP = RetryPolicy()
 
 
+def transient_status(status: int) -> bool:
+    """An answer worth another start-up attempt: none at all (0) or a 5xx."""
+    return status == 0 or status >= 500
+
+
 @dataclass
 class Attempts:
     """What :func:`retry_call` did: the calls made and the seconds they took in all."""

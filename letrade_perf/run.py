@@ -75,7 +75,6 @@ class RunPlan:
     stream_url: str | None = None
     ws_api_url: str | None = None
     log_level: str | None = None
-    places_orders: bool = False
     locustfile: str | None = None
     """A user's own locustfile (default: the bundled one)."""
 
@@ -183,6 +182,7 @@ def render_summary(rows: list[dict], summary: dict | None = None) -> str:
 
 def execute(plan: RunPlan, profile) -> int:
     """Run the plan: simulator (if needed), Locust processes, summary. Returns the exit code."""
+    from .config.errors import ConfigError
     from .sim.process import SimulatorError, start_simulator
 
     os.makedirs(plan.reports_dir, exist_ok=True)
@@ -211,7 +211,11 @@ def execute(plan: RunPlan, profile) -> int:
                 return EXIT_CONFIG
             sim_url = sim.base_url
             log.info("simulator started (pid %d) at %s", sim.pid, sim_url)
-        target = plan.target(sim_url)
+        try:
+            target = plan.target(sim_url)
+        except ConfigError as e:        # e.g. a bad --stream-url beside an embedded simulator
+            print(f"letrade-perf run: {e}", file=sys.stderr)
+            return EXIT_CONFIG
         log.info("target %s: REST %s, streams %s, WS API %s", target.name, target.rest_url, target.ws_stream_url,
                  target.ws_api_url)
         problems = preflight_problems(plan, profile, target)
@@ -360,21 +364,13 @@ def run_from_args(args) -> int:
         except ValueError as e:
             print(f"letrade-perf run: --webhook: {e}", file=sys.stderr)
             return EXIT_CONFIG
-    # the target: --host replaces the profile's whole target block; single URLs override one each
-    tgt = profile.target
-    from_profile = args.host is None
-    plan = RunPlan(profile_ref=args.profile, profile_name=profile.name, env=env,
-                   host=args.host if args.host is not None else tgt.host, run_id=run_id,
+    from .config.environments import target_options
+    plan = RunPlan(profile_ref=args.profile, profile_name=profile.name, env=env, run_id=run_id,
                    reports_dir=reports, web=args.web, workers=args.workers, key_file=args.key_file,
                    log_format=args.log_format, extra=extra, baseline=baseline, tolerance=args.tolerance,
-                   webhooks=tuple(args.webhook or ()), influx=_influx_env(args),
-                   rest_url=args.rest_url if args.rest_url is not None else (tgt.rest_url if from_profile else None),
-                   stream_url=args.stream_url if args.stream_url is not None else (
-                       tgt.stream_url if from_profile else None),
-                   ws_api_url=args.ws_api_url if args.ws_api_url is not None else (
-                       tgt.ws_api_url if from_profile else None),
-                   log_level=args.log_level, places_orders=places_orders,
-                   locustfile=os.path.abspath(args.locustfile) if args.locustfile else None)
+                   webhooks=tuple(args.webhook or ()), influx=_influx_env(args), log_level=args.log_level,
+                   locustfile=os.path.abspath(args.locustfile) if args.locustfile else None,
+                   **target_options(profile.target, args.host, args.rest_url, args.stream_url, args.ws_api_url))
     if plan.locustfile and not (os.path.isfile(plan.locustfile) and plan.locustfile.endswith(".py")):
         print(f"letrade-perf run: --locustfile {args.locustfile}: not a .py file", file=sys.stderr)
         return EXIT_CONFIG

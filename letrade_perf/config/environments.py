@@ -55,15 +55,6 @@ class Environment:
         """The three URLs as recorded in ``run.json`` and ``summary.json``."""
         return {"rest": self.rest_url, "streams": self.ws_stream_url, "ws_api": self.ws_api_url}
 
-    @property
-    def hosts(self) -> tuple[str, ...]:
-        """The distinct host names of the three URLs, REST first (for messages)."""
-        out: list[str] = []
-        for url in (self.rest_url, self.ws_stream_url, self.ws_api_url):
-            h = urlsplit(url).hostname or url
-            if h not in out:
-                out.append(h)
-        return tuple(out)
 
 
 PRODUCTION = Environment("production", "https://api.binance.com", "wss://stream.binance.com:9443",
@@ -129,16 +120,28 @@ def _ws_of(rest_base: str) -> str:
 
 
 def _check_production(env: Environment) -> None:
-    for what, url, scheme in (("REST URL", env.rest_url, "https"), ("stream URL", env.ws_stream_url, "wss"),
-                              ("WebSocket API URL", env.ws_api_url, "wss")):
+    for what, url, scheme, example in (
+            ("REST URL", env.rest_url, "https", PRODUCTION.rest_url),
+            ("stream URL", env.ws_stream_url, "wss", PRODUCTION.ws_stream_url),
+            ("WebSocket API URL", env.ws_api_url, "wss", PRODUCTION.ws_api_url)):
         p = urlsplit(url)
         host = (p.hostname or "").lower()
         if p.scheme != scheme or not (host == "binance.com" or host.endswith(".binance.com")):
-            raise ConfigError(f"production {what} must be a {scheme} binance.com host "
-                              f"(e.g. {getattr(PRODUCTION, _FIELD[what])}), got {url!r}")
+            raise ConfigError(f"production {what} must be a {scheme} binance.com host (e.g. {example}), got {url!r}")
 
 
-_FIELD = {"REST URL": "rest_url", "stream URL": "ws_stream_url", "WebSocket API URL": "ws_api_url"}
+def target_options(profile_target, host: str | None = None, rest_url: str | None = None,
+                   stream_url: str | None = None, ws_api_url: str | None = None) -> dict[str, str | None]:
+    """The keyword arguments of :func:`environment` from the command line over a profile's
+    ``target:`` block (``profile_target`` may be None): a command-line ``host`` replaces the whole
+    block; otherwise each URL given on the command line replaces the block's one. ``run``,
+    ``check`` and the Locust plugin all resolve through this."""
+    out = {"host": host, "rest_url": rest_url, "stream_url": stream_url, "ws_api_url": ws_api_url}
+    if host is None and profile_target is not None:
+        for key in out:
+            if out[key] is None:
+                out[key] = getattr(profile_target, key)
+    return out
 
 
 def environment(name: str, host: str | None = None, *, rest_url: str | None = None,

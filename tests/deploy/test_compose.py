@@ -205,12 +205,16 @@ def test_master_and_workers_run_the_same_profile_and_run_id(resolved):
     assert _option(mc, "--letrade-env") == "sim"
 
 
-def test_profile_and_run_id_come_from_the_environment():
-    cfg = _compose_config({"PROFILE": "market-data", "LETRADE_RUN_ID": "20260101T000000Z-md"})
+@pytest.mark.parametrize("which", ["sim", "testnet"])
+def test_profile_and_run_id_come_from_the_environment(which):
+    run_id = f"20260101T000000Z-{which}-md"
+    settings = {"PROFILE": "market-data", "LETRADE_RUN_ID": run_id}
+    cfg = _compose_config(settings) if which == "sim" else _testnet(settings)
     for name in ("locust-master", "locust-worker"):
         cmd = _command(cfg["services"][name])
         assert _option(cmd, "--profile") == "market-data"
-        assert _option(cmd, "--letrade-run-id") == "20260101T000000Z-md"
+        assert _option(cmd, "--letrade-run-id") == run_id
+    assert _option(_command(cfg["services"]["locust-master"]), "--letrade-reports") == f"/app/reports/{run_id}"
 
 
 def test_one_influx_token_for_influxdb_sink_and_grafana():
@@ -362,16 +366,6 @@ def test_testnet_master_and_workers_target_testnet_without_host(testnet_resolved
     assert _option(mc, "--profile") == "smoke"
     assert _option(mc, "--letrade-run-id") == "compose-testnet"      # not the simulator stack's default
     assert _option(mc, "--letrade-reports") == "/app/reports/compose-testnet"
-
-
-def test_testnet_profile_and_run_id_come_from_the_environment():
-    cfg = _testnet({"PROFILE": "market-data", "LETRADE_RUN_ID": "20260101T000000Z-testnet-md"})
-    for name in ("locust-master", "locust-worker"):
-        cmd = _command(cfg["services"][name])
-        assert _option(cmd, "--profile") == "market-data"
-        assert _option(cmd, "--letrade-run-id") == "20260101T000000Z-testnet-md"
-    assert _option(_command(cfg["services"]["locust-master"]), "--letrade-reports") == \
-        "/app/reports/20260101T000000Z-testnet-md"
 
 
 def test_testnet_is_the_base_stack_without_the_simulator():

@@ -221,6 +221,29 @@ def test_host_sends_rest_streams_and_ws_api_to_that_simulator(tmp_path, sim_fact
         assert 0 < n <= market.get(stream, 0), (stream, n, market)
 
 
+def test_profile_target_block_points_plain_locust_at_a_simulator(tmp_path, sim_factory):
+    """The plugin path with no --host: the profile's ``target: {host}`` is the base of all three
+    URLs, and ``target.stream_url`` sends the streams elsewhere — no embedded simulator."""
+    a, b = sim_factory(), sim_factory()
+    for s in (a, b):
+        assert s.control("POST", "stats/reset").status == 200
+    path = profile_variant(short_smoke(tmp_path, "target-block", 8), tmp_path, "target-block",
+                           target={"host": a.base_url, "stream_url": "ws" + b.base_url[4:]})
+    reports = tmp_path / "reports"
+    p = run_bounded([sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--profile", path, "--headless",
+                     "--letrade-reports", str(reports), "--only-summary"], cwd=str(tmp_path), env=offline_env(),
+                    timeout=120)
+    assert p.returncode == 0, _out(p)
+    assert "embedded simulator started" not in p.stdout + p.stderr, _out(p)
+    ta, tb = a.stats(), b.stats()
+    assert ta["requests"]["by_endpoint"].get("GET /api/v3/depth", {}).get("count", 0) > 0, ta["requests"]
+    assert ta["ws"]["connections"].get("ws-api", 0) >= 1 and not ta["ws"]["connections"].get("streams"), ta["ws"]
+    assert tb["ws"]["connections"].get("streams", 0) >= 1 and not tb["requests"]["by_endpoint"], (tb["ws"], tb["requests"])
+    port_a = a.base_url.rsplit(":", 1)[1]
+    assert load(str(reports), "summary.json")["run"]["target"] == {
+        "rest": a.base_url, "streams": "ws" + b.base_url[4:], "ws_api": f"ws://127.0.0.1:{port_a}/ws-api/v3"}
+
+
 def test_stream_url_sends_streams_to_another_simulator(tmp_path, sim_factory):
     a, b = sim_factory(), sim_factory()
     b_port = b.base_url.rsplit(":", 1)[1]

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from letrade_perf.cli import LOG_LEVELS, build_parser, main
 from letrade_perf.config.environments import (BINANCE_REST_HOSTS, PRODUCTION, TESTNET, WS_API_PATH, Environment,
-                                              environment)
+                                              environment, target_options)
 from letrade_perf.config.errors import ConfigError
 from letrade_perf.config.profile import TargetSettings, profile_from_mapping
 from letrade_perf.criteria.evaluate import judge
@@ -117,7 +117,6 @@ def test_ipv6_host_keeps_its_brackets():
     env = environment("sim", "http://[::1]:8765/")
     assert env.urls() == {"rest": "http://[::1]:8765", "streams": "ws://[::1]:8765",
                           "ws_api": "ws://[::1]:8765/ws-api/v3"}
-    assert env.hosts == ("::1",)
 
 
 @pytest.mark.parametrize("name, host, rest", [
@@ -243,12 +242,21 @@ def test_bad_urls_raise_config_error_naming_the_parameter(kwargs, named):
     assert str(e.value).startswith(f"{named}: "), str(e.value)
 
 
-def test_hosts_are_distinct_rest_first():
-    assert PRODUCTION.hosts == ("api.binance.com", "stream.binance.com", "ws-api.binance.com")
-    assert environment("sim", "http://127.0.0.1:1").hosts == ("127.0.0.1",)
-    env = environment("sim", "http://a:1", stream_url="ws://b:2", ws_api_url="ws://a:3")
-    assert env.hosts == ("a", "b")
-    assert isinstance(env, Environment) and env.production is False
+def test_command_line_over_the_profile_target_block():
+    """One rule for run, check and the plugin: a command-line host replaces the whole block,
+    a single command-line URL replaces only its own."""
+    block = TargetSettings(host="http://sim-a:1", stream_url="ws://streams-b:2")
+    assert target_options(block) == {"host": "http://sim-a:1", "rest_url": None, "stream_url": "ws://streams-b:2",
+                                     "ws_api_url": None}
+    assert target_options(block, host="http://other:3") == {"host": "http://other:3", "rest_url": None,
+                                                            "stream_url": None, "ws_api_url": None}
+    assert target_options(block, ws_api_url="ws://c:4/ws-api/v3")["stream_url"] == "ws://streams-b:2"
+    assert target_options(block, stream_url="ws://d:5")["stream_url"] == "ws://d:5"
+    assert target_options(None, rest_url="http://r:6") == {"host": None, "rest_url": "http://r:6",
+                                                           "stream_url": None, "ws_api_url": None}
+    env = environment("sim", **target_options(block))
+    assert isinstance(env, Environment) and env.urls() == {"rest": "http://sim-a:1", "streams": "ws://streams-b:2",
+                                                           "ws_api": "ws://sim-a:1/ws-api/v3"}
 
 
 # -- property: derivation only swaps the scheme; the production guard is exactly binance.com ----
