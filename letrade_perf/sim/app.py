@@ -27,6 +27,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qsl
 
 from aiohttp import web
+from aiohttp.http_exceptions import LineTooLong
 
 from ..binance.endpoints import ENDPOINTS, NONE, Endpoint
 from ..binance.errors import BinanceError, error
@@ -419,6 +420,25 @@ class RestApp:
             return self._error(name, rl, ip, 0)
         response = self._error(name, e, ip, 0)
         response.force_close()  # the rest of an oversized request is not worth reading
+        return response
+
+    def unparsable(self, ip: str, exc: BaseException | None) -> web.Response:
+        """The answer to a request aiohttp's parser gave up on (a request line or header field
+        over :data:`PARSER_MAX_LINE`, too many headers, a malformed request): Binance's JSON
+        error, counted like any other request, never the echoed input of aiohttp's own 400."""
+        line = exc.args[0] if isinstance(exc, LineTooLong) and exc.args else None
+        if isinstance(line, (bytes, bytearray, str)) and line[:1] in (b"/", "/"):   # the request target
+            e = BinanceError(-1101, "Too many parameters sent for this endpoint.", 414)
+        elif isinstance(exc, LineTooLong) or "Too many headers" in str(exc):
+            e = BinanceError(-1101, "Request header fields too large.", 431)
+        else:
+            e = BinanceError(-1000, "Malformed request.", 400)
+        try:
+            self.limiter.admit(ip, 0)
+        except RateLimitError as rl:
+            e = rl
+        response = self._error(UNKNOWN_NAME, e, ip, 0)
+        response.force_close()
         return response
 
     # -- unknown routes ---------------------------------------------------------------------

@@ -103,7 +103,10 @@ class LimitsSpec:
     violations_before_ban: int = 5
     #: ban lengths in seconds for the 1st, 2nd, … ban (the last repeats); Binance: 2 min up to 3 days
     ban_ladder_s: list[int] = field(default_factory=lambda: [120, 600, 3600, 21600, 86400, 259200])
+    #: new WebSocket API connections per IP per 5 minutes
     ws_connections_per_5m: int = 300
+    #: new market-stream connections per IP per 5 minutes (counted apart from the WS API's)
+    stream_connections_per_5m: int = 300
 
 
 @dataclass

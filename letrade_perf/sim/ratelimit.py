@@ -5,7 +5,8 @@ Scopes (reference §2):
 * ``REQUEST_WEIGHT`` per IP per whole minute (``X-MBX-USED-WEIGHT-1M``),
 * ``RAW_REQUESTS`` per IP per 5-minute bucket (every request counts 1, whatever its weight),
 * ``ORDERS`` per account per 10-second bucket and per UTC day (``X-MBX-ORDER-COUNT-10S/-1D``),
-* ``CONNECTIONS`` (WebSocket API connections) per IP per 5-minute bucket.
+* ``CONNECTIONS`` (WebSocket API connections) per IP per 5-minute bucket, and the same rule,
+  counted apart, for new market-stream connections (300 per 5 minutes per IP, reference §1).
 
 A request that would exceed a per-IP budget is refused with HTTP 429 / -1003 and a
 ``Retry-After`` of the seconds until every exhausted bucket resets. Refused requests are not
@@ -61,7 +62,7 @@ class RateLimitError(BinanceError):
 
 class _IpState:
     __slots__ = ("w_bucket", "weight", "violations", "raw_bucket", "raw", "c_bucket", "connections",
-                 "banned_until", "bans")
+                 "sc_bucket", "stream_connections", "banned_until", "bans")
 
     def __init__(self):
         self.w_bucket = -1
@@ -71,6 +72,8 @@ class _IpState:
         self.raw = 0
         self.c_bucket = -1
         self.connections = 0
+        self.sc_bucket = -1
+        self.stream_connections = 0
         self.banned_until = 0
         self.bans = 0
 
@@ -231,6 +234,21 @@ class RateLimiter:
         self.admit(ip, weight)
         st.connections += 1
 
+    def admit_stream_connection(self, ip: str) -> None:
+        """Admit one market-stream connection: at most ``stream_connections_per_5m`` new ones
+        per IP per 5-minute bucket (429 / -1003 with ``Retry-After`` beyond). Streams carry no
+        request weight and are not refused for a REST ban (a separate service at Binance)."""
+        now = self.clock.now_ms()
+        st = self._ip(ip)
+        b = now // CONNECTIONS_WINDOW_MS
+        if b != st.sc_bucket:
+            st.sc_bucket = b
+            st.stream_connections = 0
+        limit = self.limits.stream_connections_per_5m
+        if st.stream_connections + 1 > limit:
+            raise RateLimitError(-1003, _CONN_MSG % limit, 429, (b + 1) * CONNECTIONS_WINDOW_MS, now)
+        st.stream_connections += 1
+
     # -- per-account ORDERS ---------------------------------------------------------------
     def _account(self, account_id: str, now: int) -> _AccountState:
         st = self._accounts.get(account_id)
@@ -335,6 +353,8 @@ class RateLimiter:
                 "violations": st.violations if cur_w else 0,
                 "raw_requests_5m": st.raw if now // RAW_WINDOW_MS == st.raw_bucket else 0,
                 "ws_connections_5m": st.connections if now // CONNECTIONS_WINDOW_MS == st.c_bucket else 0,
+                "stream_connections_5m": (st.stream_connections
+                                          if now // CONNECTIONS_WINDOW_MS == st.sc_bucket else 0),
                 "banned_until": st.banned_until if st.banned_until > now else None,
                 "bans": st.bans,
             }
@@ -350,6 +370,7 @@ class RateLimiter:
                 "violations_before_ban": lim.violations_before_ban,
                 "ban_ladder_s": list(lim.ban_ladder_s),
                 "ws_connections_per_5m": lim.ws_connections_per_5m,
+                "stream_connections_per_5m": lim.stream_connections_per_5m,
             },
             "ips": ips,
             "accounts": accounts,

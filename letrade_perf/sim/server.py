@@ -13,9 +13,10 @@ import os
 import signal
 import sys
 from dataclasses import dataclass
+from typing import Callable
 
 import yaml
-from aiohttp import web
+from aiohttp import web, web_protocol
 
 from . import config as simconfig
 from .config import SimConfig, SimConfigError
@@ -162,11 +163,46 @@ def banner(cfg: SimConfig, urls: Urls) -> str:
     return "\n".join(lines)
 
 
+class _BinanceErrorHandler(web_protocol.RequestHandler):
+    """aiohttp's connection handler, except that a request its parser refuses (over
+    ``PARSER_MAX_LINE``, too many headers, malformed) is answered by the simulator's REST app —
+    Binance's JSON error, counted — instead of a plain-text 400 that echoes the input and logs a
+    traceback."""
+
+    unparsable: Callable[[str, BaseException | None], web.StreamResponse]
+
+    def handle_error(self, request, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        if status >= 500 or request.writer.output_size > 0:
+            return super().handle_error(request, status, exc, message)
+        log.debug("unparsable request from %s: %s", request.remote, type(exc).__name__)
+        return self.unparsable(request.remote or "unknown", exc)
+
+
+class _BinanceErrorServer(web.Server):
+    """:class:`aiohttp.web.Server` whose connections use :class:`_BinanceErrorHandler`."""
+
+    unparsable: Callable[[str, BaseException | None], web.StreamResponse]
+
+    def __call__(self) -> web_protocol.RequestHandler:
+        handler = _BinanceErrorHandler(self, loop=self._loop, **self._kwargs)
+        handler.unparsable = self.unparsable
+        return handler
+
+
+def _answer_parse_errors_as_binance(server: web.Server | None, unparsable) -> None:
+    """Make ``server`` (an AppRunner's, after ``setup``) answer unparsable requests via
+    ``unparsable(ip, exc)``. The class swap adds no state to the instance but the callback."""
+    assert server is not None and type(server) is web.Server
+    server.__class__ = _BinanceErrorServer
+    server.unparsable = unparsable
+
+
 async def serve(cfg: SimConfig, ready_file: str | None = None, stop: asyncio.Event | None = None) -> None:
     """Run the simulator until ``stop`` is set (or SIGINT/SIGTERM)."""
     ctx = SimContext(cfg)
     app = build_app(ctx)
-    from .app import PARSER_MAX_HEADERS, PARSER_MAX_LINE
+    from .app import PARSER_MAX_HEADERS, PARSER_MAX_LINE, REST_APP
     # aiohttp's parser limits are raised so oversized request lines and headers reach the app,
     # which answers them with a Binance-style JSON error (and counts them) instead of aiohttp's
     # plain-text 400 echoing the input.
@@ -174,6 +210,7 @@ async def serve(cfg: SimConfig, ready_file: str | None = None, stop: asyncio.Eve
                            max_line_size=PARSER_MAX_LINE, max_field_size=PARSER_MAX_LINE,
                            max_headers=PARSER_MAX_HEADERS)
     await runner.setup()
+    _answer_parse_errors_as_binance(runner.server, app[REST_APP].unparsable)
     site = web.TCPSite(runner, cfg.host, cfg.port, backlog=1024, reuse_address=True)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # the bound port (cfg.port may be 0)

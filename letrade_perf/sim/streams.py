@@ -19,7 +19,8 @@ the server.
 Connection rules (``config.ws``): server pings every ``ping_interval_s`` and drops a connection
 that has not echoed a ping within ``pong_timeout_s``; more than ``max_incoming_per_s`` incoming
 frames (text, ping, pong) within one second disconnects; connections close after
-``lifetime_s``; at most ``max_streams`` streams per connection.
+``lifetime_s``; at most ``max_streams`` streams per connection. New connections beyond
+``limits.stream_connections_per_5m`` per IP per 5-minute bucket are refused with HTTP 429 / -1003.
 
 Faults: ``ws_disconnect`` closes matching connections, ``ws_stall`` stops a matching
 connection's writer for ``duration_ms`` (events produced meanwhile stay queued and are delivered
@@ -42,6 +43,7 @@ from typing import Iterable
 
 from aiohttp import WSCloseCode, web
 
+from ..binance.errors import BinanceError
 from ..binance.streams import StreamName, parse_stream
 from .params import Params
 from .userdata import LISTEN_KEY_LENGTH, router_for
@@ -140,10 +142,15 @@ class StreamServer(WsServerBase):
             return web.json_response({"code": e.code, "msg": e.msg}, status=400)
         if self._stopping:
             return web.json_response({"code": -1016, "msg": "This service is no longer available."}, status=503)
+        ip = request.remote or ""
+        try:
+            self.ctx.ratelimiter.admit_stream_connection(ip)
+        except BinanceError as e:
+            return web.json_response(e.body(), status=e.http, headers=e.headers)
         ws = self.new_ws()
         await ws.prepare(request)
         kind = "listenKey" if names and self._parsed.get(names[0], 0) is None else "streams"
-        conn = StreamConn(self, ws, request.remote or "", kind, combined)
+        conn = StreamConn(self, ws, ip, kind, combined)
         self.conns.add(conn)
         self.stats.ws_connections[kind] += 1
         for n in names:

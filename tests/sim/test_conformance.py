@@ -18,10 +18,12 @@ private simulator with budgets the fuzz cannot exhaust. To hunt locally:
 """
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
 import re
+import socket
 import time
 from urllib.parse import quote, urlencode
 
@@ -452,3 +454,34 @@ def test_oversized_header_is_a_json_error(sim):
     assert status == 431 and ctype.startswith("application/json"), raw[:200]
     body = json.loads(raw)
     assert body["code"] == -1101 and "yyyy" not in body["msg"]
+
+
+def _raw_exchange(base_url: str, request: bytes) -> tuple[int, bytes, str]:
+    """Send raw bytes; return (status, body, content type) of the answer."""
+    host, port = base_url[len("http://"):].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=15) as s:
+        with contextlib.suppress(OSError):      # the server may answer before reading it all
+            s.sendall(request)
+        r = http.client.HTTPResponse(s)
+        r.begin()
+        return r.status, r.read(), r.getheader("Content-Type", "")
+
+
+@pytest.mark.parametrize("request_bytes,status,code", [
+    (b"GET /api/v3/ping?x=" + b"Z" * (2 * 1024 * 1024) + b" HTTP/1.1\r\nHost: a\r\n\r\n", 414, -1101),
+    (b"GET /api/v3/ping HTTP/1.1\r\nHost: a\r\nX-Big: " + b"Z" * (2 * 1024 * 1024) + b"\r\n\r\n", 431, -1101),
+    (b"GET /api/v3/ping HTTP/1.1\r\nHost: a\r\n" + b"".join(b"X-H%d: ZZZZ\r\n" % i for i in range(2000)) + b"\r\n",
+     431, -1101),
+    (b"GET /api/v3/ping HTTP/1.1\r\nHost: a\r\nContent-Length: ZZZZ\r\n\r\n", 400, -1000),
+], ids=["line-over-parser-limit", "header-over-parser-limit", "too-many-headers", "malformed"])
+def test_requests_the_parser_refuses_get_counted_json_errors(sim_factory, request_bytes, status, code):
+    sim = sim_factory()
+    before = sim.stats()["requests"]["total"]
+    got, raw, ctype = _raw_exchange(sim.base_url, request_bytes)
+    assert got == status and ctype.startswith("application/json"), raw[:200]
+    body = json.loads(raw)
+    assert body["code"] == code and "ZZZZ" not in body["msg"], body
+    assert sim.stats()["requests"]["total"] == before + 1
+    with open(sim.log_path, encoding="utf-8", errors="replace") as fh:
+        log = fh.read()
+    assert "Traceback" not in log and "ZZZZ" not in log, log[-2000:]

@@ -187,6 +187,22 @@ def test_ws_api_connections_cost_weight_and_are_capped():
     assert e.retry_after_ms == (T0 // 300_000 + 1) * 300_000
 
 
+def test_stream_connections_are_capped_apart_from_the_ws_api_and_cost_no_weight():
+    rl, clock = make(ws_connections_per_5m=1, stream_connections_per_5m=2)
+    rl.admit_stream_connection(IP)
+    rl.admit_stream_connection(IP)
+    assert rl.used_weight(IP) == 0
+    rl.admit_connection(IP)                      # the WS API's own count is untouched
+    e = refused(rl.admit_stream_connection, IP)
+    assert (e.http, e.code) == (429, -1003)
+    assert "2 connections per 5 MINUTE" in e.msg
+    assert e.retry_after_ms == (T0 // 300_000 + 1) * 300_000
+    rl.admit_stream_connection("10.0.0.2")       # per IP
+    assert rl.state()["ips"][IP]["stream_connections_5m"] == 2
+    clock.set_ms((T0 // 300_000 + 1) * 300_000)  # the next 5-minute bucket
+    rl.admit_stream_connection(IP)
+
+
 def test_limits_changed_at_runtime_take_effect():
     rl, clock = make(request_weight_per_minute=100)
     rl.admit(IP, 50)

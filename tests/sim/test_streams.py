@@ -613,3 +613,22 @@ def test_url_encoded_stream_urls(sim):
             assert m["e"] == "kline"
         finally:
             ws.close()
+
+
+def test_new_stream_connections_per_ip_are_capped(sim_factory):
+    sim = sim_factory({"limits": {"stream_connections_per_5m": 3}})
+    opened = [connect(sim, p) for p in ("/ws", "/ws/btcusdt@trade", "/stream?streams=btcusdt@trade")]
+    try:
+        with pytest.raises(websocket.WebSocketBadStatusException) as ei:
+            connect(sim, "/ws/0")
+        assert ei.value.status_code == 429
+        body = json.loads(ei.value.resp_body)
+        assert body["code"] == -1003 and "3 connections per 5 MINUTE" in body["msg"]
+        assert int(ei.value.resp_headers["retry-after"]) >= 1
+        api = websocket.create_connection(sim.ws_url + "/ws-api/v3", timeout=5)   # a separate count
+        api.close()
+        ip = sim.control("GET", "limits").json()["ips"]["127.0.0.1"]
+        assert (ip["stream_connections_5m"], ip["ws_connections_5m"]) == (3, 1)
+    finally:
+        for ws in opened:
+            ws.close()
