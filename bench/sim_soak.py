@@ -1,8 +1,8 @@
-"""Simulator memory under the soak profile's load: RSS growth per hour, this tree versus HEAD, side by side.
+"""Simulator memory under the soak profile's load: RSS growth per hour, this tree versus a baseline, side by side.
 
-Starts two simulator processes at once — the working tree's ``letrade_perf`` and a copy whose
-``letrade_perf/sim`` retention files (engine, market, book, stats, userdata, ratelimit) are taken
-from ``git show HEAD:…`` (the baseline; skipped with ``--no-baseline`` or outside a git checkout) —
+Starts two simulator processes at once — the working tree's ``letrade_perf`` and ``letrade_perf``
+as of a git revision (``--baseline REV``, default HEAD, taken with ``git archive``; skipped with
+``--no-baseline`` or outside a git checkout) —
 both pinned to core 0 with ``taskset`` when available, and drives both with the same load from
 this process (pinned to core 1):
 
@@ -22,7 +22,7 @@ Every few seconds the simulators' ``VmRSS`` (``/proc/PID/status``) is sampled. A
 least-squares slope of the post-warm-up samples — per wall hour and per equivalent soak hour
 (wall ÷ speed), with min / median / max of the slopes of consecutive 60 s windows as spread.
 
-    .venv/bin/python bench/sim_soak.py [--minutes 6] [--warmup-minutes 3] [--speed 10] [--no-baseline]
+    .venv/bin/python bench/sim_soak.py [--minutes 6] [--warmup-minutes 3] [--speed 10] [--baseline REV | --no-baseline]
 
 Loopback only; every loop is bounded by the run's deadline and a request cap.
 """
@@ -50,7 +50,6 @@ from letrade_perf.binance.signing import encode_params, hmac_sha256  # noqa: E40
 from letrade_perf.sim.config import DEMO_API_KEY, DEMO_SECRET  # noqa: E402
 
 PROFILE = os.path.join(ROOT, "letrade_perf", "profiles", "soak-24h.yaml")
-RETENTION_FILES = ("engine.py", "market.py", "book.py", "stats.py", "userdata.py", "ratelimit.py")
 MAX_REQUESTS_PER_USER = 200_000
 SAMPLE_EVERY_S = 3.0
 WINDOW_S = 60.0
@@ -61,18 +60,15 @@ def taskset(core: int) -> list[str]:
     return ["taskset", "-c", str(core)] if shutil.which("taskset") and (os.cpu_count() or 1) > core else []
 
 
-def baseline_tree(tmp: str) -> str | None:
-    """A copy of ``letrade_perf`` with the retention files from HEAD; None when git has no HEAD."""
+def baseline_tree(tmp: str, rev: str) -> str | None:
+    """``letrade_perf`` as of git revision ``rev`` (``git archive``); None outside a git checkout
+    or for an unknown revision."""
     dst = os.path.join(tmp, "baseline")
-    shutil.copytree(os.path.join(ROOT, "letrade_perf"), os.path.join(dst, "letrade_perf"),
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    for name in RETENTION_FILES:
-        rel = f"letrade_perf/sim/{name}"
-        r = subprocess.run(["git", "-C", ROOT, "show", f"HEAD:{rel}"], capture_output=True)
-        if r.returncode != 0:
-            return None
-        with open(os.path.join(dst, rel), "wb") as f:
-            f.write(r.stdout)
+    os.makedirs(dst)
+    archive = subprocess.run(["git", "-C", ROOT, "archive", "--format=tar", rev, "letrade_perf"], capture_output=True)
+    if archive.returncode != 0:
+        return None
+    subprocess.run(["tar", "-x", "-C", dst], input=archive.stdout, check=True)
     return dst
 
 
@@ -305,6 +301,8 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=6.0, help="run length in wall minutes (default 6)")
     ap.add_argument("--warmup-minutes", type=float, default=None, help="excluded from the fit (default: half)")
     ap.add_argument("--speed", type=float, default=10.0, help="compression factor of waits and market flow")
+    ap.add_argument("--baseline", default="HEAD", metavar="REV",
+                    help="git revision whose simulator runs beside this tree's (default HEAD)")
     ap.add_argument("--no-baseline", action="store_true", help="only the working tree's simulator")
     args = ap.parse_args()
     warmup = args.warmup_minutes if args.warmup_minutes is not None else args.minutes / 2
@@ -323,11 +321,11 @@ def main() -> int:
             yaml.safe_dump(cfg, f)
         sims.append(Sim("current", ROOT, cfg_path, tmp))
         if not args.no_baseline:
-            base = baseline_tree(tmp)
+            base = baseline_tree(tmp, args.baseline)
             if base is None:
-                print("no git HEAD: baseline skipped", file=sys.stderr)
+                print(f"no git revision {args.baseline!r} here: baseline skipped", file=sys.stderr)
             else:
-                sims.append(Sim("HEAD", base, cfg_path, tmp))
+                sims.append(Sim(args.baseline[:10], base, cfg_path, tmp))
         print(f"soak-24h mix at {args.speed:g}x for {args.minutes:g} min "
               f"(= {args.minutes * args.speed / 60:.2f} soak hours), warm-up {warmup:g} min, "
               f"sims pinned to core 0{'' if taskset(0) else ' (no taskset)'}", flush=True)
@@ -353,10 +351,11 @@ def main() -> int:
         spread = (f"{min(w):8.1f} / {statistics.median(w):8.1f} / {max(w):8.1f}" if w else "n/a")
         print(f"{s.label:<10} {s.requests:>9} {s.errors:>6} {g['start']:>8.1f}M {g['end']:>6.1f}M {g['peak']:>6.1f}M "
               f"{g['fit']:>10.2f} {g['fit'] / args.speed:>10.2f}  {spread:>40}")
-    if "HEAD" in results and results["HEAD"] and results["current"]:
-        print(f"\nRSS after {args.minutes:g} min: current {results['current']['end']:.1f} MB vs HEAD "
-              f"{results['HEAD']['end']:.1f} MB; growth after warm-up {results['current']['fit']:.2f} vs "
-              f"{results['HEAD']['fit']:.2f} MB per wall hour")
+    base_label = args.baseline[:10]
+    if base_label in results and results[base_label] and results["current"]:
+        print(f"\nRSS after {args.minutes:g} min: current {results['current']['end']:.1f} MB vs {base_label} "
+              f"{results[base_label]['end']:.1f} MB; growth after warm-up {results['current']['fit']:.2f} vs "
+              f"{results[base_label]['fit']:.2f} MB per wall hour")
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
