@@ -402,6 +402,9 @@ class GateSettings:
     """The default criterion ``clock_errors count<=max_clock_errors``: a ``-1021`` (timestamp
     outside recvWindow) re-syncs the clock at once and is left out of ``api_success``; the few
     requests in flight at that moment may get one too, more mean the re-sync did not hold."""
+    max_user_errors: int = 0
+    """The default criterion ``user_errors count<=max_user_errors``: an exception a user raised out
+    of a task, ``on_start`` or ``on_stop`` (your trading code's, or the harness's) fails the run."""
     fees_min_bps: float = 0.0
     """Lower bound of the default fees criterion (average fee in basis points of the notional)."""
     fees_max_bps: float = 10.1
@@ -417,6 +420,8 @@ class GateSettings:
             raise FieldError("max_429", f"must be >= 0, got {self.max_429}")
         if self.max_clock_errors < 0:
             raise FieldError("max_clock_errors", f"must be >= 0, got {self.max_clock_errors}")
+        if self.max_user_errors < 0:
+            raise FieldError("max_user_errors", f"must be >= 0, got {self.max_user_errors}")
         if self.fees_min_bps > self.fees_max_bps:
             raise FieldError("fees_min_bps", f"{self.fees_min_bps} is above fees_max_bps {self.fees_max_bps}")
         if not 0.0 <= self.baseline_tolerance < 10.0:

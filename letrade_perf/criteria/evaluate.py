@@ -23,6 +23,8 @@ reconciliation      reconciliation checks that matched / all (tag name)         
 uptime              seconds with a successful API answer / seconds with API traffic        ratio
 http_429, http_418  responses with that status (count; rate = per second of the run)       count
 clock_errors        ``-1021`` answers (timestamp outside recvWindow; tags as request)      count
+user_errors         exceptions a user raised out of a task or on_start/on_stop (Locust's   count
+                    ``user_error`` event): a bug in the user's code or the harness's
 other ``X``         the request type ``X``'s samples (e.g. ``userdata``)                   ms
 ==================  =====================================================================  =====
 """
@@ -31,12 +33,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..metrics.recorder import MetricsStore
-from .grammar import Criterion, parse_criteria
+from .grammar import COUNTER_METRICS, Criterion, parse_criteria
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 _UNITS = {"slippage": "bps", "fees": "bps", "api_success": "ratio", "order_success": "ratio",
           "ws_connection": "ratio", "reconciliation": "ratio", "uptime": "ratio", "http_429": "count",
-          "http_418": "count", "clock_errors": "count"}
+          "http_418": "count", "clock_errors": "count", "user_errors": "count"}
+#: counter metrics read from the processes' cumulative gauges (see ``LocustGate._gauges``)
+_GAUGES = {"http_429": "r429", "http_418": "r418", "user_errors": "user_errors"}
 _RATE_SERIES = {"api_success": "request", "ws_connection": "ws_connection", "reconciliation": "reconciliation"}
 
 
@@ -44,7 +48,7 @@ def unit_of(c: Criterion) -> str:
     """``ms``, ``bps``, ``ratio`` or ``count`` for display."""
     if c.aggregation == "count":
         return "count"
-    if c.metric in ("http_429", "http_418", "clock_errors") and c.aggregation == "rate":
+    if c.metric in COUNTER_METRICS and c.aggregation == "rate":
         return "1/s"
     if c.aggregation == "rate":
         return "ratio"
@@ -87,8 +91,8 @@ class Result:
 def measure(c: Criterion, store: MetricsStore, elapsed_s: float) -> tuple[float | None, int, float | None]:
     """(value, samples, clock uncertainty in ms or None) of ``c``'s aggregation over ``store``."""
     m, tags, agg = c.metric, c.tags, c.aggregation
-    if m in ("http_429", "http_418"):
-        n = int(store.gauge("r429" if m == "http_429" else "r418"))
+    if m in _GAUGES:
+        n = int(store.gauge(_GAUGES[m]))
         if agg == "rate":
             return (n / elapsed_s if elapsed_s > 0 else None), n, None
         return float(n), n, None
@@ -169,7 +173,8 @@ def default_criteria(profile) -> tuple[Criterion, ...]:
 
     Always: ``request avg<200``, ``api_success rate>99.9%``, ``uptime rate>99.9%``,
     ``http_418 count==0`` (abort_on_fail), ``http_429 count<=gate.max_429``,
-    ``clock_errors count<=gate.max_clock_errors``. With WS streams or
+    ``clock_errors count<=gate.max_clock_errors``, ``user_errors count<=gate.max_user_errors``.
+    With WS streams or
     a trading pipeline (its user-data connection): ``ws_connection rate>99.9%``; with WS streams:
     ``ws_lag avg<50``; with orders: ``order_success rate>99.5%``; with the pipeline:
     ``pipeline avg<500``, ``reconciliation rate==100%``, ``slippage avg<10`` (bps = 0.1 %) and
@@ -182,6 +187,7 @@ def default_criteria(profile) -> tuple[Criterion, ...]:
         "http_418": [{"threshold": "count==0", "abort_on_fail": True}],
         "http_429": [f"count<={gate.max_429}"],
         "clock_errors": [f"count<={gate.max_clock_errors}"],
+        "user_errors": [f"count<={gate.max_user_errors}"],
     }
     if users.ws_streams is not None or users.pipeline is not None:
         spec["ws_connection"] = ["rate>99.9%"]

@@ -36,7 +36,7 @@ from ..config.strict import parse_duration
 
 TREND_METRICS = ("request", "ws_lag", "pipeline", "fill_to_balance", "slippage", "fees")
 RATE_METRICS = ("api_success", "order_success", "ws_connection", "reconciliation", "uptime")
-COUNTER_METRICS = ("http_429", "http_418", "clock_errors")
+COUNTER_METRICS = ("http_429", "http_418", "clock_errors", "user_errors")
 KNOWN_METRICS = TREND_METRICS + RATE_METRICS + COUNTER_METRICS
 #: Aggregations each known metric kind accepts (``p`` stands for every ``p(N)``).
 METRIC_AGGREGATIONS: dict[str, tuple[str, ...]] = {

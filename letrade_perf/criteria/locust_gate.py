@@ -48,6 +48,7 @@ class LocustGate:
         self.snapshot_listeners: list = []    # called with every drained Snapshot of this process
         self.final_listeners: list = []       # called with the summary dict at the end (local/master)
         self._failing: set[str] = set()
+        self.user_errors = 0                  # exceptions users of this process raised (cumulative)
         self._loop = None
         self._final_done = False
 
@@ -58,6 +59,7 @@ class LocustGate:
         if ctx.role != "master":
             self.recorder = MetricsRecorder(gauges=self._gauges)
             self.recorder.listen(events)
+            events.user_error.add_listener(self.on_user_error)
         if ctx.role == "worker":
             events.report_to_master.add_listener(self.on_report_to_master)
             events.quitting.add_listener(self._close_recorder)
@@ -72,11 +74,16 @@ class LocustGate:
         self._loop = gevent.spawn(self._live)
 
     def _gauges(self) -> dict:
+        out = {"user_errors": self.user_errors}
         pacer = self.ctx.pacer
-        if pacer is None:
-            return {}
-        st = pacer.stats()
-        return {"r429": st.r429, "r418": st.r418}
+        if pacer is not None:
+            st = pacer.stats()
+            out.update(r429=st.r429, r418=st.r418)
+        return out
+
+    def on_user_error(self, user_instance=None, exception=None, tb=None, **_kw) -> None:
+        """Locust's ``user_error``: an exception a user raised out of a task or on_start/on_stop."""
+        self.user_errors += 1
 
     # -- listeners -----------------------------------------------------------------------------
     def on_test_start(self, **_kw) -> None:

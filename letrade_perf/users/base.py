@@ -76,7 +76,11 @@ class Failure(Exception):
 def weighted_tasks(cls, weights: Mapping[str, int], kind: str, disabled: tuple[str, ...] = ()) -> None:
     """Set ``cls.task_weights`` (``weights`` over the current ones) and ``cls.tasks`` from them:
     each task name is a method of ``cls`` repeated by its weight (0 disables it, as do the
-    names in ``disabled``). Unknown names and an all-zero mix are ValueErrors naming ``kind``."""
+    names in ``disabled``). Unknown names and an all-zero mix are ValueErrors naming ``kind``.
+
+    Tasks a subclass declares itself (``@task`` methods, or TaskSets, not named in the
+    weights) are kept with their own Locust weight: a user's own tasks are never dropped."""
+    own = [t for t in getattr(cls, "tasks", ()) if getattr(t, "__name__", None) not in cls.task_weights]
     merged = dict(cls.task_weights)
     merged.update({k: int(v) for k, v in weights.items()})
     unknown = [k for k in merged if not callable(getattr(cls, k, None))]
@@ -85,6 +89,8 @@ def weighted_tasks(cls, weights: Mapping[str, int], kind: str, disabled: tuple[s
     for name in disabled:
         merged[name] = 0
     tasks = [getattr(cls, name) for name, w in merged.items() for _ in range(max(0, w))]
+    own = [t for t in own if getattr(t, "__name__", None) not in merged]
+    tasks += own
     if not tasks:
         raise ValueError(f"{kind} task weights are all 0")
     cls.task_weights = merged

@@ -28,7 +28,7 @@ def crit(key: str, expr):
 
 def store_with(fill) -> MetricsStore:
     clock = Clock()
-    rec = MetricsRecorder(clock=clock, gauges=lambda: {"r429": 2, "r418": 0}, samples_dir="")
+    rec = MetricsRecorder(clock=clock, gauges=lambda: {"r429": 2, "r418": 0, "user_errors": 3}, samples_dir="")
     fill(rec, clock)
     store = MetricsStore()
     store.merge(Snapshot.from_wire(rec.drain().to_wire()))
@@ -105,6 +105,8 @@ def test_rates_counters_orders_and_uptime():
     assert r429.verdict == "fail" and r429.value == 2
     assert judge(crit("http_429", "rate<1"), store, 10).value == pytest.approx(0.2)
     assert judge(crit("http_418", "count==0"), store, 10).verdict == "pass"
+    user = judge(crit("user_errors", "count<=0"), store, 10)
+    assert (user.verdict, user.value, user.unit) == ("fail", 3, "count")
 
 
 def _profile(extra: dict):
@@ -149,7 +151,7 @@ def test_clock_errors_are_counted_and_left_out_of_api_success():
 def test_defaults_follow_the_user_mix_and_profile_criteria_replace_them():
     rest_only = {c.label for c in default_criteria(_profile({}))}
     assert rest_only == {"request avg<200", "api_success rate>99.9%", "uptime rate>99.9%", "http_418 count==0",
-                         "http_429 count<=0", "clock_errors count<=10"}
+                         "http_429 count<=0", "clock_errors count<=10", "user_errors count<=0"}
     strict = {c.label for c in default_criteria(_profile({"gate": {"max_clock_errors": 0}}))}
     assert "clock_errors count<=0" in strict
     full = _profile({"users": {"rest_market": {"weight": 1}, "ws_streams": {"fixed_count": 1},
