@@ -34,11 +34,14 @@ def ccxt_config(rest_base: str, api_key: str | None = None, secret: str | None =
 
 
 def ccxt_binance(rest_base: str, api_key: str | None = None, secret: str | None = None,
-                 options: dict | None = None, module=None):
-    """A sync ``ccxt.binance`` aimed at ``rest_base`` with the spot error map applied everywhere."""
-    if module is None:
-        import ccxt as module  # imported lazily: ccxt is heavy and optional for the simulator
-    exchange = module.binance(ccxt_config(rest_base, api_key, secret, options))
+                 options: dict | None = None, module=None, cls: type | None = None):
+    """A sync ``ccxt.binance`` (or ``cls``, a subclass of a ccxt binance class) aimed at
+    ``rest_base`` with the spot error map applied everywhere."""
+    if cls is None:
+        if module is None:
+            import ccxt as module  # imported lazily: ccxt is heavy and optional for the simulator
+        cls = module.binance
+    exchange = cls(ccxt_config(rest_base, api_key, secret, options))
     spot = exchange.exceptions.get("spot", {})
     for kind in ("exact", "broad"):
         extra = spot.get(kind)

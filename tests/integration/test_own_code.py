@@ -8,7 +8,7 @@ import os
 import yaml
 
 from test_dropin import stats
-from test_run import ROOT, run_cli, run_dir
+from test_run import run_cli, run_dir
 
 LOCUSTFILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "own_code_locustfile.py")
 

@@ -1,0 +1,294 @@
+"""Your own trading code under the harness's guard: a ccxt ``binance`` whose every REST call is
+paced, measured, safety-capped and ledger-tracked, and a timer for anything else.
+
+Inside a Locust user of your own (any class; the plugin must be registered, e.g. by importing
+``letrade_perf.locustfile``)::
+
+    from letrade_perf.users.guarded import guarded_ccxt, measure
+
+    class MyTrader(User):
+        def on_start(self):
+            self.exchange = guarded_ccxt(self)          # a ccxt.binance for the run's target and keys
+            self.connector = MyConnector(self.exchange) # your own code, unmodified
+
+        @task
+        def trade(self):
+            with measure(self, "decide"):               # your capital manager's decision, timed
+                ok = self.capital.approve(...)
+            if ok:
+                self.connector.buy("BTC/USDT", 0.001)   # ccxt create_order → the guarded call path
+
+Every HTTP request the instance sends goes through one sequence — the same one the harness's
+own users follow:
+
+1. **safety** (orders, ``POST /api/v3/order``): the profile's ``safety`` (symbol allowlist,
+   ``max_order_notional``, production guard, an aborted run) and the run's notional cap
+   (``max_run_notional``) are checked *before* sending; a refused order raises
+   :class:`OrderRefused` (a ``ccxt.InvalidOrder``) and is counted ``refused``, never ``sent``.
+   A MARKET order by quantity is valued at the symbol's current price (one paced
+   ``GET /api/v3/ticker/price``).
+2. **pacing**: the endpoint's Binance weight (and one ORDERS unit for an order) is reserved from
+   the process's budget; the call waits for room, 429/418 pause or abort the run.
+3. **send**, with the timestamp on the run's synced server clock (``-1021`` re-syncs it).
+4. **classify and feed back**: used-weight headers, refunds, unknown execution status.
+5. **measure**: a Locust request event ``type="ccxt"``, ``name="<METHOD> <path>"`` — in the stats,
+   the criteria (``request``, ``api_success``), InfluxDB and the reports.
+6. **ledger**: orders are entered before sending and updated from the answer (placed, rejected,
+   unknown), from order queries and from cancels, so ``order_success``, the end-of-run open-order
+   list and the kill switch (which cancels what is still open at the end, on Ctrl-C and on an
+   abort) see them. ccxt's own ``clientOrderId`` (``newClientOrderId``) identifies the order.
+
+ccxt's errors reach your code unchanged (the measurement records them as failures).
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from decimal import Decimal, InvalidOperation
+from typing import Any, Iterator, Mapping
+from urllib.parse import parse_qsl, urlsplit
+
+import ccxt
+from gevent.lock import Semaphore
+from locust.exception import StopUser
+
+from ..binance.ccxt_compat import ccxt_binance
+from ..binance.endpoints import ENDPOINTS, Endpoint
+from ..pacing.pacer import IpBanned
+from .base import Failure
+from .exchange import CLOCK_ERROR_CODE, CallResult, ClientClockError, classify, decode, feedback
+
+SOURCE = "user"
+_ORDER = ("POST", "/api/v3/order")
+_LEDGER_STATUS = {("GET", "/api/v3/order"), ("DELETE", "/api/v3/order")}
+
+
+class OrderRefused(ccxt.InvalidOrder):
+    """An order the harness refused before sending it (profile ``safety`` or the run's notional cap)."""
+
+
+class _Unpriced(Exception):
+    pass
+
+
+def _ctx_of(user):
+    ctx = getattr(getattr(user, "environment", None), "letrade", None)
+    if ctx is None:
+        raise StopUser("letrade plugin not registered (environment.letrade missing)")
+    return ctx
+
+
+def _fire(ctx, kind: str, name: str, elapsed_ms: float, length: int, exception: BaseException | None,
+          context: dict | None = None) -> None:
+    env = ctx.environment
+    if env is not None:
+        env.events.request.fire(request_type=kind, name=name, response_time=elapsed_ms, response_length=length,
+                                response=None, context=context or {"source": SOURCE}, exception=exception)
+
+
+@contextmanager
+def measure(user, name: str, kind: str = "user") -> Iterator[None]:
+    """Time the block as one measurement ``kind``/``name`` (Locust stats, criteria, InfluxDB,
+    reports). An exception leaving the block is recorded as a failure and re-raised."""
+    ctx = _ctx_of(user)
+    t0 = time.perf_counter()
+    try:
+        yield
+    except BaseException as e:
+        _fire(ctx, kind, name, (time.perf_counter() - t0) * 1000.0, 0, e)
+        raise
+    _fire(ctx, kind, name, (time.perf_counter() - t0) * 1000.0, 0, None)
+
+
+def _params(url: str, body: Any) -> tuple[str, dict[str, str]]:
+    parts = urlsplit(url)
+    params = dict(parse_qsl(parts.query, keep_blank_values=True))
+    if isinstance(body, (bytes, bytearray)):
+        body = body.decode("utf-8", "replace")
+    if isinstance(body, str) and body and not body.lstrip().startswith("{"):
+        params.update(parse_qsl(body, keep_blank_values=True))
+    params.pop("signature", None)
+    return parts.path, params
+
+
+def _dec(v: str | None) -> Decimal | None:
+    try:
+        d = Decimal(str(v)) if v not in (None, "") else None
+    except InvalidOperation:
+        return None
+    return d if d is not None and d.is_finite() else None
+
+
+class GuardedBinanceMixin:
+    """The guarded call path over ccxt's synchronous ``fetch`` (see the module docstring)."""
+
+    letrade_ctx: Any = None
+    letrade_source: str = SOURCE
+
+    # ccxt signs inside fetch2: keep its timestamps on the run's server clock first
+    def fetch2(self, *args, **kwargs):
+        clock = self.letrade_ctx.clock
+        if clock is not None:
+            self.options["timeDifference"] = -int(clock.offset_ms)
+        return super().fetch2(*args, **kwargs)
+
+    def fetch(self, url, method="GET", headers=None, body=None):
+        ctx = self.letrade_ctx
+        path, params = _params(url, body)
+        ep: Endpoint | None = ENDPOINTS.get((method.upper(), path))
+        cid = None
+        if (method.upper(), path) == _ORDER:
+            cid = self._letrade_order_gate(params)
+        reservation = None
+        if ep is not None and ctx.pacer is not None:
+            try:
+                reservation = ctx.pacer.acquire_for(ep, params)
+            except IpBanned:
+                ctx.abort("IP banned (HTTP 418)")
+                if cid is not None:
+                    ctx.ledger.rejected(cid)
+                raise ccxt.DDoSProtection("letrade-perf: the IP is banned (HTTP 418); the run is aborted") from None
+        sent_at = ctx.pacer.now_ms() if ctx.pacer is not None else None
+        self._letrade_last = None
+        t0 = time.perf_counter()
+        exc: BaseException | None = None
+        result = None
+        try:
+            result = super().fetch(url, method, headers, body)
+        except ccxt.BaseError as e:
+            exc = e
+        elapsed = (time.perf_counter() - t0) * 1000.0
+        status, hdrs, text = self._letrade_last or (0, {}, "")
+        data, code, msg, derr = decode(status, text) if status else (None, None, None, None)
+        res = CallResult(status, data, code, msg, hdrs, elapsed, None if exc is None else type(exc).__name__)
+        if exc is None:
+            res.error, res.status = None, status or 200
+        if ep is not None:
+            classify(ep, res)
+            if ctx.pacer is not None:
+                feedback(ctx, res, reservation, sent_at)
+        failure = None
+        if exc is not None:
+            detail = f"code {code}" if code is not None else (f"HTTP {status}" if status else "no response")
+            failure = (ClientClockError if code == CLOCK_ERROR_CODE else Failure)(
+                f"{type(exc).__name__} ({detail})")
+        name = ep.name if ep is not None else f"{method.upper()} {path}"
+        _fire(ctx, "ccxt", name, elapsed, len(text) if text else 0, failure)
+        self._letrade_ledger(method.upper(), path, cid, res, data)
+        if exc is not None:
+            raise exc
+        return result
+
+    def on_rest_response(self, code, reason, url, method, response_headers, response_body, request_headers,
+                         request_body):
+        self._letrade_last = (int(code or 0), dict(response_headers or {}), response_body or "")
+        return super().on_rest_response(code, reason, url, method, response_headers, response_body,
+                                        request_headers, request_body)
+
+    # -- safety and ledger -------------------------------------------------------------------------
+    def _letrade_order_gate(self, params: Mapping[str, str]) -> str:
+        """Check ``safety`` and the run's notional cap for an order about to be sent; enter it in the
+        ledger. Returns its client order id; raises :class:`OrderRefused`."""
+        ctx = self.letrade_ctx
+        ledger = ctx.ledger
+        symbol, side = params.get("symbol", ""), params.get("side", "")
+        try:
+            notional = self._letrade_notional(params)
+        except _Unpriced as e:
+            ledger.refused(symbol, side, self.letrade_source, str(e))
+            raise OrderRefused(f"letrade-perf safety: {e}") from None
+        refusal = ctx.order_refusal(symbol, notional)
+        if refusal is None and not ledger.reserve_notional(notional):
+            refusal = "max_run_notional reached"
+        if refusal is not None:
+            ledger.refused(symbol, side, self.letrade_source, refusal)
+            raise OrderRefused(f"letrade-perf safety: order refused ({refusal})")
+        cid = params.get("newClientOrderId") or f"lu-{ctx.run_id}-{id(params)}-{time.monotonic_ns()}"
+        try:
+            ledger.sent(cid, symbol, side, self.letrade_source, "ccxt", notional)
+        except ValueError:
+            ledger.release_notional(notional)
+            raise
+        return cid
+
+    def _letrade_notional(self, params: Mapping[str, str]) -> Decimal:
+        quote = _dec(params.get("quoteOrderQty"))
+        if quote is not None:
+            return quote
+        qty = _dec(params.get("quantity"))
+        if qty is None:
+            raise _Unpriced("an order without quantity or quoteOrderQty cannot be valued")
+        price = _dec(params.get("price"))
+        if price is None:
+            price = self._letrade_price(params.get("symbol", ""))
+        return qty * price
+
+    def _letrade_price(self, symbol: str) -> Decimal:
+        client = self.letrade_ctx.exchange
+        res = client.call("GET", "/api/v3/ticker/price", {"symbol": symbol}) if client is not None else None
+        price = _dec(res.data.get("price")) if res is not None and res.ok and isinstance(res.data, dict) else None
+        if price is None:
+            raise _Unpriced(f"no price for {symbol} to value a MARKET order"
+                            + (f" ({res.describe()})" if res is not None and not res.ok else ""))
+        return price
+
+    def _letrade_ledger(self, method: str, path: str, cid: str | None, res: CallResult, data: Any) -> None:
+        ledger = self.letrade_ctx.ledger
+        if ledger is None:
+            return
+        if cid is not None:
+            if res.ok and isinstance(data, dict):
+                ledger.accepted(cid, str(data.get("status", "NEW")), data.get("orderId"))
+            elif res.unknown:
+                ledger.unknown(cid)
+            else:
+                ledger.rejected(cid)
+        elif (method, path) in _LEDGER_STATUS and res.ok and isinstance(data, dict):
+            known = data.get("clientOrderId") if method == "GET" else data.get("origClientOrderId")
+            if known and data.get("status"):
+                ledger.status(str(known), str(data["status"]))
+        elif (method, path) == ("DELETE", "/api/v3/openOrders") and res.ok and isinstance(data, list):
+            for o in data:
+                if isinstance(o, dict) and o.get("origClientOrderId") and o.get("status"):
+                    ledger.status(str(o["origClientOrderId"]), str(o["status"]))
+
+
+_classes: dict[type, type] = {}
+
+
+def guarded_class(base: type) -> type:
+    """``base`` (a ccxt binance class, or your subclass of one) with the guarded call path."""
+    cls = _classes.get(base)
+    if cls is None:
+        cls = _classes[base] = type(f"Guarded{base.__name__}", (GuardedBinanceMixin, base), {})
+    return cls
+
+
+_markets_lock = Semaphore()
+_markets: dict[str, tuple[Any, Any]] = {}
+
+
+def guarded_ccxt(user, base: type | None = None, timeout_ms: int = 10_000):
+    """A ccxt ``binance`` (or ``base``, your subclass of one) for the run's target and credentials,
+    every request of which takes the guarded call path. Markets are loaded once per process (one
+    paced, measured ``GET /api/v3/exchangeInfo``) and shared by every instance."""
+    ctx = _ctx_of(user)
+    creds = ctx.credentials
+    secret = None
+    if creds is not None:
+        secret = creds.secret.reveal() if hasattr(creds.secret, "reveal") else creds.secret
+    ex = ccxt_binance(ctx.base_url, creds.api_key if creds is not None else None, secret,
+                      options={"adjustForTimeDifference": False}, cls=guarded_class(base or ccxt.binance))
+    ex.timeout = timeout_ms
+    ex.letrade_ctx = ctx
+    with _markets_lock:
+        cached = _markets.get(ctx.base_url)
+        if cached is None:
+            ex.load_markets()
+            _markets[ctx.base_url] = (ex.markets, ex.currencies)
+        else:
+            ex.set_markets(*cached)
+    return ex
+
+
+__all__ = ["OrderRefused", "GuardedBinanceMixin", "guarded_class", "guarded_ccxt", "measure"]
