@@ -42,8 +42,10 @@ ccxt's errors reach your code unchanged (the measurement records them as failure
 """
 from __future__ import annotations
 
+import inspect
 import time
 from contextlib import contextmanager
+from contextvars import ContextVar
 from decimal import Decimal, InvalidOperation
 from typing import Any, Iterator, Mapping
 from urllib.parse import parse_qsl, urlsplit
@@ -119,76 +121,99 @@ def _dec(v: str | None) -> Decimal | None:
     return d if d is not None and d.is_finite() else None
 
 
-class GuardedBinanceMixin:
-    """The guarded call path over ccxt's synchronous ``fetch`` (see the module docstring)."""
+class _Pending:
+    """One guarded request between its two halves (before sending / after the answer)."""
+
+    __slots__ = ("method", "path", "ep", "cid", "reservation", "sent_at", "last", "t0")
+
+    def __init__(self, method: str, path: str, ep: Endpoint | None):
+        self.method, self.path, self.ep = method, path, ep
+        self.cid: str | None = None
+        self.reservation = None
+        self.sent_at: float | None = None
+        self.last: tuple[int, dict, str] | None = None     # (status, headers, body) ccxt received
+        self.t0 = 0.0
+
+
+#: the request in flight in this greenlet / asyncio task (ccxt's ``on_rest_response`` fills it in)
+_in_flight: ContextVar[_Pending | None] = ContextVar("letrade_guarded_in_flight", default=None)
+
+
+class _GuardCore:
+    """The guarded call path's two halves, shared by the sync and the async ccxt classes."""
 
     letrade_ctx: Any = None
     letrade_source: str = SOURCE
 
-    # ccxt signs inside fetch2: keep its timestamps on the run's server clock first
-    def fetch2(self, *args, **kwargs):
-        clock = self.letrade_ctx.clock
-        if clock is not None:
-            self.options["timeDifference"] = -int(clock.offset_ms)
-        return super().fetch2(*args, **kwargs)
-
-    def fetch(self, url, method="GET", headers=None, body=None):
-        ctx = self.letrade_ctx
-        path, params = _params(url, body)
-        ep: Endpoint | None = ENDPOINTS.get((method.upper(), path))
-        cid = None
-        if (method.upper(), path) == _ORDER:
-            cid = self._letrade_order_gate(params)
-        reservation = None
-        if ep is not None and ctx.pacer is not None:
-            try:
-                reservation = ctx.pacer.acquire_for(ep, params)
-            except IpBanned:
-                ctx.abort("IP banned (HTTP 418)")
-                if cid is not None:
-                    ctx.ledger.rejected(cid)
-                raise ccxt.DDoSProtection("letrade-perf: the IP is banned (HTTP 418); the run is aborted") from None
-        sent_at = ctx.pacer.now_ms() if ctx.pacer is not None else None
-        self._letrade_last = None
-        t0 = time.perf_counter()
-        exc: BaseException | None = None
-        result = None
-        try:
-            result = super().fetch(url, method, headers, body)
-        except ccxt.BaseError as e:
-            exc = e
-        elapsed = (time.perf_counter() - t0) * 1000.0
-        status, hdrs, text = self._letrade_last or (0, {}, "")
-        data, code, msg, derr = decode(status, text) if status else (None, None, None, None)
-        res = CallResult(status, data, code, msg, hdrs, elapsed, None if exc is None else type(exc).__name__)
-        if exc is None:
-            res.error, res.status = None, status or 200
-        if ep is not None:
-            classify(ep, res)
-            if ctx.pacer is not None:
-                feedback(ctx, res, reservation, sent_at)
-        failure = None
-        if exc is not None:
-            detail = f"code {code}" if code is not None else (f"HTTP {status}" if status else "no response")
-            failure = (ClientClockError if code == CLOCK_ERROR_CODE else Failure)(
-                f"{type(exc).__name__} ({detail})")
-        name = ep.name if ep is not None else f"{method.upper()} {path}"
-        _fire(ctx, "ccxt", name, elapsed, len(text) if text else 0, failure)
-        self._letrade_ledger(method.upper(), path, cid, res, data)
-        if exc is not None:
-            raise exc
-        return result
-
     def on_rest_response(self, code, reason, url, method, response_headers, response_body, request_headers,
                          request_body):
-        self._letrade_last = (int(code or 0), dict(response_headers or {}), response_body or "")
+        pending = _in_flight.get()
+        if pending is not None:
+            pending.last = (int(code or 0), dict(response_headers or {}), response_body or "")
         return super().on_rest_response(code, reason, url, method, response_headers, response_body,
                                         request_headers, request_body)
 
+    def _letrade_clock(self) -> None:
+        """ccxt signs inside ``fetch2``: keep its timestamps on the run's server clock."""
+        clock = self.letrade_ctx.clock
+        if clock is not None:
+            self.options["timeDifference"] = -int(clock.offset_ms)
+
+    def _letrade_before(self, url: str, method: str, body: Any) -> _Pending:
+        """Safety (orders), pacing, ledger entry — everything before the request leaves."""
+        ctx = self.letrade_ctx
+        path, params = _params(url, body)
+        method = method.upper()
+        pending = _Pending(method, path, ENDPOINTS.get((method, path)))
+        order = (method, path) == _ORDER
+        notional = self._letrade_order_gate(params) if order else None
+        if pending.ep is not None and ctx.pacer is not None:
+            try:
+                pending.reservation = ctx.pacer.acquire_for(pending.ep, params)
+            except IpBanned:
+                if order:
+                    ctx.ledger.release_notional(notional)
+                    ctx.ledger.refused(params.get("symbol", ""), params.get("side", ""), self.letrade_source,
+                                       "IP banned")
+                ctx.abort("IP banned (HTTP 418)")
+                raise ccxt.DDoSProtection("letrade-perf: the IP is banned (HTTP 418); the run is aborted") from None
+            pending.sent_at = ctx.pacer.now_ms()
+        if order:
+            pending.cid = params.get("newClientOrderId") or f"lu-{ctx.run_id}-{time.monotonic_ns()}"
+            try:
+                ctx.ledger.sent(pending.cid, params.get("symbol", ""), params.get("side", ""), self.letrade_source,
+                                "ccxt", notional)
+            except ValueError:
+                ctx.ledger.release_notional(notional)
+                raise
+        pending.t0 = time.perf_counter()
+        return pending
+
+    def _letrade_after(self, pending: _Pending, exc: BaseException | None) -> None:
+        """Classify, feed pacing back, measure, update the ledger — after the answer (or none)."""
+        ctx = self.letrade_ctx
+        elapsed = (time.perf_counter() - pending.t0) * 1000.0
+        status, hdrs, text = pending.last or (0, {}, "")
+        data, code, msg, _ = decode(status, text) if status else (None, None, None, None)
+        res = CallResult(status, data, code, msg, hdrs, elapsed, None if exc is None else type(exc).__name__)
+        if exc is None:
+            res.error, res.status = None, status or 200
+        if pending.ep is not None:
+            classify(pending.ep, res)
+            if ctx.pacer is not None:
+                feedback(ctx, res, pending.reservation, pending.sent_at)
+        failure = None
+        if exc is not None:
+            detail = f"code {code}" if code is not None else (f"HTTP {status}" if status else "no response")
+            failure = (ClientClockError if code == CLOCK_ERROR_CODE else Failure)(f"{type(exc).__name__} ({detail})")
+        name = pending.ep.name if pending.ep is not None else f"{pending.method} {pending.path}"
+        _fire(ctx, "ccxt", name, elapsed, len(text) if text else 0, failure)
+        self._letrade_ledger(pending.method, pending.path, pending.cid, res, data)
+
     # -- safety and ledger -------------------------------------------------------------------------
-    def _letrade_order_gate(self, params: Mapping[str, str]) -> str:
-        """Check ``safety`` and the run's notional cap for an order about to be sent; enter it in the
-        ledger. Returns its client order id; raises :class:`OrderRefused`."""
+    def _letrade_order_gate(self, params: Mapping[str, str]) -> Decimal:
+        """Check ``safety`` and take the order's value from the run's notional cap before it is
+        sent; returns the value. Raises :class:`OrderRefused` (counted ``refused``)."""
         ctx = self.letrade_ctx
         ledger = ctx.ledger
         symbol, side = params.get("symbol", ""), params.get("side", "")
@@ -203,13 +228,7 @@ class GuardedBinanceMixin:
         if refusal is not None:
             ledger.refused(symbol, side, self.letrade_source, refusal)
             raise OrderRefused(f"letrade-perf safety: order refused ({refusal})")
-        cid = params.get("newClientOrderId") or f"lu-{ctx.run_id}-{id(params)}-{time.monotonic_ns()}"
-        try:
-            ledger.sent(cid, symbol, side, self.letrade_source, "ccxt", notional)
-        except ValueError:
-            ledger.release_notional(notional)
-            raise
-        return cid
+        return notional
 
     def _letrade_notional(self, params: Mapping[str, str]) -> Decimal:
         quote = _dec(params.get("quoteOrderQty"))
@@ -253,19 +272,83 @@ class GuardedBinanceMixin:
                     ledger.status(str(o["origClientOrderId"]), str(o["status"]))
 
 
+
+
+class GuardedBinanceMixin(_GuardCore):
+    """The guarded call path over ccxt's synchronous ``fetch`` (see the module docstring)."""
+
+    def fetch2(self, *args, **kwargs):
+        self._letrade_clock()
+        return super().fetch2(*args, **kwargs)
+
+    def fetch(self, url, method="GET", headers=None, body=None):
+        pending = self._letrade_before(url, method, body)
+        token = _in_flight.set(pending)
+        try:
+            result = super().fetch(url, method, headers, body)
+        except ccxt.BaseError as e:
+            self._letrade_after(pending, e)
+            raise
+        finally:
+            _in_flight.reset(token)
+        self._letrade_after(pending, None)
+        return result
+
+
+class GuardedAsyncBinanceMixin(_GuardCore):
+    """The guarded call path over ccxt's *asyncio* ``fetch`` (``ccxt.async_support`` / ``ccxt.pro``
+    binance), for code run on :mod:`letrade_perf.users.aio`'s loop. The halves before and after
+    the request run in the gevent thread (where the pacer, the ledger and Locust's events live);
+    the request itself runs on the asyncio loop."""
+
+    async def fetch2(self, *args, **kwargs):
+        self._letrade_clock()
+        return await super().fetch2(*args, **kwargs)
+
+    async def fetch(self, url, method="GET", headers=None, body=None):
+        from .aio import call_in_gevent
+
+        pending = await call_in_gevent(self._letrade_before, url, method, body)
+        token = _in_flight.set(pending)
+        try:
+            result = await super().fetch(url, method, headers, body)
+        except ccxt.BaseError as e:
+            await call_in_gevent(self._letrade_after, pending, e)
+            raise
+        finally:
+            _in_flight.reset(token)
+        await call_in_gevent(self._letrade_after, pending, None)
+        return result
+
+
 _classes: dict[type, type] = {}
 
 
 def guarded_class(base: type) -> type:
-    """``base`` (a ccxt binance class, or your subclass of one) with the guarded call path."""
+    """``base`` (a ccxt binance class — sync, ``ccxt.async_support`` or ``ccxt.pro`` — or your
+    subclass of one) with the guarded call path."""
     cls = _classes.get(base)
     if cls is None:
-        cls = _classes[base] = type(f"Guarded{base.__name__}", (GuardedBinanceMixin, base), {})
+        mixin = GuardedAsyncBinanceMixin if inspect.iscoroutinefunction(base.fetch) else GuardedBinanceMixin
+        cls = _classes[base] = type(f"Guarded{base.__name__}", (mixin, base), {})
     return cls
 
 
 _markets_lock = Semaphore()
 _markets: dict[str, tuple[Any, Any]] = {}
+_async_markets_lock: Any = None
+
+
+def _new_exchange(ctx, base: type, timeout_ms: int):
+    creds = ctx.credentials
+    secret = None
+    if creds is not None:
+        secret = creds.secret.reveal() if hasattr(creds.secret, "reveal") else creds.secret
+    ex = ccxt_binance(ctx.base_url, creds.api_key if creds is not None else None, secret,
+                      options={"adjustForTimeDifference": False}, cls=guarded_class(base))
+    ex.timeout = timeout_ms
+    ex.letrade_ctx = ctx
+    return ex
 
 
 def guarded_ccxt(user, base: type | None = None, timeout_ms: int = 10_000):
@@ -273,14 +356,7 @@ def guarded_ccxt(user, base: type | None = None, timeout_ms: int = 10_000):
     every request of which takes the guarded call path. Markets are loaded once per process (one
     paced, measured ``GET /api/v3/exchangeInfo``) and shared by every instance."""
     ctx = _ctx_of(user)
-    creds = ctx.credentials
-    secret = None
-    if creds is not None:
-        secret = creds.secret.reveal() if hasattr(creds.secret, "reveal") else creds.secret
-    ex = ccxt_binance(ctx.base_url, creds.api_key if creds is not None else None, secret,
-                      options={"adjustForTimeDifference": False}, cls=guarded_class(base or ccxt.binance))
-    ex.timeout = timeout_ms
-    ex.letrade_ctx = ctx
+    ex = _new_exchange(ctx, base or ccxt.binance, timeout_ms)
     with _markets_lock:
         cached = _markets.get(ctx.base_url)
         if cached is None:
@@ -291,4 +367,30 @@ def guarded_ccxt(user, base: type | None = None, timeout_ms: int = 10_000):
     return ex
 
 
-__all__ = ["OrderRefused", "GuardedBinanceMixin", "guarded_class", "guarded_ccxt", "measure"]
+async def guarded_ccxt_async(user, base: type | None = None, timeout_ms: int = 10_000):
+    """The asyncio form of :func:`guarded_ccxt`: ``await`` it in a coroutine on
+    :mod:`letrade_perf.users.aio`'s loop (an ``async def on_start`` of an
+    :class:`~letrade_perf.users.aio.AsyncTasksMixin` user). ``base`` defaults to
+    ``ccxt.async_support.binance``; ``ccxt.pro.binance`` works too. Close it with
+    ``await exchange.close()`` on the same loop (e.g. in ``async def on_stop``)."""
+    import asyncio
+
+    import ccxt.async_support as ccxt_async
+
+    global _async_markets_lock
+    ctx = _ctx_of(user)
+    ex = _new_exchange(ctx, base or ccxt_async.binance, timeout_ms)
+    if _async_markets_lock is None:
+        _async_markets_lock = asyncio.Lock()
+    async with _async_markets_lock:
+        cached = _markets.get("async:" + ctx.base_url)
+        if cached is None:
+            await ex.load_markets()
+            _markets["async:" + ctx.base_url] = (ex.markets, ex.currencies)
+        else:
+            ex.set_markets(*cached)
+    return ex
+
+
+__all__ = ["OrderRefused", "GuardedBinanceMixin", "GuardedAsyncBinanceMixin", "guarded_class", "guarded_ccxt",
+           "guarded_ccxt_async", "measure"]

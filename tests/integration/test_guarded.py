@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
 import yaml
 
 from test_dropin import stats
 from test_run import run_cli, run_dir
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-LOCUSTFILE = os.path.join(HERE, "guarded_locustfile.py")
 
 
 def _profile(tmp_path, users: int, weight_per_minute: int | None = None) -> str:
@@ -31,15 +31,19 @@ def _open_orders(sim) -> list:
     return sim.signed("GET", "/api/v3/openOrders", {"symbol": "BTCUSDT"}).json()
 
 
-def test_users_ccxt_code_is_measured_ledgered_capped_and_cleaned_up(sim_factory, tmp_path):
+@pytest.mark.parametrize("locustfile,users", [("guarded_locustfile.py", 3), ("guarded_async_locustfile.py", 10)],
+                         ids=["sync-ccxt", "asyncio-ccxt-10-users"])
+def test_users_ccxt_code_is_measured_ledgered_capped_and_cleaned_up(sim_factory, tmp_path, locustfile, users):
     sim = sim_factory()
     reports = str(tmp_path / "reports")
     out = tmp_path / "seen.jsonl"
-    p = run_cli("run", "-f", LOCUSTFILE, "--profile", _profile(tmp_path, 3), "--host", sim.base_url,
-                "--reports", reports, env={"GUARDED_OUT": str(out)}, timeout=180)
+    p = run_cli("run", "-f", os.path.join(HERE, locustfile), "--profile", _profile(tmp_path, users),
+                "--host", sim.base_url, "--reports", reports, env={"GUARDED_OUT": str(out)}, timeout=180)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    for noise in ("Traceback", "Unclosed client session", "Cannot run the event loop", "was never awaited"):
+        assert noise not in p.stderr, p.stderr[-3000:]
     seen = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(seen) == 3
+    assert len(seen) == users and all(s["placed"] >= 2 for s in seen), seen
     placed, cancelled = sum(s["placed"] for s in seen), sum(s["cancelled"] for s in seen)
     refused = sum(s["refused"] for s in seen)
     assert placed >= 6 and refused == sum(1 for s in seen if s["steps"] >= 3) >= 1
@@ -48,18 +52,18 @@ def test_users_ccxt_code_is_measured_ledgered_capped_and_cleaned_up(sim_factory,
     # is cut short between the request and the code's own count
     rows = stats(os.path.join(run_dir(reports), "locust_stats.csv"))
     steps = sum(s["steps"] for s in seen)
-    assert placed <= rows[("ccxt", "POST /api/v3/order")] <= placed + 3     # refused orders never left
-    assert cancelled <= rows[("ccxt", "DELETE /api/v3/order")] <= cancelled + 3
-    assert steps - 3 <= rows[("ccxt", "GET /api/v3/depth")] <= steps
+    assert placed <= rows[("ccxt", "POST /api/v3/order")] <= placed + users     # refused orders never left
+    assert cancelled <= rows[("ccxt", "DELETE /api/v3/order")] <= cancelled + users
+    assert steps - users <= rows[("ccxt", "GET /api/v3/depth")] <= steps
     assert rows[("ccxt", "GET /api/v3/exchangeInfo")] == 1          # markets once per process
-    assert steps - 3 <= rows[("user", "my decision")] <= steps
+    assert steps - users <= rows[("user", "my decision")] <= steps
 
     with open(os.path.join(run_dir(reports), "summary.json"), encoding="utf-8") as fh:
         summary = json.load(fh)
     orders = summary["orders"]
     sent = rows[("ccxt", "POST /api/v3/order")]
     assert orders["sent"] == sent and orders["refused"] == refused, orders
-    assert sent - 3 <= orders["placed"] <= sent and orders.get("rejected", 0) == 0, orders
+    assert sent - users <= orders["placed"] <= sent and orders.get("rejected", 0) == 0, orders
     judged = {c["label"]: c for c in summary["criteria"]}
     assert judged["order_success rate>99.5%"]["samples"] == sent
     # what the code left open was cancelled by the kill switch at the end
