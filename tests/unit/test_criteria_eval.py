@@ -1,6 +1,7 @@
 """Judging criteria on merged metrics: every metric kind, inconclusive rules, defaults, the live state."""
 from __future__ import annotations
 
+import subprocess
 import sys
 
 import pytest
@@ -189,5 +190,7 @@ def test_gate_live_state_summary_and_verdicts():
     assert ep["count"] == 10 and ep["rps"] == 2.0 and ep["p95_ms"] == 150.0
     assert s["criteria"][0]["verdict"] == "fail" and s["verdict"] == "fail"
     assert s["run"]["versions"]["locust"]
-    # reading versions must not import locust: it would monkey-patch the whole test session
-    assert "locust" not in sys.modules
+    # reading versions must not import locust (it monkey-patches the process): a fresh interpreter
+    probe = "import sys, letrade_perf.versions as v; v.versions(); print('locust' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr
