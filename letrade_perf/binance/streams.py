@@ -1,7 +1,10 @@
 """WebSocket market stream names: parsing and the set of supported kinds.
 
-``btcusdt@trade``, ``btcusdt@kline_1m``, ``btcusdt@depth@100ms``, ``btcusdt@depth5``,
-``btcusdt@bookTicker``, ``btcusdt@ticker``, ``btcusdt@miniTicker``, ``!miniTicker@arr``.
+``btcusdt@trade``, ``btcusdt@aggTrade``, ``btcusdt@kline_1m``, ``btcusdt@depth@100ms``,
+``btcusdt@depth5``, ``btcusdt@bookTicker``, ``btcusdt@ticker``, ``btcusdt@miniTicker``,
+``!miniTicker@arr``, ``btcusdt@ticker_1h`` (also ``_4h``, ``_1d``), ``!ticker_1h@arr`` (same
+windows), ``btcusdt@avgPrice``, ``btcusdt@referencePrice``. ``!ticker@arr`` was retired by
+Binance (2026-03-26) and is no valid name.
 """
 from __future__ import annotations
 
@@ -10,11 +13,18 @@ from dataclasses import dataclass
 
 from .intervals import KLINE_INTERVALS
 
-_KLINE = re.compile(r"^kline_(\w+)$")
-_PARTIAL = re.compile(r"^depth(5|10|20)$")
+# matched with fullmatch (``$`` would also accept a trailing newline)
+_KLINE = re.compile(r"kline_(\w+)")
+_PARTIAL = re.compile(r"depth(5|10|20)")
+_WINDOW = re.compile(r"ticker_(1h|4h|1d)")
+_WINDOW_ARR = re.compile(r"!ticker_(1h|4h|1d)@arr")
+
+#: Rolling-window ticker windows (``@ticker_<w>``, ``!ticker_<w>@arr``).
+TICKER_WINDOWS = ("1h", "4h", "1d")
 
 #: Stream kinds whose payload carries an event time ``E`` usable for lag measurement.
-EVENT_TIME_KINDS = frozenset({"trade", "aggTrade", "kline", "depth", "ticker", "miniTicker"})
+EVENT_TIME_KINDS = frozenset({"trade", "aggTrade", "kline", "depth", "ticker", "miniTicker", "windowTicker",
+                              "avgPrice"})
 
 
 @dataclass(frozen=True)
@@ -23,10 +33,12 @@ class StreamName:
 
     raw: str
     symbol: str | None
-    kind: str           # trade | aggTrade | kline | depth | partialDepth | bookTicker | ticker | miniTicker | miniTickerArr
+    kind: str           # trade | aggTrade | kline | depth | partialDepth | bookTicker | ticker | miniTicker |
+    #                     miniTickerArr | windowTicker | windowTickerArr | avgPrice | referencePrice
     interval: str | None = None   # kline interval
     levels: int | None = None     # partial depth levels
     speed_ms: int = 1000          # depth update speed (100 or 1000)
+    window: str | None = None     # rolling ticker window (1h, 4h, 1d)
 
     @property
     def has_event_time(self) -> bool:
@@ -38,6 +50,9 @@ def parse_stream(name: str) -> StreamName:
     raw = name
     if name == "!miniTicker@arr":
         return StreamName(raw, None, "miniTickerArr")
+    m = _WINDOW_ARR.fullmatch(name)
+    if m:
+        return StreamName(raw, None, "windowTickerArr", window=m.group(1))
     parts = name.split("@")
     if len(parts) < 2 or not parts[0] or parts[0] != parts[0].lower() or not parts[0].isalnum():
         raise ValueError(f"invalid stream name {raw!r}")
@@ -46,18 +61,21 @@ def parse_stream(name: str) -> StreamName:
     rest = parts[2:]
     speed = 1000
     if rest:
-        if len(rest) == 1 and rest[0] in ("100ms", "1000ms") and (kind == "depth" or _PARTIAL.match(kind)):
+        if len(rest) == 1 and rest[0] in ("100ms", "1000ms") and (kind == "depth" or _PARTIAL.fullmatch(kind)):
             speed = int(rest[0][:-2])
         else:
             raise ValueError(f"invalid stream name {raw!r}")
-    if kind in ("trade", "aggTrade", "bookTicker", "ticker", "miniTicker"):
+    if kind in ("trade", "aggTrade", "bookTicker", "ticker", "miniTicker", "avgPrice", "referencePrice"):
         return StreamName(raw, symbol, kind)
     if kind == "depth":
         return StreamName(raw, symbol, "depth", speed_ms=speed)
-    m = _PARTIAL.match(kind)
+    m = _PARTIAL.fullmatch(kind)
     if m:
         return StreamName(raw, symbol, "partialDepth", levels=int(m.group(1)), speed_ms=speed)
-    m = _KLINE.match(kind)
+    m = _WINDOW.fullmatch(kind)
+    if m:
+        return StreamName(raw, symbol, "windowTicker", window=m.group(1))
+    m = _KLINE.fullmatch(kind)
     if m and m.group(1) in KLINE_INTERVALS:
         return StreamName(raw, symbol, "kline", interval=m.group(1))
     raise ValueError(f"invalid stream name {raw!r}")

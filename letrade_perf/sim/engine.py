@@ -299,6 +299,80 @@ class Exchange:
     def ticker_values(self, symbol: str) -> dict:
         return self._ticker(self._sym(symbol), self.clock.now_ms())
 
+    #: Windows of :meth:`rolling_ticker_values` (the ``@ticker_<w>`` streams) in ms.
+    ROLLING_WINDOWS_MS = {"1h": 60 * MINUTE_MS, "4h": 240 * MINUTE_MS, "1d": DAY_MS}
+    _ROLLING_KEYS = ("symbol", "priceChange", "priceChangePercent", "weightedAvgPrice", "openPrice", "highPrice",
+                     "lowPrice", "lastPrice", "volume", "quoteVolume", "openTime", "closeTime", "firstId", "lastId",
+                     "count")
+
+    def rolling_ticker_values(self, symbol: str, window: str) -> dict:
+        """Rolling-window ticker of one symbol over the last ``window`` (``1h``/``4h``/``1d``) with the
+        field names of REST ``GET /api/v3/ticker`` (FULL). Read-only.
+
+        ``1d`` is the 24 h ticker's own computation (the values equal :meth:`ticker_values`). The
+        shorter windows use the same data (candles, kept trades, per-minute index) on one-minute
+        candles, so their window starts at the minute containing ``openTime`` (up to 59 999 ms
+        wider, Binance's documented tolerance). Cached per symbol and window like the 24 h ticker.
+        """
+        st = self._sym(symbol)
+        window_ms = self.ROLLING_WINDOWS_MS[window]
+        now = self.clock.now_ms()
+        if window_ms == DAY_MS:
+            t = self._ticker(st, now)
+            return {k: t[k] for k in self._ROLLING_KEYS}
+        key = (self._tick_seq, st.trade_seq, now // 1000)
+        ck = "rolling_" + window
+        c = st.caches.get(ck)
+        if c is not None and c[0] == key:
+            return c[1]
+        open_t = now - window_ms
+        h = st.history
+        opens = h.opens("1m", now, 0, kline_open("1m", open_t), now, 1000)
+        cs = h.candles("1m", opens, now)
+        open8 = st.path.price8(open_t)
+        last8 = st.last_price or st.path.price8(now)
+        hi = max([open8, last8] + [c_[3] for c_ in cs])
+        lo = min([open8, last8] + [c_[4] for c_ in cs])
+        vol = sum(c_[6] for c_ in cs)
+        quote = sum(c_[7] for c_ in cs)
+        if st.trade_times and st.trade_times[0] < open_t:
+            i = bisect_left(st.trade_times, open_t)
+            first_id = st.trades[i][0] if i < len(st.trades) else -1
+        else:
+            first_id = st.trades[0][0] if st.trades else -1
+            for m, tid in st.minutes:
+                if m + MINUTE_MS > open_t:
+                    if first_id == -1 or tid < first_id:
+                        first_id = tid
+                    break
+        if first_id != -1:
+            last_id = st.trades[-1][0]
+            count = last_id - first_id + 1
+        else:
+            first_id = last_id = -1
+            count = 0
+        chg = last8 - open8
+        pct = Decimal(chg * 100) / Decimal(open8) if open8 else Decimal(0)
+        d = {
+            "symbol": st.symbol,
+            "priceChange": fmt8(chg),
+            "priceChangePercent": f"{pct:.3f}",
+            "weightedAvgPrice": _fmt(quote * E8 // vol if vol else last8),
+            "openPrice": _fmt(open8),
+            "highPrice": _fmt(hi),
+            "lowPrice": _fmt(lo),
+            "lastPrice": _fmt(last8),
+            "volume": _fmt(vol),
+            "quoteVolume": _fmt(quote),
+            "openTime": open_t,
+            "closeTime": now,
+            "firstId": first_id,
+            "lastId": last_id,
+            "count": count,
+        }
+        st.caches[ck] = (key, d)
+        return d
+
     # =========================================================================================
     # Market data
     # =========================================================================================

@@ -1,5 +1,28 @@
 """WebSocket market streams: ``/ws/<stream>``, ``/ws`` (live subscriptions), ``/stream?streams=a/b``.
 
+Streams served (reference §8, names parsed by :func:`letrade_perf.binance.streams.parse_stream`):
+
+* real time: ``<s>@trade``, ``<s>@aggTrade``, ``<s>@bookTicker`` (on a top-of-book change);
+* every 100 ms step: ``<s>@depth@100ms``, ``<s>@depth<5|10|20>@100ms``, ``<s>@kline_<i>`` (every
+  1 s for ``1s``, 2 s otherwise, and at once when a candle closes);
+* every 1000 ms: ``<s>@depth``/``@depth@1000ms``, ``<s>@depth<5|10|20>``;
+* once per server-clock second (event times ``E`` in consecutive seconds): ``<s>@ticker``,
+  ``<s>@miniTicker``, ``!miniTicker@arr`` (only changed symbols), ``<s>@ticker_<1h|4h|1d>``
+  (``e`` = ``1hTicker``/``4hTicker``/``1dTicker``; the engine's rolling-window ticker, ``1d`` equal
+  to the 24 h ticker), ``!ticker_<1h|4h|1d>@arr`` (only changed symbols), ``<s>@avgPrice``
+  (``{"e":"avgPrice","E","s","i":"5m","w","T"}``: exactly what REST ``GET /api/v3/avgPrice``
+  returns at ``E`` — ``w`` its ``price``, ``T`` its ``closeTime``, the last trade time),
+  ``<s>@referencePrice`` (``{"e":"referencePrice","s","r":null,"t"}``: the simulator sets no
+  reference prices, so ``r`` is always null and ``t`` is the time of the round).
+
+Not served: ``<s>@kline_<i>@+08:00`` (the engine keeps the simulator's own trades in UTC candles
+only), ``<s>@blockTrade`` (no block trades), ``!ticker@arr`` (retired by Binance).
+
+A stream nobody subscribes to is never computed: the ticker family visits only its subscribed
+names (``_timed``), the event-driven streams stop at a dictionary miss, kline and rolling-array
+state exists only while subscribed. State is bounded by the symbols and the distinct valid
+names, never grows per event.
+
 URL forms (reference §1): ``/ws``, ``/ws/``, ``/stream`` and ``/ws/<x>`` whose ``<x>`` is not a
 stream this server serves (ccxt.pro opens ``/ws/0``, ``/ws/1``… and subscribes afterwards; also an
 unknown symbol) open a connection that delivers nothing until a ``SUBSCRIBE``. Only an unknown
@@ -61,6 +84,9 @@ LISTEN_KEY_STAT = "listenKey"
 _CONTROL_METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
 
 MARKET_TICK_S = 0.1
+#: Stream kinds served by :meth:`StreamServer._tickers` once per server-clock second.
+_TIMED_KINDS = frozenset({"ticker", "miniTicker", "miniTickerArr", "windowTicker", "windowTickerArr", "avgPrice",
+                          "referencePrice"})
 
 
 class StreamRequestError(Exception):
@@ -100,6 +126,9 @@ class StreamServer(WsServerBase):
         self._last_tob: dict[str, tuple] = {}
         self._klines: dict[str, list] = {}                # name -> [next_emit_s, open_t, last_k]
         self._mini_last: dict[str, tuple] = {}
+        self._timed: dict[str, StreamName] = {}           # subscribed 1000 ms ticker-family names
+        self._warr_last: dict[tuple[str, str], tuple] = {}  # (window, symbol) -> last values in the arr
+        self._second = -1                                 # server second of the last ticker round
         self._lk_tokens: dict[str, tuple[str, int]] = {}  # listenKey -> (account, router token)
         self._names_cache: dict[str, tuple] = {}
         self.router = router_for(ctx)
@@ -226,6 +255,8 @@ class StreamServer(WsServerBase):
                 self._lk_tokens[name] = (account, token)
         elif sn.kind == "kline":
             self._klines[name] = [0.0, None, None]
+        elif sn.kind in _TIMED_KINDS:
+            self._timed[name] = sn
 
     def _last_subscriber_gone(self, name: str) -> None:
         sn = self._parsed.get(name)
@@ -237,6 +268,11 @@ class StreamServer(WsServerBase):
             self._klines.pop(name, None)
         elif sn.kind == "bookTicker":
             self._last_tob.pop(sn.symbol, None)
+        elif sn.kind in _TIMED_KINDS:
+            self._timed.pop(name, None)
+            if sn.kind == "windowTickerArr":
+                for key in [k for k in self._warr_last if k[0] == sn.window]:
+                    del self._warr_last[key]
 
     def subscriptions(self, conn: StreamConn) -> list[str]:
         return list(conn.streams)
@@ -432,7 +468,12 @@ class StreamServer(WsServerBase):
                 log.exception("stream market tick failed")
 
     def market_tick(self, whole_second: bool) -> None:
-        """One 100 ms step: depth@100ms, kline roll-overs; on whole seconds the 1000 ms streams."""
+        """One 100 ms step: depth@100ms, kline roll-overs; every tenth step (``whole_second``) the
+        1000 ms depth streams; on the first step of each server-clock second the ticker family
+        (``_tickers``), so their event times ``E`` fall in consecutive seconds, one per second."""
+        second = self.clock.now_ms() // 1000
+        new_second = second != self._second
+        self._second = second
         if not self.subs:
             self._depth_buf.clear()
             return
@@ -442,6 +483,7 @@ class StreamServer(WsServerBase):
         if whole_second:
             self._flush_depth(1000)
             self._partial_depth(1000)
+        if new_second:
             self._tickers()
 
     def _flush_depth(self, speed: int) -> None:
@@ -529,16 +571,49 @@ class StreamServer(WsServerBase):
         return self.exchange.ticker_24hr(Params({"symbol": symbol}))
 
     def _tickers(self) -> None:
-        wanted: dict[str, list] = {}
-        arr_subscribed = "!miniTicker@arr" in self.subs
-        for name in self.subs:
-            sn = self._parsed.get(name)
-            if sn is not None and sn.kind in ("ticker", "miniTicker"):
-                wanted.setdefault(sn.symbol, []).append(name)
-        symbols = sorted(self.symbols) if arr_subscribed else sorted(wanted)
-        if not symbols:
+        """The 1000 ms streams of the ticker family, for subscribed names only (``_timed``: no
+        subscriber, no work): ``@ticker``, ``@miniTicker``, ``!miniTicker@arr``, ``@ticker_<w>``,
+        ``!ticker_<w>@arr``, ``@avgPrice``, ``@referencePrice``. Each symbol's values are computed
+        once per round and every event of a round carries the same ``E``."""
+        timed = self._timed
+        if not timed:
             return
         now = self.clock.now_ms()
+        wanted: dict[str, list] = {}                       # symbol -> 24 h ticker/miniTicker names
+        windows: dict[str, dict[str, list]] = {}           # window -> symbol -> @ticker_<w> names
+        window_arrs: list[str] = []
+        avg: list[StreamName] = []
+        ref: list[StreamName] = []
+        for sn in timed.values():
+            kind = sn.kind
+            if kind in ("ticker", "miniTicker"):
+                wanted.setdefault(sn.symbol, []).append(sn.raw)
+            elif kind == "windowTicker":
+                windows.setdefault(sn.window, {}).setdefault(sn.symbol, []).append(sn.raw)
+            elif kind == "windowTickerArr":
+                window_arrs.append(sn.window)
+                windows.setdefault(sn.window, {})
+            elif kind == "avgPrice":
+                avg.append(sn)
+            elif kind == "referencePrice":
+                ref.append(sn)
+        if wanted or "!miniTicker@arr" in timed:
+            self._tickers_24h(now, wanted, "!miniTicker@arr" in timed)
+        for window, per_symbol in windows.items():
+            self._window_tickers(now, window, per_symbol, window in window_arrs)
+        for sn in avg:
+            try:
+                r = self.exchange.avg_price(Params({"symbol": sn.symbol}))   # what REST /avgPrice returns
+            except Exception:
+                log.exception("avg_price failed")
+                continue
+            self.publish(sn.raw, {"e": "avgPrice", "E": now, "s": sn.symbol, "i": "%dm" % r["mins"],
+                                  "w": r["price"], "T": r["closeTime"]}, now)
+        for sn in ref:     # the simulator sets no reference prices: ``r`` is null (no ``E`` either)
+            self.publish(sn.raw, {"e": "referencePrice", "s": sn.symbol, "r": None, "t": now}, now)
+
+    def _tickers_24h(self, now: int, wanted: dict[str, list], arr_subscribed: bool) -> None:
+        symbols = sorted(self.symbols) if arr_subscribed else sorted(wanted)
         arr = []
         for symbol in symbols:
             try:
@@ -566,6 +641,33 @@ class StreamServer(WsServerBase):
                     arr.append(mini)
         if arr_subscribed and arr:
             self.publish("!miniTicker@arr", arr, now)
+
+    def _window_tickers(self, now: int, window: str, per_symbol: dict[str, list], arr_subscribed: bool) -> None:
+        """``@ticker_<window>`` per symbol and ``!ticker_<window>@arr`` (only the symbols whose values
+        changed since the array's previous event; the window's open/close times always move)."""
+        symbols = sorted(self.symbols) if arr_subscribed else sorted(per_symbol)
+        event = window + "Ticker"
+        arr = []
+        for symbol in symbols:
+            try:
+                t = self.exchange.rolling_ticker_values(symbol, window)
+            except Exception:
+                log.exception("rolling_ticker_values failed")
+                continue
+            d = {"e": event, "E": now, "s": symbol, "p": t["priceChange"], "P": t["priceChangePercent"],
+                 "o": t["openPrice"], "h": t["highPrice"], "l": t["lowPrice"], "c": t["lastPrice"],
+                 "w": t["weightedAvgPrice"], "v": t["volume"], "q": t["quoteVolume"], "O": t["openTime"],
+                 "C": t["closeTime"], "F": t["firstId"], "L": t["lastId"], "n": t["count"]}
+            for name in per_symbol.get(symbol, ()):
+                self.publish(name, d, now)
+            if arr_subscribed:
+                sig = (d["p"], d["o"], d["h"], d["l"], d["c"], d["w"], d["v"], d["q"], d["F"], d["L"], d["n"])
+                key = (window, symbol)
+                if self._warr_last.get(key) != sig:
+                    self._warr_last[key] = sig
+                    arr.append(d)
+        if arr_subscribed and arr:
+            self.publish("!ticker_%s@arr" % window, arr, now)
 
     @staticmethod
     def loop_time() -> float:

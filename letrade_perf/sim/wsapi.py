@@ -9,6 +9,28 @@ after the 418 frame. ``returnRateLimits=false`` (URL query or request param) omi
 ``rateLimits``; as a request parameter it is covered by the signature like every other
 parameter (payload = all params except ``signature``, sorted by name) and never reaches the engine.
 
+Methods (security, REQUEST_WEIGHT — the REST counterpart's; order entry costs 0 when it succeeds):
+
+* general and market data (NONE): ``ping`` 1, ``time`` 1, ``exchangeInfo`` 20, ``depth`` 5–250 by
+  ``limit``, ``trades.recent`` 25, ``trades.historical`` 25 (NONE since 2023-07-11: ``apiKey`` is
+  ignored), ``trades.aggregate`` 4, ``klines`` / ``uiKlines`` 2, ``avgPrice`` 2, ``ticker.24hr``
+  2–80 by symbols, ``ticker.price`` / ``ticker.book`` 2 or 4. They call the same engine methods
+  as the REST endpoints, so both APIs return the same data;
+* session: ``session.logon``, ``session.status``, ``session.logout`` (2 each);
+* account (USER_DATA, signed): ``account.status`` 20, ``order.status`` 4, ``openOrders.status``
+  6/80, ``allOrders`` 20, ``myTrades`` 20 (5 with ``orderId``);
+* trading (TRADE, signed): ``order.place`` (counts one order), ``order.test`` 1/20,
+  ``order.cancel``, ``openOrders.cancelAll``, ``order.cancelReplace`` (1 each when failing).
+  ``order.cancelReplace`` validates the new order and the ORDERS budget first (plain errors,
+  nothing cancelled), cancels, then places unless the cancel failed under ``STOP_ON_FAILURE``;
+  it counts as one order even when the new order is not attempted. A half failure is ``-2021``
+  (409), a full failure (or a failed cancel under ``STOP_ON_FAILURE``) ``-2022`` (400); both
+  carry ``error.data`` = ``{cancelResult, newOrderResult, cancelResponse, newOrderResponse}``
+  with the inner ``{code, msg}`` of a failed half (``NOT_ATTEMPTED`` / ``null`` when skipped).
+  ``orderRateLimitExceededMode=CANCEL_ONLY`` cancels even when the ORDERS budget is exhausted;
+* user data: ``userDataStream.subscribe`` (after logon), ``userDataStream.subscribe.signature``,
+  ``userDataStream.unsubscribe``, ``session.subscriptions`` (2 each).
+
 Authentication: signed methods take ``apiKey``/``timestamp``/``signature`` in ``params``, or
 only ``timestamp`` after ``session.logon`` (Ed25519 accounts only). User-data events arrive as
 ``{"subscriptionId":N,"event":{…}}``; ``userDataStream.unsubscribe`` and ``session.logout``
@@ -29,8 +51,8 @@ from aiohttp import WSCloseCode, web
 from ..binance.endpoints import WS_API_METHODS, WsApiMethod
 from ..binance.errors import BinanceError, error, mandatory
 from .params import Params
-from .wsconn import WsConn, WsServerBase
 from .userdata import router_for
+from .wsconn import WsConn, WsServerBase
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +108,16 @@ class WsApiServer(WsServerBase):
         self._handlers = {
             "ping": self._ping_m, "time": self._time, "exchangeInfo": self._exchange_info,
             "depth": self._depth, "ticker.price": self._ticker_price, "ticker.book": self._ticker_book,
+            "ticker.24hr": self._ticker_24hr, "avgPrice": self._avg_price, "trades.recent": self._trades_recent,
+            "trades.historical": self._trades_historical, "trades.aggregate": self._trades_aggregate,
+            "klines": self._klines, "uiKlines": self._ui_klines,
             "session.logon": self._logon, "session.status": self._status, "session.logout": self._logout,
             "account.status": self._account_status, "order.place": self._order_place,
             "order.test": self._order_test, "order.status": self._order_status,
             "order.cancel": self._order_cancel, "openOrders.status": self._open_orders,
-            "openOrders.cancelAll": self._cancel_all, "userDataStream.subscribe": self._uds_subscribe,
+            "openOrders.cancelAll": self._cancel_all, "order.cancelReplace": self._cancel_replace,
+            "allOrders": self._all_orders, "myTrades": self._my_trades,
+            "userDataStream.subscribe": self._uds_subscribe,
             "userDataStream.subscribe.signature": self._uds_subscribe_signature,
             "userDataStream.unsubscribe": self._uds_unsubscribe,
             "session.subscriptions": self._subscriptions,
@@ -184,8 +211,12 @@ class WsApiServer(WsServerBase):
             if m.counts_order:
                 account_for_limits = account
         except BinanceError as e:
-            if m.counts_order and conn.account and e.code == -1015:
-                account_for_limits = conn.account
+            if m.counts_order:
+                # ORDERS entries for order-count refusals and cancel-replace outcomes (-2021/-2022)
+                acct = getattr(e, "account", None)
+                if acct is None and e.code == -1015:
+                    acct = conn.account
+                account_for_limits = acct
             text = self._respond(conn, rid, m.method, e.http, None, e, rrl, account_for_limits,
                                  send=e.http != 418)
             if e.http == 418:   # a banned connection is closed after the refusal
@@ -258,6 +289,28 @@ class WsApiServer(WsServerBase):
     def _ticker_book(self, conn, params, sp):
         return self.exchange.book_ticker(Params(sp)), None
 
+    # the same engine calls as the REST endpoints, so both APIs answer identically
+    def _ticker_24hr(self, conn, params, sp):
+        return self.exchange.ticker_24hr(Params(sp)), None
+
+    def _avg_price(self, conn, params, sp):
+        return self.exchange.avg_price(Params(sp)), None
+
+    def _trades_recent(self, conn, params, sp):
+        return self.exchange.trades(Params(sp)), None
+
+    def _trades_historical(self, conn, params, sp):
+        return self.exchange.historical_trades(Params(sp)), None
+
+    def _trades_aggregate(self, conn, params, sp):
+        return self.exchange.agg_trades(Params(sp)), None
+
+    def _klines(self, conn, params, sp):
+        return self.exchange.klines(Params(sp)), None
+
+    def _ui_klines(self, conn, params, sp):
+        return self.exchange.ui_klines(Params(sp)), None
+
     # -- session --------------------------------------------------------------------------
     def _logon(self, conn, params, sp):
         account = self.auth.verify_ws(params)
@@ -316,6 +369,86 @@ class WsApiServer(WsServerBase):
     def _cancel_all(self, conn, params, sp):
         account = self._signed_account(conn, params)
         return self.exchange.cancel_open_orders(account, self._engine_params(sp)), account
+
+    def _all_orders(self, conn, params, sp):
+        account = self._signed_account(conn, params)
+        return self.exchange.all_orders(account, self._engine_params(sp)), account
+
+    def _my_trades(self, conn, params, sp):
+        account = self._signed_account(conn, params)
+        return self.exchange.my_trades(account, self._engine_params(sp)), account
+
+    def _cancel_replace(self, conn, params, sp):
+        """``order.cancelReplace`` on top of the engine's cancel and new-order operations.
+
+        Parameters and the new order's filters are checked first (a failure there is a plain
+        error; nothing is cancelled), then the ORDERS budget (``orderRateLimitExceededMode``),
+        then the cancel and — unless it failed under ``STOP_ON_FAILURE`` — the new order.
+        Not transactional, like Binance: a successful half stays done. The call counts as one
+        order (also when the new order is not attempted); an order the engine rejects does not
+        count, as for ``order.place``.
+        """
+        account = self._signed_account(conn, params)
+        p = self._engine_params(sp)
+        p.symbol()
+        mode = p.enum("cancelReplaceMode", _CR_MODES, required=True)
+        rl_mode = p.enum("orderRateLimitExceededMode", ("DO_NOTHING", "CANCEL_ONLY"), default="DO_NOTHING")
+        cancel_id = p.int("cancelOrderId", lo=0)
+        cancel_cid = p.client_order_id("cancelOrigClientOrderId")
+        if cancel_id is None and cancel_cid is None:
+            raise BinanceError(-1102, "Param 'cancelOrigClientOrderId' or 'cancelOrderId' must be sent, "
+                                      "but both were empty/null!")
+        p.client_order_id("cancelNewClientOrderId")
+        p.enum("cancelRestrictions", ("ONLY_NEW", "ONLY_PARTIALLY_FILLED"))
+        raw = p.raw
+        cancel_p = Params({k: v for k, v in (
+            ("symbol", raw.get("symbol")), ("orderId", raw.get("cancelOrderId")),
+            ("origClientOrderId", raw.get("cancelOrigClientOrderId")),
+            ("newClientOrderId", raw.get("cancelNewClientOrderId")),
+            ("cancelRestrictions", raw.get("cancelRestrictions")),
+            ("recvWindow", raw.get("recvWindow")), ("timestamp", raw.get("timestamp"))) if v is not None})
+        new_p = Params({k: v for k, v in raw.items() if k not in _CR_ONLY})
+        ex = self.exchange
+        # parameters and filters of the new order, nothing changes yet (MAX_NUM_ORDERS still sees
+        # the order to be cancelled as open: a replace at that limit is refused, a simplification)
+        ex.test_order(account, new_p)
+        try:
+            self.rl.admit_order(account)
+        except BinanceError as limit_error:
+            limit_error.account = account
+            if rl_mode != "CANCEL_ONLY":
+                raise
+            cancel_resp, cancel_err = self._try(lambda: ex.cancel_order(account, cancel_p))
+            if cancel_err is not None and mode == "STOP_ON_FAILURE":
+                raise
+            raise _cancel_replace_error(account, cancel_resp, cancel_err, None, limit_error.body()) from None
+        self.rl.record_order(account)       # counts even when the new order is not attempted
+        try:
+            cancel_resp, cancel_err = self._try(lambda: ex.cancel_order(account, cancel_p))
+        except Exception:                   # a crash (answered -1000): nothing happened
+            self.rl.unrecord_order(account)
+            raise
+        if cancel_err is not None and mode == "STOP_ON_FAILURE":
+            raise _cancel_replace_error(account, None, cancel_err, None, None, attempted=False)
+        try:
+            new_resp, new_err = self._try(lambda: ex.new_order(account, new_p))
+        except Exception:
+            self.rl.unrecord_order(account)
+            raise
+        if new_err is not None:
+            self.rl.unrecord_order(account)     # rejected by the engine: no order was placed
+        if cancel_err is None and new_err is None:
+            return {"cancelResult": "SUCCESS", "newOrderResult": "SUCCESS",
+                    "cancelResponse": cancel_resp, "newOrderResponse": new_resp}, account
+        raise _cancel_replace_error(account, cancel_resp, cancel_err, new_resp, new_err)
+
+    @staticmethod
+    def _try(fn) -> tuple[Any, dict | None]:
+        """``(result, None)`` or ``(None, error body)`` for a Binance rejection; crashes propagate."""
+        try:
+            return fn(), None
+        except BinanceError as e:
+            return None, e.body()
 
     # -- user data stream -------------------------------------------------------------------
     def _new_subscription(self, conn: ApiConn, account: str) -> int:
@@ -380,6 +513,38 @@ class WsApiServer(WsServerBase):
         await self.stop_tasks()
         text = _dumps({"event": {"e": "serverShutdown", "E": self.clock.now_ms()}})
         await self.close_all(lambda c: text)
+
+
+_CR_MODES = ("STOP_ON_FAILURE", "ALLOW_FAILURE")
+#: ``order.cancelReplace`` parameters that are not the new order's
+_CR_ONLY = frozenset({"cancelReplaceMode", "cancelOrderId", "cancelOrigClientOrderId", "cancelNewClientOrderId",
+                      "cancelRestrictions", "orderRateLimitExceededMode"})
+
+
+class CancelReplaceError(BinanceError):
+    """-2021 (409, one half failed) / -2022 (400, both failed or the cancel failed under
+    ``STOP_ON_FAILURE``) with Binance's ``data`` object; ``account`` gets the ORDERS entries."""
+
+    def __init__(self, code: int, msg: str, http: int, data: dict, account: str):
+        super().__init__(code, msg, http)
+        self.data = data
+        self.account = account
+
+    def body(self) -> dict:
+        return {"code": self.code, "msg": self.msg, "data": self.data}
+
+
+def _cancel_replace_error(account: str, cancel_resp, cancel_err, new_resp, new_err,
+                          attempted: bool = True) -> CancelReplaceError:
+    cancel_ok = cancel_err is None
+    new_ok = attempted and new_err is None
+    data = {"cancelResult": "SUCCESS" if cancel_ok else "FAILURE",
+            "newOrderResult": ("SUCCESS" if new_ok else "FAILURE") if attempted else "NOT_ATTEMPTED",
+            "cancelResponse": cancel_resp if cancel_ok else cancel_err,
+            "newOrderResponse": (new_resp if new_ok else new_err) if attempted else None}
+    if cancel_ok or new_ok:
+        return CancelReplaceError(-2021, "Order cancel-replace partially failed.", 409, data, account)
+    return CancelReplaceError(-2022, "Order cancel-replace failed.", 400, data, account)
 
 
 def add_routes(app: web.Application, ctx) -> WsApiServer:

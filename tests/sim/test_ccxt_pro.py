@@ -4,8 +4,9 @@ The REST URLs are set as :mod:`letrade_perf.binance.ccxt_compat` does; the webso
 (``urls['api']['ws']['spot']`` for market streams, ``urls['api']['ws']['ws-api']['spot']`` for
 the WebSocket API) point at the simulator. ccxt.pro opens ``/ws/<n>`` (``/ws/0``, ``/ws/1``…)
 and sends ``SUBSCRIBE`` on it; private data comes over the WS API
-(``userDataStream.subscribe.signature``, ``account.status``, ``order.place``, ``order.cancel``),
-signed over every parameter including ``returnRateLimits``.
+(``userDataStream.subscribe.signature``, ``account.status``, ``order.place``, ``order.cancel``,
+``allOrders``, ``myTrades``, ``order.cancelReplace``), signed over every parameter including
+``returnRateLimits``; public history too (``klines``, ``trades.historical``).
 
 Every flow is bounded with ``asyncio.wait_for`` and the exchange is closed at the end.
 """
@@ -234,3 +235,100 @@ def test_ccxt_pro_sign_params_is_accepted_verbatim(sim):
     finally:
         ws.close()
         asyncio.run(ex.close())
+
+
+# -- WebSocket API: history and cancel-replace -------------------------------------------------------
+
+def test_fetch_ohlcv_ws_matches_rest(sim):
+    async def flow(ex):
+        now = int(time.time() * 1000)
+        until = now - now % 60_000 - 1           # closed candles only: both answers must be equal
+        ws = await step(ex.fetch_ohlcv_ws(SYM, "1m", limit=5, params={"until": until}))
+        rest = await step(ex.fetch_ohlcv(SYM, "1m", limit=5, params={"until": until}))
+        return until, ws, rest
+
+    until, ws, rest = run(sim, flow)
+    assert len(ws) == 5
+    assert ws == rest
+    assert [c[0] for c in ws] == [until + 1 - 60_000 * k for k in range(5, 0, -1)]
+    for ts, o, h, low, c, v in ws:
+        assert h >= max(o, c) and low <= min(o, c) and low > 0 and v >= 0
+
+
+def test_fetch_trades_ws(sim):
+    async def flow(ex):
+        return await step(ex.fetch_trades_ws(SYM, limit=20))
+
+    ws = run(sim, flow)
+    assert len(ws) == 20
+    ids = [int(t["id"]) for t in ws]
+    assert ids == list(range(ids[0], ids[0] + 20))           # the newest 20, consecutive, oldest first
+    for t in ws:
+        assert t["price"] > 0 and t["amount"] > 0 and t["side"] in ("buy", "sell")
+        assert isinstance(t["timestamp"], int) and t["info"]["isBestMatch"] is True
+        assert t["side"] == ("sell" if t["info"]["isBuyerMaker"] else "buy")
+    # REST historicalTrades from the same first id holds the same trades, field for field
+    rest = sim.get("/api/v3/historicalTrades", {"symbol": "BTCUSDT", "fromId": ids[0], "limit": 20})
+    assert rest.status == 200 and rest.json() == [t["info"] for t in ws]
+
+
+def test_fetch_orders_ws_and_fetch_closed_orders_ws(sim):
+    async def flow(ex):
+        price = await passive_buy_price(ex)
+        resting = await step(ex.create_order_ws(SYM, "limit", "buy", 0.001, price))
+        filled = await step(ex.create_order_ws(SYM, "market", "buy", 0.001))
+        orders = await step(ex.fetch_orders_ws(SYM))
+        closed = await step(ex.fetch_closed_orders_ws(SYM))
+        await step(ex.cancel_order_ws(resting["id"], SYM))
+        after = await step(ex.fetch_orders_ws(SYM))
+        return price, resting, filled, orders, closed, after
+
+    price, resting, filled, orders, closed, after = run(sim, flow)
+    by_id = {o["id"]: o for o in orders}
+    assert by_id[resting["id"]]["status"] == "open" and by_id[resting["id"]]["price"] == price
+    assert by_id[resting["id"]]["amount"] == 0.001 and by_id[resting["id"]]["symbol"] == SYM
+    assert by_id[filled["id"]]["status"] == "closed" and by_id[filled["id"]]["filled"] == 0.001
+    assert by_id[filled["id"]]["clientOrderId"] == filled["clientOrderId"]
+    closed_ids = [o["id"] for o in closed]
+    assert filled["id"] in closed_ids and resting["id"] not in closed_ids
+    assert all(o["status"] == "closed" for o in closed)
+    assert {o["id"]: o["status"] for o in after}[resting["id"]] == "canceled"
+
+
+def test_fetch_my_trades_ws_after_a_fill(sim):
+    async def flow(ex):
+        order = await step(ex.create_order_ws(SYM, "market", "buy", 0.002))
+        mine = await step(ex.fetch_my_trades_ws(SYM, params={"orderId": order["id"]}))
+        recent = await step(ex.fetch_my_trades_ws(SYM, limit=5))
+        rest = await step(ex.fetch_my_trades(SYM, params={"orderId": order["id"]}))
+        return order, mine, recent, rest
+
+    order, mine, recent, rest = run(sim, flow)
+    assert order["status"] == "closed" and order["trades"]
+    assert mine and {t["order"] for t in mine} == {order["id"]}
+    assert sorted(t["id"] for t in mine) == sorted(t["id"] for t in order["trades"])
+    assert sum(Decimal(str(t["amount"])) for t in mine) == Decimal("0.002")
+    assert all(t["symbol"] == SYM and t["side"] == "buy" and t["takerOrMaker"] == "taker" for t in mine)
+    assert [t["id"] for t in mine] == [t["id"] for t in rest]
+    assert recent[-1]["id"] == mine[-1]["id"]
+
+
+def test_edit_order_ws(sim):
+    async def flow(ex):
+        price = await passive_buy_price(ex)
+        placed = await step(ex.create_order_ws(SYM, "limit", "buy", 0.001, price))
+        new_price = float(ex.price_to_precision(SYM, price * 0.99))
+        edited = await step(ex.edit_order_ws(placed["id"], SYM, "limit", "buy", 0.002, new_price))
+        old_after = await step(ex.fetch_order(placed["id"], SYM))
+        new_open = await step(ex.fetch_order(edited["id"], SYM))
+        cancelled = await step(ex.cancel_order_ws(edited["id"], SYM))
+        return price, new_price, placed, edited, old_after, new_open, cancelled
+
+    price, new_price, placed, edited, old_after, new_open, cancelled = run(sim, flow)
+    assert placed["status"] == "open" and placed["price"] == price
+    assert edited["id"] != placed["id"] and int(edited["id"]) > int(placed["id"])
+    assert edited["status"] == "open" and edited["price"] == new_price and edited["amount"] == 0.002
+    assert edited["side"] == "buy" and edited["symbol"] == SYM
+    assert old_after["status"] == "canceled"
+    assert new_open["status"] == "open" and new_open["price"] == new_price
+    assert cancelled["id"] == edited["id"] and cancelled["status"] == "canceled"

@@ -3,7 +3,9 @@
 Payload shapes and types per stream kind, raw and combined forms, live control messages and
 their error codes, diff-depth contiguity with a local book synced against REST, connection
 rules (ping/pong, incoming-message limit, lifetime, max streams), the ``ws_*`` faults and the
-ground-truth counters in ``/_sim/stats``.
+ground-truth counters in ``/_sim/stats``; the 1000 ms ticker family (``@avgPrice`` against REST
+``avgPrice``, ``@ticker_<w>`` against REST klines/trades and the 24 h ticker, ``!ticker_<w>@arr``,
+``@referencePrice``) with its cadence judged by the server's event times.
 """
 from __future__ import annotations
 
@@ -69,6 +71,13 @@ def is_dec(v) -> bool:
     return isinstance(v, str) and bool(DEC.match(v))
 
 
+def is_signed_dec(v) -> bool:
+    return isinstance(v, str) and bool(DEC.match(v[1:] if v.startswith("-") else v))
+
+
+WINDOW_MS = {"1h": 3_600_000, "4h": 14_400_000, "1d": 86_400_000}
+
+
 def check_levels(levels):
     assert isinstance(levels, list)
     for lv in levels:
@@ -82,9 +91,17 @@ def check_payload(stream: str, d) -> None:
         for item in d:
             check_payload(item["s"].lower() + "@miniTicker", item)
         return
+    m = re.fullmatch(r"!ticker_(1h|4h|1d)@arr", stream)
+    if m:
+        assert isinstance(d, list) and d
+        assert len({item["s"] for item in d}) == len(d)
+        for item in d:
+            check_payload(item["s"].lower() + "@ticker_" + m.group(1), item)
+        return
     sym = stream.split("@")[0].upper()
     kind = stream.split("@")[1]
-    if kind in ("trade", "aggTrade", "ticker", "miniTicker", "depth") or kind.startswith("kline_"):
+    if kind in ("trade", "aggTrade", "ticker", "miniTicker", "depth", "avgPrice") or kind.startswith(("kline_",
+                                                                                                   "ticker_")):
         assert isinstance(d["E"], int) and d["E"] > 1_600_000_000_000 and d["s"] == sym
     if kind == "trade":
         assert d["e"] == "trade" and isinstance(d["t"], int) and is_dec(d["p"]) and is_dec(d["q"])
@@ -126,13 +143,35 @@ def check_payload(stream: str, d) -> None:
     elif kind == "miniTicker":
         assert d["e"] == "24hrMiniTicker"
         assert all(is_dec(d[f]) for f in ("c", "o", "h", "l", "v", "q"))
+    elif kind in ("ticker_1h", "ticker_4h", "ticker_1d"):
+        window = kind[7:]
+        assert list(d) == ["e", "E", "s", "p", "P", "o", "h", "l", "c", "w", "v", "q", "O", "C", "F", "L", "n"], d
+        assert d["e"] == window + "Ticker"
+        assert all(is_dec(d[f]) for f in ("o", "h", "l", "c", "w", "v", "q"))
+        assert is_signed_dec(d["p"]) and is_signed_dec(d["P"])
+        for f in ("O", "C", "F", "L", "n"):
+            assert isinstance(d[f], int) and not isinstance(d[f], bool), f
+        assert d["C"] - d["O"] == WINDOW_MS[window]
+        assert Decimal(d["l"]) <= min(Decimal(d["o"]), Decimal(d["c"])) <= max(Decimal(d["o"]), Decimal(d["c"])) \
+            <= Decimal(d["h"])
+        assert Decimal(d["p"]) == Decimal(d["c"]) - Decimal(d["o"])
+        assert d["n"] == (d["L"] - d["F"] + 1 if d["F"] != -1 else 0)
+    elif kind == "referencePrice":
+        assert d == {"e": "referencePrice", "s": sym, "r": None, "t": d["t"]}, d
+        assert isinstance(d["t"], int) and not isinstance(d["t"], bool) and d["t"] > 1_600_000_000_000
+    elif kind == "avgPrice":
+        assert list(d) == ["e", "E", "s", "i", "w", "T"], d
+        assert d["e"] == "avgPrice" and d["i"] == "5m" and is_dec(d["w"]) and Decimal(d["w"]) > 0
+        assert isinstance(d["T"], int) and not isinstance(d["T"], bool) and 0 < d["T"] <= d["E"] + 1000
     else:  # pragma: no cover
         raise AssertionError(f"unchecked stream {stream}")
 
 
 ALL_STREAMS = ["btcusdt@trade", "btcusdt@aggTrade", "btcusdt@kline_1m", "btcusdt@kline_1s", "btcusdt@depth",
                "btcusdt@depth@100ms", "btcusdt@depth5", "ethusdt@depth10@100ms", "btcusdt@depth20",
-               "btcusdt@bookTicker", "btcusdt@ticker", "btcusdt@miniTicker", "!miniTicker@arr"]
+               "btcusdt@bookTicker", "btcusdt@ticker", "btcusdt@miniTicker", "!miniTicker@arr",
+               "btcusdt@avgPrice", "ethusdt@ticker_1h", "btcusdt@ticker_4h", "bnbusdt@ticker_1d", "!ticker_1h@arr",
+               "solusdt@referencePrice"]
 
 
 # -- payloads ------------------------------------------------------------------------------------
@@ -152,7 +191,9 @@ def test_every_stream_kind_in_one_combined_connection(sim):
     assert set(ALL_STREAMS) <= set(seen), set(ALL_STREAMS) - set(seen)
 
 
-@pytest.mark.parametrize("stream", ["ethusdt@trade", "ethusdt@kline_1s", "ethusdt@bookTicker", "ethusdt@depth5@100ms"])
+@pytest.mark.parametrize("stream", ["ethusdt@trade", "ethusdt@kline_1s", "ethusdt@bookTicker", "ethusdt@depth5@100ms",
+                                    "ethusdt@avgPrice", "ethusdt@ticker_4h", "!ticker_1d@arr",
+                                    "ethusdt@referencePrice"])
 def test_raw_stream_sends_bare_payloads(sim, stream):
     ws = connect(sim, "/ws/" + stream)
     try:
@@ -632,3 +673,202 @@ def test_new_stream_connections_per_ip_are_capped(sim_factory):
     finally:
         for ws in opened:
             ws.close()
+
+
+# -- avgPrice and the rolling-window tickers (reference §8) -------------------------------------------
+
+FROZEN = {"market": {"trades_per_second": 0}}     # no synthetic taker flow: trades stay put
+
+
+def _events(ws, per_stream: int, streams: set[str], timeout: float = 15.0) -> dict[str, list]:
+    """``per_stream`` events of each of ``streams`` from a combined connection (checked)."""
+    got: dict[str, list] = {s: [] for s in streams}
+    deadline = time.time() + timeout
+    while any(len(v) < per_stream for v in got.values()):
+        m = recv_json(ws, deadline)
+        if m.get("stream") in got:
+            check_payload(m["stream"], m["data"])
+            got[m["stream"]].append(m["data"])
+    return got
+
+
+def _e(d) -> int:
+    """Event time of an event: ``E`` (``t`` for referencePrice, which has no ``E``)."""
+    d = d[0] if isinstance(d, list) else d
+    return d["E"] if "E" in d else d["t"]
+
+
+def test_avg_price_stream_equals_rest_avg_price(sim_factory):
+    """``w`` is REST ``avgPrice.price`` at the event (the engine caches the value per second, so the
+    read right after an event lands in the same second; the read before covers a late delivery),
+    ``T`` its ``closeTime`` (the last trade time, fixed while the market is frozen)."""
+    sim = sim_factory(FROZEN)
+    rest = lambda: sim.get("/api/v3/avgPrice", {"symbol": "ETHUSDT"}).json()   # noqa: E731
+    ws = connect(sim, "/ws/ethusdt@avgPrice")
+    try:
+        before = rest()
+        for _ in range(4):
+            d = recv_json(ws, time.time() + 5)
+            after = rest()
+            check_payload("ethusdt@avgPrice", d)
+            assert d["s"] == "ETHUSDT" and "stream" not in d
+            assert d["w"] in (before["price"], after["price"]), (d, before, after)
+            assert d["T"] == after["closeTime"] == before["closeTime"], (d, before, after)
+            before = after
+    finally:
+        ws.close()
+    last = sim.get("/api/v3/trades", {"symbol": "ETHUSDT", "limit": 1}).json()[0]
+    assert d["T"] == last["time"]
+
+
+def test_ticker_family_cadence_is_one_event_per_server_second(sim):
+    """By event times: never two events of a stream in one server second, at most one second skipped
+    over six events (a stalled machine), and every stream of one round carries the same ``E``."""
+    streams = {"btcusdt@avgPrice", "btcusdt@ticker_1h", "ethusdt@ticker_4h", "!ticker_1d@arr", "btcusdt@ticker",
+               "bnbusdt@referencePrice"}
+    ws = connect(sim, "/stream?streams=" + "/".join(sorted(streams)))
+    try:
+        got = _events(ws, 6, streams)
+    finally:
+        ws.close()
+    for name, evs in got.items():
+        secs = [_e(d) // 1000 for d in evs]
+        assert all(b > a for a, b in zip(secs, secs[1:])), (name, secs)
+        assert secs[-1] - secs[0] <= len(secs), (name, secs)
+    rounds: dict[int, set[int]] = {}
+    for evs in got.values():
+        for d in evs:
+            rounds.setdefault(_e(d) // 1000, set()).add(_e(d))
+    assert all(len(es) == 1 for es in rounds.values()), rounds
+
+
+def test_ticker_1d_equals_the_24h_ticker_of_the_same_round(sim):
+    """``@ticker_1d`` is the 24 h ticker's computation: same values whenever both carry the same ``E``."""
+    ws = connect(sim, "/stream?streams=solusdt@ticker/solusdt@ticker_1d")
+    try:
+        got = _events(ws, 3, {"solusdt@ticker", "solusdt@ticker_1d"})
+    finally:
+        ws.close()
+    full = {d["E"]: d for d in got["solusdt@ticker"]}
+    pairs = [(full[d["E"]], d) for d in got["solusdt@ticker_1d"] if d["E"] in full]
+    assert len(pairs) >= 2, got
+    for t, w in pairs:
+        for f in ("p", "P", "o", "h", "l", "c", "w", "v", "q", "O", "C", "F", "L", "n"):
+            assert w[f] == t[f], (f, t, w)
+        assert w["e"] == "1dTicker" and t["e"] == "24hrTicker"
+
+
+@pytest.mark.parametrize("window", ["1h", "4h"])
+def test_rolling_ticker_agrees_with_rest_klines_trades_and_price(sim_factory, window):
+    """In a frozen market the 1 h / 4 h windows match REST: ``v``/``q`` are the sums of the 1m klines
+    from the minute containing ``O`` to ``C`` (open candle included), ``h``/``l`` bound the closed
+    ones, ``c`` is the last price, ``w`` = q / v, ``F`` the first trade at or after ``O``, ``L`` the
+    last trade, ``n`` = L − F + 1."""
+    sim = sim_factory(FROZEN)
+    stream = f"bnbusdt@ticker_{window}"
+    ws = connect(sim, "/stream?streams=" + stream)
+    try:
+        evs = _events(ws, 2, {stream})[stream]
+    finally:
+        ws.close()
+    price = sim.get("/api/v3/ticker/price", {"symbol": "BNBUSDT"}).json()["price"]
+    last_trade = sim.get("/api/v3/trades", {"symbol": "BNBUSDT", "limit": 1}).json()[0]
+    for d in evs:
+        assert d["s"] == "BNBUSDT" and abs(d["C"] - d["E"]) < 1000, d
+        start = d["O"] - d["O"] % 60_000
+        ks = sim.get("/api/v3/klines", {"symbol": "BNBUSDT", "interval": "1m", "startTime": start,
+                                        "endTime": d["C"], "limit": 1000}).json()
+        assert ks[0][0] == start and ks[-1][0] <= d["C"] <= ks[-1][6]
+        assert len(ks) == WINDOW_MS[window] // 60_000 + 1
+        assert Decimal(d["v"]) == sum(Decimal(k[5]) for k in ks)
+        assert Decimal(d["q"]) == sum(Decimal(k[7]) for k in ks)
+        closed = ks[:-1]
+        assert Decimal(d["h"]) >= max(Decimal(k[2]) for k in closed)
+        assert Decimal(d["l"]) <= min(Decimal(k[3]) for k in closed)
+        assert d["c"] == price
+        v8, q8 = int(Decimal(d["v"]) * 10**8), int(Decimal(d["q"]) * 10**8)
+        assert int(Decimal(d["w"]) * 10**8) == q8 * 10**8 // v8
+        first = sim.get("/api/v3/aggTrades", {"symbol": "BNBUSDT", "startTime": d["O"], "limit": 1}).json()[0]
+        assert (d["F"], d["L"], d["n"]) == (first["f"], last_trade["id"], last_trade["id"] - first["f"] + 1)
+        pct = (Decimal(d["p"]) * 100 / Decimal(d["o"])).quantize(Decimal("0.001"))
+        assert abs(Decimal(d["P"]) - pct) <= Decimal("0.001"), (d["P"], pct)
+
+
+STILL = {"market": {"trades_per_second": 0},     # frozen, and a flat price path: values rarely change
+         "symbols": [{"symbol": sym, "base": sym[:3], "quote": "USDT", "price": price, "volatility": 0.0}
+                     for sym, price in (("BTCUSDT", "65000.00"), ("ETHUSDT", "3200.00"), ("SOLUSDT", "150.00"))]}
+_WINDOW_VALUES = ("p", "P", "o", "h", "l", "c", "w", "v", "q", "F", "L", "n")
+
+
+def test_rolling_ticker_arr_holds_only_changed_symbols(sim_factory):
+    """A new ``!ticker_1h@arr`` subscription starts with every symbol; afterwards a symbol is in an
+    array only when one of its values changed since its previous appearance (the window's ``O``/``C``
+    move every second and do not count). Unsubscribing forgets that state: subscribing again
+    starts with every symbol again."""
+    sim = sim_factory(STILL)
+    ws = connect(sim, "/ws")
+    try:
+        for rid in (1, 3):
+            assert request(ws, {"method": "SUBSCRIBE", "params": ["!ticker_1h@arr"], "id": rid}) == \
+                {"result": None, "id": rid}
+            first = recv_json(ws, time.time() + 5)
+            check_payload("!ticker_1h@arr", first)
+            assert sorted(item["s"] for item in first) == ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+            last = {item["s"]: item for item in first}
+            deadline = time.time() + 3.5
+            while True:
+                try:
+                    d = recv_json(ws, deadline)
+                except websocket.WebSocketTimeoutException:
+                    break
+                check_payload("!ticker_1h@arr", d)
+                for item in d:
+                    prev = last[item["s"]]
+                    assert any(item[f] != prev[f] for f in _WINDOW_VALUES), (prev, item)
+                    last[item["s"]] = item
+            assert request(ws, {"method": "UNSUBSCRIBE", "params": ["!ticker_1h@arr"], "id": rid + 1}) == \
+                {"result": None, "id": rid + 1}
+    finally:
+        ws.close()
+
+
+def test_new_streams_by_live_subscribe_and_bad_names_refused(sim):
+    ws = connect(sim, "/ws")
+    names = ["solusdt@avgPrice", "solusdt@ticker_1h", "!ticker_4h@arr"]
+    try:
+        assert request(ws, {"method": "SUBSCRIBE", "params": names, "id": 1}) == {"result": None, "id": 1}
+        got = set()
+        deadline = time.time() + 5
+        while got != set(names):
+            d = recv_json(ws, deadline)
+            assert "stream" not in d
+            if isinstance(d, list):
+                check_payload("!ticker_4h@arr", d)
+                got.add("!ticker_4h@arr")
+            elif d.get("e") == "avgPrice":
+                check_payload("solusdt@avgPrice", d)
+                got.add("solusdt@avgPrice")
+            elif d.get("e") == "1hTicker":
+                check_payload("solusdt@ticker_1h", d)
+                got.add("solusdt@ticker_1h")
+        assert request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 2}) == {"result": names, "id": 2}
+        assert request(ws, {"method": "UNSUBSCRIBE", "params": names, "id": 3}) == {"result": None, "id": 3}
+        sent = sim.stats()["ws"]["messages_by_stream"]
+        time.sleep(1.1)
+        for bad in ("solusdt@ticker_2h", "solusdt@avgprice", "!ticker@arr", "solusdt@ticker_1h@1000ms"):
+            r = request(ws, {"method": "SUBSCRIBE", "params": [bad], "id": 4})
+            assert r["code"] == 2 and r["id"] == 4 and bad in r["msg"], r
+        time.sleep(1.1)     # stay under 5 incoming messages per second; a ticker round passes
+        assert request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 5}) == {"result": [], "id": 5}
+        after = sim.stats()["ws"]["messages_by_stream"]
+        assert {n: after.get(n) for n in names} == {n: sent.get(n) for n in names}   # nothing sent since
+    finally:
+        ws.close()
+    for path, code in (("/stream?streams=btcusdt@ticker_1w", -1100), ("/stream?streams=btcusdt@avgPrice@1s", -1100),
+                       ("/stream?streams=!ticker_1H@arr", -1100), ("/stream?streams=!ticker@arr", -1100),
+                       ("/stream?streams=BTCUSDT@avgPrice", -1100), ("/stream?streams=xxxyyy@ticker_1h", -1121),
+                       ("/stream?streams=xxxyyy@avgPrice", -1121), ("/stream?streams=btcusdt@referenceprice", -1100),
+                       ("/stream?streams=xxxyyy@referencePrice", -1121)):
+        with pytest.raises(websocket.WebSocketBadStatusException) as ei:
+            connect(sim, path)
+        assert ei.value.status_code == 400 and json.loads(ei.value.resp_body)["code"] == code, path

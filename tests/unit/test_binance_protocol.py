@@ -124,18 +124,34 @@ def test_kline_open_times():
     ("btcusdt@ticker", "ticker", {}),
     ("btcusdt@miniTicker", "miniTicker", {}),
     ("!miniTicker@arr", "miniTickerArr", {}),
+    ("btcusdt@avgPrice", "avgPrice", {}),
+    ("btcusdt@ticker_1h", "windowTicker", {"window": "1h"}),
+    ("btcusdt@ticker_4h", "windowTicker", {"window": "4h"}),
+    ("btcusdt@ticker_1d", "windowTicker", {"window": "1d"}),
+    ("!ticker_1h@arr", "windowTickerArr", {"window": "1h"}),
+    ("!ticker_1d@arr", "windowTickerArr", {"window": "1d"}),
+    ("btcusdt@referencePrice", "referencePrice", {}),
 ])
 def test_parse_stream(name, kind, extra):
     s = parse_stream(name)
     assert s.kind == kind
     for k, v in extra.items():
         assert getattr(s, k) == v
-    if kind != "miniTickerArr":
+    if kind in ("miniTickerArr", "windowTickerArr"):
+        assert s.symbol is None
+    else:
         assert s.symbol == "BTCUSDT"
+    # lag is measured only on payloads that are one object with an event time E
+    assert s.has_event_time == (kind not in ("miniTickerArr", "windowTickerArr", "bookTicker", "partialDepth",
+                                             "referencePrice"))
 
 
 @pytest.mark.parametrize("bad", ["BTCUSDT@trade", "btcusdt@nope", "btcusdt@kline_7m", "btcusdt", "@trade",
-                                 "btcusdt@trade@100ms", "btcusdt@depth7"])
+                                 "btcusdt@trade@100ms", "btcusdt@depth7", "btcusdt@kline_1m\n", "btcusdt@depth5\n",
+                                 "btcusdt@avgprice", "btcusdt@avgPrice@1000ms", "btcusdt@ticker_2h",
+                                 "btcusdt@ticker_1H", "btcusdt@ticker_1h\n", "btcusdt@ticker_", "!ticker@arr",
+                                 "!ticker_1w@arr", "!ticker_1h@arr\n", "!ticker_1h", "btcusdt@!ticker_1h@arr",
+                                 "!miniTicker@arr@x", "btcusdt@referenceprice", "btcusdt@referencePrice@1000ms"])
 def test_parse_stream_rejects(bad):
     with pytest.raises(ValueError, match="invalid stream name"):
         parse_stream(bad)
