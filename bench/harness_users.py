@@ -18,9 +18,9 @@ import argparse
 import csv
 import json
 import os
+import statistics
 import subprocess
 import sys
-import statistics
 import tempfile
 
 import yaml

@@ -67,11 +67,11 @@ from locust.event import EventHook
 from locust.runners import MasterRunner, WorkerRunner
 
 from .config.errors import ConfigError
+from .run import make_run_id
 from .users.exchange import ExchangeClient
 from .users.ledger import OrderLedger, cancel_open_orders, merge_counts
 from .users.symbols import SymbolRules, rules_from_exchange_info
 from .users.ws import WsCounters
-from .run import make_run_id
 
 log = logging.getLogger("letrade_perf.plugin")
 
@@ -476,8 +476,8 @@ class LetradePlugin:
     def _build_with(self, environment, profile, env_name: str, urls: dict, role: str, sim, opts):
         from .clock import ClockSync
         from .config.environments import environment as target
-        from .preflight import credential_problem
         from .pacing import Pacer, budgets_from_rate_limits
+        from .preflight import credential_problem
 
         runner = environment.runner
         env = target(env_name, **urls)

@@ -311,7 +311,6 @@ def _influx_env(args) -> dict:
 def run_from_args(args) -> int:
     from .config.errors import ConfigError
     from .config.profile import load_profile
-
     from .logs import configure
 
     configure(args.log_format, args.log_level or "INFO")

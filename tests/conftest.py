@@ -2,15 +2,14 @@
 InfluxDB 1.x) on free loopback ports, stopped by PID."""
 from __future__ import annotations
 
+import os
+import sys
+
 # Locust applies gevent's monkey patching when it is imported. Tests that use Locust in this
 # process (user classes, the asyncio bridge) import it; if aiohttp, urllib3 or ccxt were imported
 # before that (by other test modules at collection), patching ssl afterwards recurses. So the
 # patching comes first, for the whole session, as it does in every Locust process.
-import locust  # noqa: F401, I001  - must stay the first import
-
-import os
-import sys
-
+import locust  # noqa: F401 - before any test module is collected
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

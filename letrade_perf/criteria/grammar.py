@@ -111,7 +111,7 @@ def parse_selector(key: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     """``'request{name="GET /api/v3/depth"}'`` → ``("request", (("name", "GET /api/v3/depth"),))``."""
     m = _SELECTOR.match(key)
     if not m:
-        raise ValueError(f"invalid metric selector (expected metric or metric{{tag=\"value\"}})")
+        raise ValueError("invalid metric selector (expected metric or metric{tag=\"value\"})")
     metric, body = m.group(1), m.group(2)
     tags: dict[str, str] = {}
     if body is not None and body.strip():

@@ -33,10 +33,20 @@ import time
 from typing import Any, Callable, Iterable, Mapping
 
 from ..config.secrets import mask
-from .influx_io import InfluxWriter, SinkWriteError, escape_tag, format_line, _ms
+from .influx_io import InfluxWriter, SinkWriteError, _ms, escape_tag, format_line
 from .recorder import Series, Snapshot
-from .sink_config import (ENV_BUCKET, ENV_INTERVAL, ENV_MODE, ENV_ORG, ENV_TOKEN, ENV_URL, MODES,  # noqa: F401
-                          SinkConfig, display_url, resolve_sink_config)
+from .sink_config import (  # noqa: F401
+    ENV_BUCKET,
+    ENV_INTERVAL,
+    ENV_MODE,
+    ENV_ORG,
+    ENV_TOKEN,
+    ENV_URL,
+    MODES,
+    SinkConfig,
+    display_url,
+    resolve_sink_config,
+)
 
 __all__ = ["InfluxSink", "InfluxWriter", "SinkWriteError", "SinkConfig", "resolve_sink_config", "display_url",
            "escape_tag", "format_line", "criteria_points", "run_fields", "ProcessGauges", "ENV_URL", "ENV_TOKEN",

@@ -40,8 +40,13 @@ from typing import Any, Callable, Mapping
 import gevent
 from gevent.event import Event
 
-from ..binance.headers import (ORDER_COUNT_PREFIX, USED_WEIGHT_PREFIX, parse_order_count, parse_used_weight,
-                               suffix_for_window)
+from ..binance.headers import (
+    ORDER_COUNT_PREFIX,
+    USED_WEIGHT_PREFIX,
+    parse_order_count,
+    parse_used_weight,
+    suffix_for_window,
+)
 from ..binance.intervals import MINUTE_MS
 from .budgets import ORDERS, RAW_REQUESTS, REQUEST_WEIGHT, Budgets
 

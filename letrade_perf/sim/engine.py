@@ -13,15 +13,37 @@ from bisect import bisect_left
 from collections import deque
 from decimal import Decimal
 
-from ..binance.errors import DUPLICATE_ORDER, INSUFFICIENT_BALANCE, LIQUIDITY_LOW, MARKET_CLOSED, UNKNOWN_ORDER, \
-    WOULD_MATCH, WOULD_TRIGGER, BinanceError, error, filter_failure, order_rejected
+from ..binance.errors import (
+    DUPLICATE_ORDER,
+    INSUFFICIENT_BALANCE,
+    LIQUIDITY_LOW,
+    MARKET_CLOSED,
+    UNKNOWN_ORDER,
+    WOULD_MATCH,
+    WOULD_TRIGGER,
+    BinanceError,
+    error,
+    filter_failure,
+    order_rejected,
+)
 from ..binance.intervals import DAY_MS, MINUTE_MS, kline_open
 from .book import OrderBook
 from .clock import SimClock
 from .config import SimConfig
 from .events import EventHub, TradeEvent
-from .filters import E8, MAX_NUM_ALGO_ORDERS, ORDER_TYPES, STOP_TYPES, STP_MODES, SymbolRules, ceil_div, \
-    check_precision, dec_e8, fmt8, to_e8
+from .filters import (
+    E8,
+    MAX_NUM_ALGO_ORDERS,
+    ORDER_TYPES,
+    STOP_TYPES,
+    STP_MODES,
+    SymbolRules,
+    ceil_div,
+    check_precision,
+    dec_e8,
+    fmt8,
+    to_e8,
+)
 from .market import KlineHistory, PricePath, _u01, check_interval, kline_ws, parse_time_zone, stable_hash
 from .params import Params
 from .stats import SimStats

@@ -21,8 +21,16 @@ import math
 import re
 
 from ..binance.errors import BinanceError, error
-from ..binance.intervals import DAY_MS, HOUR_MS, KLINE_INTERVALS, KLINE_INTERVALS_MS, MINUTE_MS, kline_next, \
-    kline_open, kline_prev
+from ..binance.intervals import (
+    DAY_MS,
+    HOUR_MS,
+    KLINE_INTERVALS,
+    KLINE_INTERVALS_MS,
+    MINUTE_MS,
+    kline_next,
+    kline_open,
+    kline_prev,
+)
 from .filters import E8
 
 _M64 = (1 << 64) - 1

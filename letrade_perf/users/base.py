@@ -44,7 +44,7 @@ class HarnessUserMixin:
         env = self.environment
         ctx = getattr(env, "letrade", None)
         if ctx is None and getattr(env, "letrade_initialising", False):
-            import gevent     # users run under Locust: waiting yields to the init greenlet
+            import gevent  # users run under Locust: waiting yields to the init greenlet
             deadline = time.monotonic() + self.context_wait_s
             while ctx is None and getattr(env, "letrade_initialising", False) and time.monotonic() < deadline:
                 gevent.sleep(0.05)

@@ -15,11 +15,10 @@ from locust.exception import StopUser
 
 from ..binance.endpoints import endpoint
 from ..binance.intervals import KLINE_INTERVALS_MS
+from ..pacing import IpBanned
 from .base import Failure, HarnessUserMixin, weighted_tasks
 from .exchange import CallResult, classify, decode, encode_request, feedback
 from .integrity import check_depth, check_klines, check_object, check_trades
-
-from ..pacing import IpBanned
 
 
 class BinanceRestUser(HarnessUserMixin, FastHttpUser):

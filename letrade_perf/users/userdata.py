@@ -28,10 +28,9 @@ from gevent.event import AsyncResult, Event
 
 from ..binance.endpoints import WS_API_CONNECT_WEIGHT, WS_API_METHODS
 from ..binance.signing import ws_api_payload
+from ..pacing import IpBanned
 from .base import Failure
 from .exchange import CLOCK_ERROR_CODE, RECV_WINDOW_MS, ClientClockError
-
-from ..pacing import IpBanned
 
 FINAL = frozenset({"FILLED", "CANCELED", "EXPIRED", "REJECTED", "EXPIRED_IN_MATCH"})
 _ids = itertools.count(1)

@@ -20,10 +20,9 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import grafana_json as g
 import pytest
 import yaml
-
-import grafana_json as g
 
 REPO = g.REPO
 SERVICES = {"sim", "influxdb", "grafana", "locust-master", "locust-worker"}

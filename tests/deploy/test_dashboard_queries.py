@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import time
 
+import grafana_json as g
 import pytest
 
 from letrade_perf.metrics.influx_io import format_line
-
-import grafana_json as g
 
 DB = g.DATABASE
 STEP_MS = 5_000   # the sink's interval

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 import grafana_json as g
+import pytest
 
 LIVE, TRENDS = "letrade-live", "letrade-trends"
 

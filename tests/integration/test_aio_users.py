@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from simproc import start_sim
 
 LOCUSTFILE = Path(__file__).with_name("aio_locustfile.py")

@@ -65,6 +65,7 @@ def workers_args(workers: int) -> list[str]:
 def test_passing_criteria_exit_0_and_reports_validate(tmp_path, workers):
     import jsonschema
     import xmlschema
+
     from letrade_perf.reports import SCHEMA_PATH
 
     samples = tmp_path / "samples"

@@ -28,8 +28,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
-from netns import ROOT, offline_env, run_bounded, run_offline
-from test_run import profile_variant
+from netns import ROOT, offline_env, run_bounded, run_offline  # noqa: E402
+from test_run import profile_variant  # noqa: E402
 
 SMOKE = os.path.join(ROOT, "letrade_perf", "profiles", "smoke.yaml")
 LETRADE = [sys.executable, "-m", "letrade_perf"]

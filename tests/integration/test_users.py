@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 
-
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROFILES = os.path.join(REPO, "tests", "integration", "profiles")
 LOCUSTFILE = os.path.join(REPO, "locustfiles", "binance.py")

@@ -32,7 +32,6 @@ import urllib.request
 import pytest
 
 from browser import chromium, require_chromium
-
 from letrade_perf.procs import stop_process
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -9,8 +9,7 @@ from letrade_perf.binance import signing
 from letrade_perf.binance.errors import BinanceError
 from letrade_perf.sim.auth import Auth, _strip_signature
 from letrade_perf.sim.clock import ManualClock
-from letrade_perf.sim.config import (DEMO_ED25519_API_KEY, DEMO_ED25519_PRIVATE_PEM, AccountSpec, SimConfig,
-                                     from_mapping)
+from letrade_perf.sim.config import DEMO_ED25519_API_KEY, DEMO_ED25519_PRIVATE_PEM, AccountSpec, SimConfig, from_mapping
 
 DOC_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
 DOC_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"

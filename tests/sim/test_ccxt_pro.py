@@ -21,10 +21,10 @@ from decimal import Decimal
 import ccxt.pro
 import pytest
 import websocket
-from simproc import start_sim
 
 from letrade_perf.binance.ccxt_compat import ccxt_config
 from letrade_perf.sim.config import DEMO_API_KEY, DEMO_SECRET
+from simproc import start_sim
 
 SYM = "BTC/USDT"
 STEP_S = 5.0     # bound of one awaited ccxt call
@@ -251,7 +251,7 @@ def test_fetch_ohlcv_ws_matches_rest(sim):
     assert len(ws) == 5
     assert ws == rest
     assert [c[0] for c in ws] == [until + 1 - 60_000 * k for k in range(5, 0, -1)]
-    for ts, o, h, low, c, v in ws:
+    for _ts, o, h, low, c, v in ws:
         assert h >= max(o, c) and low <= min(o, c) and low > 0 and v >= 0
 
 

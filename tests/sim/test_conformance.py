@@ -31,12 +31,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openapi_schema_validator import OAS30Validator
-from test_openapi import REFERENCE_WINS, response_schema, spec
 
 from letrade_perf.binance.endpoints import ENDPOINTS
 from letrade_perf.binance.errors import SPECS
 from letrade_perf.binance.signing import hmac_sha256
 from letrade_perf.sim.config import DEMO_API_KEY, DEMO_SECRET
+from test_openapi import REFERENCE_WINS, response_schema, spec
 
 EXAMPLES = int(os.environ.get("LETRADE_CONFORMANCE_EXAMPLES", "30"))  # per endpoint; raise locally to hunt
 #: ``LETRADE_CONFORMANCE_RANDOM=1``: fresh random examples instead of the fixed, reproducible set.

@@ -12,6 +12,7 @@ import time
 from decimal import Decimal
 
 import pytest
+
 from test_wsapi import Api, weight_count
 
 SYM = "BTCUSDT"

@@ -166,8 +166,10 @@ def test_error_table():
     assert not errors.is_status_unknown(400, -2010)
 
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
 from urllib.parse import urlencode  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 
 @settings(max_examples=300, deadline=None)

@@ -14,8 +14,13 @@ from letrade_perf.config.credentials import Credentials, load_credentials
 from letrade_perf.config.environments import environment
 from letrade_perf.config.errors import ConfigError
 from letrade_perf.config.secrets import Secret, install_log_masking, mask, register_secret
-from letrade_perf.sim.config import (DEMO_API_KEY, DEMO_ED25519_API_KEY, DEMO_ED25519_PRIVATE_PEM,
-                                     DEMO_ED25519_PUBLIC_PEM, DEMO_SECRET)
+from letrade_perf.sim.config import (
+    DEMO_API_KEY,
+    DEMO_ED25519_API_KEY,
+    DEMO_ED25519_PRIVATE_PEM,
+    DEMO_ED25519_PUBLIC_PEM,
+    DEMO_SECRET,
+)
 
 PROD = environment("production")
 TESTNET = environment("testnet")

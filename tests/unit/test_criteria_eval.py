@@ -66,7 +66,7 @@ def test_request_aggregations_and_tag_filters():
 
 def test_ws_lag_uncertainty_makes_a_criterion_inconclusive():
     def fill(rec, clock):
-        for i in range(50):
+        for _ in range(50):
             rec.on_ws_lag(stream="btcusdt@trade", lag_ms=5.0, uncertainty_ms=1.0)
             rec.on_ws_lag(stream="ethusdt@trade", lag_ms=8.0, uncertainty_ms=30.0)
     store = store_with(fill)

@@ -27,15 +27,27 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from letrade_perf.cli import LOG_LEVELS, build_parser, main
-from letrade_perf.config.environments import (BINANCE_REST_HOSTS, PRODUCTION, TESTNET, WS_API_PATH, Environment,
-                                              environment, target_options)
+from letrade_perf.config.environments import (
+    BINANCE_REST_HOSTS,
+    PRODUCTION,
+    TESTNET,
+    WS_API_PATH,
+    Environment,
+    environment,
+    target_options,
+)
 from letrade_perf.config.errors import ConfigError
 from letrade_perf.config.profile import TargetSettings, profile_from_mapping
 from letrade_perf.criteria.evaluate import judge
 from letrade_perf.criteria.grammar import parse_criteria
 from letrade_perf.metrics.recorder import MetricsRecorder, MetricsStore, Snapshot
-from letrade_perf.preflight import (credential_problem, describe_network_error, fetch_exchange_info,
-                                    symbol_problem, users_needing_credentials)
+from letrade_perf.preflight import (
+    credential_problem,
+    describe_network_error,
+    fetch_exchange_info,
+    symbol_problem,
+    users_needing_credentials,
+)
 from letrade_perf.retry import STARTUP, Attempts, RetryPolicy, retry_call
 from letrade_perf.sim.config import DEMO_API_KEY
 from letrade_perf.users.exchange import ClientClockError

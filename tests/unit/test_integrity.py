@@ -6,8 +6,7 @@ import copy
 import pytest
 
 from letrade_perf.binance.intervals import HOUR_MS, MINUTE_MS
-from letrade_perf.users.integrity import (CLOSE_TIME, DISORDER, DUPLICATE, GAP, MALFORMED, MISALIGNED, OHLC,
-                                          check_klines)
+from letrade_perf.users.integrity import CLOSE_TIME, DISORDER, DUPLICATE, GAP, MALFORMED, MISALIGNED, OHLC, check_klines
 
 T0 = 1_700_000_040_000 // MINUTE_MS * MINUTE_MS
 

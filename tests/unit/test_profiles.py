@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import subprocess
 import sys
@@ -48,7 +49,7 @@ def test_bundled_profile_loads(name):
     assert p.name == name and p.description and p.stages and p.duration_s > 0
     assert p.users.active()
     assert isinstance(p.symbols, tuple) and isinstance(p.stages, tuple) and isinstance(p.criteria, tuple)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         p.name = "changed"          # frozen
 
 

@@ -22,8 +22,15 @@ from letrade_perf.config.profile import SinkSettings, profile_from_mapping
 from letrade_perf.config.secrets import mask
 from letrade_perf.metrics.histogram import Histogram
 from letrade_perf.metrics.recorder import MetricsRecorder
-from letrade_perf.metrics.sink import (InfluxSink, InfluxWriter, ProcessGauges, SinkConfig, SinkWriteError,
-                                       format_line, resolve_sink_config)
+from letrade_perf.metrics.sink import (
+    InfluxSink,
+    InfluxWriter,
+    ProcessGauges,
+    SinkConfig,
+    SinkWriteError,
+    format_line,
+    resolve_sink_config,
+)
 
 BASE = {"run_id": "20261124T000000Z-t", "profile": "t", "env": "sim", "worker": "local"}
 RUN_TAGS = {"run_id", "profile", "env"}
