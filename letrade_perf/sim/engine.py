@@ -347,51 +347,7 @@ class Exchange:
         c = st.caches.get(ck)
         if c is not None and c[0] == key:
             return c[1]
-        open_t = now - window_ms
-        h = st.history
-        opens = h.opens("1m", now, 0, kline_open("1m", open_t), now, 1000)
-        cs = h.candles("1m", opens, now)
-        open8 = st.path.price8(open_t)
-        last8 = st.last_price or st.path.price8(now)
-        hi = max([open8, last8] + [c_[3] for c_ in cs])
-        lo = min([open8, last8] + [c_[4] for c_ in cs])
-        vol = sum(c_[6] for c_ in cs)
-        quote = sum(c_[7] for c_ in cs)
-        if st.trade_times and st.trade_times[0] < open_t:
-            i = bisect_left(st.trade_times, open_t)
-            first_id = st.trades[i][0] if i < len(st.trades) else -1
-        else:
-            first_id = st.trades[0][0] if st.trades else -1
-            for m, tid in st.minutes:
-                if m + MINUTE_MS > open_t:
-                    if first_id == -1 or tid < first_id:
-                        first_id = tid
-                    break
-        if first_id != -1:
-            last_id = st.trades[-1][0]
-            count = last_id - first_id + 1
-        else:
-            first_id = last_id = -1
-            count = 0
-        chg = last8 - open8
-        pct = Decimal(chg * 100) / Decimal(open8) if open8 else Decimal(0)
-        d = {
-            "symbol": st.symbol,
-            "priceChange": fmt8(chg),
-            "priceChangePercent": f"{pct:.3f}",
-            "weightedAvgPrice": _fmt(quote * E8 // vol if vol else last8),
-            "openPrice": _fmt(open8),
-            "highPrice": _fmt(hi),
-            "lowPrice": _fmt(lo),
-            "lastPrice": _fmt(last8),
-            "volume": _fmt(vol),
-            "quoteVolume": _fmt(quote),
-            "openTime": open_t,
-            "closeTime": now,
-            "firstId": first_id,
-            "lastId": last_id,
-            "count": count,
-        }
+        d = self._window_fields(st, now, window_ms, "1m", 1000)
         st.caches[ck] = (key, d)
         return d
 
@@ -578,16 +534,15 @@ class Exchange:
         now = self.clock.now_ms()
         return {"mins": 5, "price": _fmt(self._avg_price8(st, now)), "closeTime": st.last_time or now}
 
-    def _ticker(self, st: SymbolState, now: int) -> dict:
-        key = (self._tick_seq, st.trade_seq, now // 1000)
-        c = st.caches.get("t24")
-        if c is not None and c[0] == key:
-            return c[1]
-        open_t = now - DAY_MS
+    def _window_fields(self, st: SymbolState, now: int, window_ms: int, interval: str, max_candles: int) -> dict:
+        """The rolling-window statistics of ``st`` over ``(now - window_ms, now]`` (REST ticker field
+        names, FULL minus the book): open/high/low from ``interval`` candles and the price path,
+        volumes, and the trade-id range from the kept trades — or, where the window reaches past
+        them, the per-minute index (to the minute, Binance's documented tolerance)."""
+        open_t = now - window_ms
         h = st.history
-        o15 = kline_open("15m", open_t)
-        opens = h.opens("15m", now, 0, o15, now, 200)
-        cs = h.candles("15m", opens, now)
+        opens = h.opens(interval, now, 0, kline_open(interval, open_t), now, max_candles)
+        cs = h.candles(interval, opens, now)
         open8 = st.path.price8(open_t)
         last8 = st.last_price or st.path.price8(now)
         hi = max([open8, last8] + [c_[3] for c_ in cs])
@@ -598,7 +553,6 @@ class Exchange:
             i = bisect_left(st.trade_times, open_t)
             first_id = st.trades[i][0] if i < len(st.trades) else -1
         else:
-            # The window reaches past the kept trades: the per-minute index, to the minute.
             first_id = st.trades[0][0] if st.trades else -1
             for m, tid in st.minutes:
                 if m + MINUTE_MS > open_t:
@@ -613,23 +567,15 @@ class Exchange:
             count = 0
         chg = last8 - open8
         pct = Decimal(chg * 100) / Decimal(open8) if open8 else Decimal(0)
-        book = st.book
-        bb, ba = book.best_bid(), book.best_ask()
-        d = {
+        return {
             "symbol": st.symbol,
             "priceChange": fmt8(chg),
             "priceChangePercent": f"{pct:.3f}",
             "weightedAvgPrice": _fmt(quote * E8 // vol if vol else last8),
-            "prevClosePrice": _fmt(open8),
-            "lastPrice": _fmt(last8),
-            "lastQty": _fmt(st.last_qty),
-            "bidPrice": _fmt(bb) if bb else _ZERO,
-            "bidQty": _fmt(book.bids.levels[bb].qty) if bb else _ZERO,
-            "askPrice": _fmt(ba) if ba else _ZERO,
-            "askQty": _fmt(book.asks.levels[ba].qty) if ba else _ZERO,
             "openPrice": _fmt(open8),
             "highPrice": _fmt(hi),
             "lowPrice": _fmt(lo),
+            "lastPrice": _fmt(last8),
             "volume": _fmt(vol),
             "quoteVolume": _fmt(quote),
             "openTime": open_t,
@@ -637,6 +583,30 @@ class Exchange:
             "firstId": first_id,
             "lastId": last_id,
             "count": count,
+        }
+
+    def _ticker(self, st: SymbolState, now: int) -> dict:
+        key = (self._tick_seq, st.trade_seq, now // 1000)
+        c = st.caches.get("t24")
+        if c is not None and c[0] == key:
+            return c[1]
+        w = self._window_fields(st, now, DAY_MS, "15m", 200)
+        book = st.book
+        bb, ba = book.best_bid(), book.best_ask()
+        d = {
+            "symbol": st.symbol,
+            "priceChange": w["priceChange"],
+            "priceChangePercent": w["priceChangePercent"],
+            "weightedAvgPrice": w["weightedAvgPrice"],
+            "prevClosePrice": w["openPrice"],
+            "lastPrice": w["lastPrice"],
+            "lastQty": _fmt(st.last_qty),
+            "bidPrice": _fmt(bb) if bb else _ZERO,
+            "bidQty": _fmt(book.bids.levels[bb].qty) if bb else _ZERO,
+            "askPrice": _fmt(ba) if ba else _ZERO,
+            "askQty": _fmt(book.asks.levels[ba].qty) if ba else _ZERO,
+            **{k: w[k] for k in ("openPrice", "highPrice", "lowPrice", "volume", "quoteVolume", "openTime",
+                                 "closeTime", "firstId", "lastId", "count")},
         }
         st.caches["t24"] = (key, d)
         return d
