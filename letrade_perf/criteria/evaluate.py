@@ -5,43 +5,21 @@ say: the selection has no samples, or (WS lag) the clock offset's uncertainty is
 the threshold, so a lag below the threshold could be an artefact of the clock. An inconclusive
 result fails the gate unless the profile sets ``gate.allow_inconclusive``.
 
-How each known metric is read from a :class:`~letrade_perf.metrics.recorder.MetricsStore`:
-
-==================  =====================================================================  =====
-metric              value                                                                  unit
-==================  =====================================================================  =====
-request             response times of REST, ccxt and WS API calls (tags type/name/status)  ms
-ws_lag              clock-corrected event lag per stream (tag stream)                      ms
-pipeline            signal → fill → reconciled, per order (tags name/status)               ms
-fill_to_balance     FILLED executionReport → balance update                               ms
-slippage            fill average vs decision price, positive = worse (tags symbol/side)    bps
-fees                fee value / notional (tags symbol/asset)                               bps
-api_success         successful REST/ccxt/WS API calls / all                                ratio
-order_success       orders the exchange accepted / orders sent (tags outcome/source)       ratio
-ws_connection       successful connects / (connects + failed connects + disconnects)       ratio
-reconciliation      reconciliation checks that matched / all (tag name)                    ratio
-uptime              seconds with a successful API answer / seconds with API traffic        ratio
-http_429, http_418  responses with that status (count; rate = per second of the run)       count
-clock_errors        ``-1021`` answers (timestamp outside recvWindow; tags as request)      count
-user_errors         exceptions a user raised out of a task or on_start/on_stop (Locust's   count
-                    ``user_error`` event): a bug in the user's code or the harness's
-other ``X``         the request type ``X``'s samples (e.g. ``userdata``)                   ms
-==================  =====================================================================  =====
+What each metric is, its unit and the recorder series it is read from are in the one table
+:data:`letrade_perf.metrics.catalogue.CATALOGUE`; a request type it does not name (``X``) is read
+as the series ``X`` (ms; ``rate`` = ok ÷ all).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..metrics import catalogue
 from ..metrics.recorder import MetricsStore
 from .grammar import COUNTER_METRICS, Criterion, parse_criteria
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
-_UNITS = {"slippage": "bps", "fees": "bps", "api_success": "ratio", "order_success": "ratio",
-          "ws_connection": "ratio", "reconciliation": "ratio", "uptime": "ratio", "http_429": "count",
-          "http_418": "count", "clock_errors": "count", "user_errors": "count"}
 #: counter metrics read from the processes' cumulative gauges (see ``LocustGate._gauges``)
-_GAUGES = {"http_429": "r429", "http_418": "r418", "user_errors": "user_errors"}
-_RATE_SERIES = {"api_success": "request", "ws_connection": "ws_connection", "reconciliation": "reconciliation"}
+_GAUGES = {m.name: m.gauge for m in catalogue.CATALOGUE if m.gauge}
 
 
 def unit_of(c: Criterion) -> str:
@@ -52,7 +30,7 @@ def unit_of(c: Criterion) -> str:
         return "1/s"
     if c.aggregation == "rate":
         return "ratio"
-    return _UNITS.get(c.metric, "ms")
+    return catalogue.unit(c.metric)
 
 
 @dataclass(frozen=True)
@@ -97,7 +75,7 @@ def measure(c: Criterion, store: MetricsStore, elapsed_s: float) -> tuple[float 
             return (n / elapsed_s if elapsed_s > 0 else None), n, None
         return float(n), n, None
     if m == "clock_errors":      # the request series a -1021 answer went to (status=clock)
-        n = store.merged("request", tuple(t for t in tags if t[0] != "status") + (("status", "clock"),)).hist.count
+        n = store.merged(*catalogue.series_of(m, tags)).hist.count
         if agg == "rate":
             return (n / elapsed_s if elapsed_s > 0 else None), n, None
         return float(n), n, None
@@ -109,10 +87,10 @@ def measure(c: Criterion, store: MetricsStore, elapsed_s: float) -> tuple[float 
         placed = store.counter("orders", tags + (("outcome", "placed"),) if not _has(tags, "outcome") else tags)
         return (placed / sent if sent else None), sent, None
     if agg == "rate":
-        ok, fail = store.ok_fail(_RATE_SERIES.get(m, m), tags)
+        ok, fail = store.ok_fail(*catalogue.series_of(m, tags))
         n = ok + fail
         return (ok / n if n else None), n, None
-    series = store.merged(m, tags)
+    series = store.merged(*catalogue.series_of(m, tags))
     h = series.hist
     if h.count == 0:
         return None, 0, series.uncertainty_ms

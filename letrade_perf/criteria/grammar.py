@@ -33,17 +33,15 @@ from typing import Any, Mapping
 
 from ..config.errors import ConfigError
 from ..config.strict import parse_duration
+from ..metrics import catalogue
 
-TREND_METRICS = ("request", "ws_lag", "pipeline", "fill_to_balance", "slippage", "fees")
-RATE_METRICS = ("api_success", "order_success", "ws_connection", "reconciliation", "uptime")
-COUNTER_METRICS = ("http_429", "http_418", "clock_errors", "user_errors")
-KNOWN_METRICS = TREND_METRICS + RATE_METRICS + COUNTER_METRICS
-#: Aggregations each known metric kind accepts (``p`` stands for every ``p(N)``).
-METRIC_AGGREGATIONS: dict[str, tuple[str, ...]] = {
-    **{m: ("avg", "min", "max", "med", "p", "count") for m in TREND_METRICS},
-    **{m: ("rate",) for m in RATE_METRICS},
-    **{m: ("count", "rate") for m in COUNTER_METRICS},
-}
+# The metric names and what each accepts come from the one catalogue (letrade_perf.metrics.catalogue).
+TREND_METRICS = catalogue.names(catalogue.TREND)
+RATE_METRICS = catalogue.names(catalogue.RATE)
+COUNTER_METRICS = catalogue.names(catalogue.COUNTER)
+KNOWN_METRICS = tuple(m.name for m in catalogue.CATALOGUE)
+#: Aggregations each known metric accepts (``p`` stands for every ``p(N)``).
+METRIC_AGGREGATIONS: dict[str, tuple[str, ...]] = {m.name: m.aggregations for m in catalogue.CATALOGUE}
 AGGREGATIONS = ("avg", "min", "max", "med", "p(N)", "rate", "count")
 OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
 

@@ -1,0 +1,113 @@
+"""The one table of letrade-perf's metrics: what each is, how it is judged, what produces it.
+
+Every name a criterion may use (``request``, ``ws_lag``, …) is a :class:`Metric` here. The
+criteria grammar takes its names and aggregations from this table, the evaluation its units and
+where each metric is read from, the profile check what produces it, and the README's metric table
+is tested against it. A request type the table does not name (a user's own ``X``) is still a
+metric: its samples, in ms, with tags ``name`` and ``status``.
+
+Kinds: ``trend`` (a distribution: ``avg min max med p(N) count``), ``rate`` (ok ÷ all:
+``rate``), ``counter`` (a count: ``count`` or ``rate`` per second of the run), ``request_type``
+(the samples of one Locust request type: a trend, or ``rate`` = ok ÷ all).
+
+``produced_by`` names the user kinds whose runs yield samples (``always``: every run, a counter
+that is valid at 0; ``orders``: any user that places orders).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+TREND, RATE, COUNTER, REQUEST_TYPE = "trend", "rate", "counter", "request_type"
+ALWAYS, ORDERS = "always", "orders"
+_API_USERS = ("rest_market", "ccxt", "pipeline")
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    kind: str
+    unit: str
+    tags: tuple[str, ...]
+    what: str
+    produced_by: tuple[str, ...]
+    series: str | None = None
+    """The recorder series it is read from (default: its own name)."""
+    series_tags: tuple[tuple[str, str], ...] = ()
+    """Tags fixed on that series (``fill_to_balance`` is ``userdata{name="fill_to_balance"}``)."""
+    gauge: str | None = None
+    """For counters read from the processes' cumulative gauges: the gauge's name."""
+
+    @property
+    def aggregations(self) -> tuple[str, ...]:
+        """What the grammar accepts for it (``p`` stands for every ``p(N)``)."""
+        return {TREND: ("avg", "min", "max", "med", "p", "count"), RATE: ("rate",),
+                COUNTER: ("count", "rate"), REQUEST_TYPE: ("avg", "min", "max", "med", "p", "count", "rate")}[self.kind]
+
+
+CATALOGUE: tuple[Metric, ...] = (
+    Metric("request", TREND, "ms", ("type", "name", "status"),
+           "REST, ccxt and WS API response times", _API_USERS),
+    Metric("ws_lag", TREND, "ms", ("stream",), "clock-corrected event lag per stream", ("ws_streams",)),
+    Metric("pipeline", TREND, "ms", ("name", "status"), "signal → order → fill → reconciled, per order",
+           ("pipeline",)),
+    Metric("fill_to_balance", TREND, "ms", ("status",), "FILLED executionReport → balance update",
+           ("pipeline",), series="userdata", series_tags=(("name", "fill_to_balance"),)),
+    Metric("slippage", TREND, "bps", ("symbol", "side"), "fill average vs decision price, positive = worse",
+           ("pipeline",)),
+    Metric("fees", TREND, "bps", ("symbol", "asset"), "fee value ÷ notional", ("pipeline",)),
+    Metric("api_success", RATE, "ratio", ("type", "name", "status"),
+           "successful REST / ccxt / WS API calls ÷ all", _API_USERS, series="request"),
+    Metric("order_success", RATE, "ratio", ("outcome", "source"), "orders the exchange accepted ÷ orders sent",
+           (ORDERS,)),
+    Metric("ws_connection", RATE, "ratio", ("name", "status"),
+           "connects ÷ (connects + failed connects + disconnects)", ("ws_streams", "pipeline")),
+    Metric("reconciliation", RATE, "ratio", ("name", "status"), "order and balance checks that matched ÷ all",
+           ("pipeline",)),
+    Metric("uptime", RATE, "ratio", (), "seconds with a successful API answer ÷ seconds with API traffic",
+           _API_USERS),
+    Metric("http_429", COUNTER, "count", (), "429 answers (the pacer's count)", (ALWAYS,), gauge="r429"),
+    Metric("http_418", COUNTER, "count", (), "418 answers (the pacer's count)", (ALWAYS,), gauge="r418"),
+    Metric("clock_errors", COUNTER, "count", ("type", "name"),
+           "-1021 answers (timestamp outside recvWindow); the clock re-syncs at once", (ALWAYS,),
+           series="request", series_tags=(("status", "clock"),)),
+    Metric("user_errors", COUNTER, "count", (),
+           "exceptions a user raised out of a task, on_start or on_stop", (ALWAYS,), gauge="user_errors"),
+    Metric("userdata", REQUEST_TYPE, "ms", ("name", "status"), "user-data stream timings of the pipeline",
+           ("pipeline",)),
+    Metric("integrity", REQUEST_TYPE, "ms", ("name", "status"), "paged kline integrity checks", ("rest_market",)),
+)
+
+BY_NAME: dict[str, Metric] = {m.name: m for m in CATALOGUE}
+
+
+def names(kind: str) -> tuple[str, ...]:
+    return tuple(m.name for m in CATALOGUE if m.kind == kind)
+
+
+def unit(name: str) -> str:
+    """The unit of a metric's values (ms for an uncatalogued request type)."""
+    m = BY_NAME.get(name)
+    return m.unit if m is not None else "ms"
+
+
+def series_of(name: str, tags: tuple[tuple[str, str], ...]) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The recorder series (name, tags) a selector of ``name`` with ``tags`` reads."""
+    m = BY_NAME.get(name)
+    if m is None:
+        return name, tags
+    fixed = dict(m.series_tags)
+    return m.series or m.name, tuple((k, v) for k, v in tags if k not in fixed) + tuple(fixed.items())
+
+
+def produced(name: str, active_kinds: Iterable[str], places_orders: bool) -> bool | None:
+    """Whether a run whose active user kinds are ``active_kinds`` yields samples of ``name``
+    (None: not a catalogued metric — a request type of the user's own code)."""
+    m = BY_NAME.get(name)
+    if m is None:
+        return None
+    kinds = set(active_kinds)
+    return ALWAYS in m.produced_by or (ORDERS in m.produced_by and places_orders) or bool(kinds & set(m.produced_by))
+
+
+__all__ = ["Metric", "CATALOGUE", "BY_NAME", "TREND", "RATE", "COUNTER", "REQUEST_TYPE", "names", "unit", "series_of", "produced"]
