@@ -2,7 +2,7 @@
 
 ``locust -f "$(letrade-perf paths locustfile)" --profile smoke`` (or ``letrade-perf run``) loads
 a file that only does ``from letrade_perf.locustfile import *``. Your own locustfile can do the
-same next to its own user classes (a drop-in plugin): ``--profile`` then configures these four
+same next to its own user classes (a drop-in plugin): ``--profile`` then configures these
 users and drives the stages, and your classes run beside them, untouched::
 
     from locust import HttpUser, task
@@ -20,11 +20,12 @@ same ``--profile`` and target options (``letrade-perf run --workers N`` passes t
 """
 from letrade_perf.plugin import ProfileShape, register_plugin
 from letrade_perf.users.ccxt_user import CcxtUser
+from letrade_perf.users.own import OwnCodeUser
 from letrade_perf.users.pipeline import TradingPipelineUser
 from letrade_perf.users.rest import MarketDataUser
 from letrade_perf.users.ws import WsStreamUser
 
-__all__ = ["RestMarketData", "CcxtTrader", "WsStreams", "TradingPipeline", "BinanceProfileShape"]
+__all__ = ["RestMarketData", "CcxtTrader", "WsStreams", "TradingPipeline", "OwnCode", "BinanceProfileShape"]
 
 register_plugin()
 
@@ -43,6 +44,10 @@ class WsStreams(WsStreamUser):
 
 class TradingPipeline(TradingPipelineUser):
     """Signal → order → fill on the user-data stream → reconciliation."""
+
+
+class OwnCode(OwnCodeUser):
+    """Your own trading code, built by the profile's ``users.own.factory``."""
 
 
 class BinanceProfileShape(ProfileShape):

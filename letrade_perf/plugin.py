@@ -302,12 +302,13 @@ def _role(runner) -> str:
 
 def _user_kind(cls) -> str | None:
     from .users.ccxt_user import CcxtUser
+    from .users.own import OwnCodeUser
     from .users.pipeline import TradingPipelineUser
     from .users.rest import MarketDataUser
     from .users.ws import WsStreamUser
 
     for base, kind in ((TradingPipelineUser, "pipeline"), (MarketDataUser, "rest_market"), (CcxtUser, "ccxt"),
-                       (WsStreamUser, "ws_streams")):
+                       (WsStreamUser, "ws_streams"), (OwnCodeUser, "own")):
         if isinstance(cls, type) and issubclass(cls, base):
             return kind
     return None

@@ -246,6 +246,29 @@ class PipelineSettings(UserSettings):
             raise FieldError("max_orders", f"must be >= 0, got {self.max_orders}")
 
 
+_FACTORY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class OwnCodeSettings(UserSettings):
+    """Your own trading code as a user kind, no locustfile needed (``letrade_perf.users.own``)."""
+
+    factory: str = ""
+    """``module:callable`` that builds your system, e.g. ``trading_system.factory:build``. It is
+    called with the harness's guarded asyncio ccxt binance (and ``symbol="BTC/USDT"`` if it takes
+    a ``symbol``) and returns — or resolves to — an object with an async ``step()`` and optional
+    async ``start()`` / ``stop()``."""
+    path: str = ""
+    """A directory put first on ``sys.path`` to import ``factory`` from (relative to the profile file)."""
+    orders: bool = True
+    """Whether the code places orders (the ``order_success`` default criterion applies)."""
+
+    def __post_init__(self) -> None:
+        _check_wait(self)
+        if not _FACTORY.match(self.factory):
+            raise FieldError("factory", f"expected module:callable (e.g. mypkg.engine:build), got {self.factory!r}")
+
+
 @dataclass(frozen=True)
 class UserMix:
     """Which user kinds run (a missing or null section = not run; ``{}`` = run with defaults)."""
@@ -258,21 +281,24 @@ class UserMix:
     """WebSocket market streams and lag."""
     pipeline: PipelineSettings | None = None
     """Trading pipeline (strategy instances)."""
+    own: OwnCodeSettings | None = None
+    """Your own trading code, built by a factory the profile names."""
 
     def __post_init__(self) -> None:
         if not self.active():
-            raise FieldError("", "at least one of rest_market, ccxt, ws_streams, pipeline is needed")
+            raise FieldError("", "at least one of rest_market, ccxt, ws_streams, pipeline, own is needed")
 
     def active(self) -> dict[str, UserSettings]:
         """The configured user kinds by name."""
         return {name: s for name, s in (("rest_market", self.rest_market), ("ccxt", self.ccxt),
-                                        ("ws_streams", self.ws_streams), ("pipeline", self.pipeline))
+                                        ("ws_streams", self.ws_streams), ("pipeline", self.pipeline),
+                                        ("own", self.own))
                 if s is not None}
 
     @property
     def places_orders(self) -> bool:
         """Whether any user places orders."""
-        return self.pipeline is not None or bool(self.ccxt and self.ccxt.orders)
+        return self.pipeline is not None or bool(self.ccxt and self.ccxt.orders) or bool(self.own and self.own.orders)
 
 
 @dataclass(frozen=True)

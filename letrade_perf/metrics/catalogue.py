@@ -20,7 +20,7 @@ from typing import Iterable
 
 TREND, RATE, COUNTER, REQUEST_TYPE = "trend", "rate", "counter", "request_type"
 ALWAYS, ORDERS = "always", "orders"
-_API_USERS = ("rest_market", "ccxt", "pipeline")
+_API_USERS = ("rest_market", "ccxt", "pipeline", "own")
 
 
 @dataclass(frozen=True)
