@@ -8,9 +8,20 @@ weight budget too large to refuse anything (the pacer still runs on every harnes
 | REST public | FastHttpUser `GET /api/v3/depth` | `RestMarketData` (pacing, validation, header feedback) |
 | REST signed | FastHttpUser + inline HMAC `GET /api/v3/openOrders` | `MarketDataUser.call(...)` signed |
 | ccxt | `User` + ccxt `fetch_order_book` | `CcxtTrader` (pacing, header capture) |
+| guarded | `User` + plain ccxt binance `fetch_order_book` | the same loop on `guarded_ccxt(self)` |
 | WS | websocket-client `recv_data` loop + json + lag | `WsStreams` (lag via clock offset, events) |
 
+The guarded row measures the user-code call path (:mod:`letrade_perf.users.guarded`): your own
+``User`` whose ccxt binance has every request paced, measured, safety-checked and ledger-tracked.
+Both of its locustfiles are written into the run's temporary directory (:data:`GUARDED_LOCUSTFILE`);
+both share markets once per process and fire one Locust request event per ``fetch_order_book``
+(the bare loop its own, the guarded one the guard's ``ccxt`` / ``GET /api/v3/depth``).
+
+Bare and harness runs alternate (ABAB…, ``--repeat`` pairs); each row shows the medians of both
+rates, their ratio, and the per-pair ratios harness/bare as min / median / max.
+
     .venv/bin/python bench/harness_users.py [--seconds 12] [--users 20] [--ws-users 5]
+    .venv/bin/python bench/harness_users.py --only guarded --repeat 5
 """
 from __future__ import annotations
 
@@ -35,6 +46,67 @@ BARE = os.path.join(ROOT, "bench", "locust_bare.py")
 SIGNED = os.path.join(ROOT, "bench", "locust_harness_signed.py")
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "ETHBTC"]
 WS_STREAMS = [f"{s.lower()}@{k}" for s in SYMBOLS for k in ("trade", "aggTrade")]
+
+#: the guarded row's locustfile: ``BENCH_USER=bare`` a plain ccxt binance (no plugin),
+#: ``BENCH_USER=guarded`` the same loop on ``guarded_ccxt(self)`` with the plugin and a profile
+GUARDED_LOCUSTFILE = '''\
+import os
+import time
+
+from gevent.lock import Semaphore
+from locust import User, constant, task
+
+KIND = os.environ.get("BENCH_USER", "bare")
+MARKET = "BTC/USDT"
+
+if KIND == "guarded":
+    from letrade_perf.locustfile import BinanceProfileShape  # noqa: F401 - the plugin; the stages
+    from letrade_perf.users.guarded import guarded_ccxt
+
+    class GuardedOrderBook(User):
+        wait_time = constant(0)
+
+        def on_start(self):
+            self.ex = guarded_ccxt(self)    # markets once per process; every request guarded
+
+        @task
+        def order_book(self):
+            try:
+                self.ex.fetch_order_book(MARKET, 5)   # measured by the guard: ccxt GET /api/v3/depth
+            except Exception:
+                pass                                  # recorded as a failure by the guard
+else:
+    from letrade_perf.binance.ccxt_compat import ccxt_binance
+    from letrade_perf.sim.config import DEMO_API_KEY, DEMO_SECRET
+
+    _lock, _markets = Semaphore(), {}
+
+    class BareOrderBook(User):
+        wait_time = constant(0)
+
+        def on_start(self):
+            self.ex = ccxt_binance(self.host, DEMO_API_KEY, DEMO_SECRET,
+                                   options={"adjustForTimeDifference": False})   # enableRateLimit False
+            self.ex.timeout = 10_000
+            with _lock:                       # markets once per process, as guarded_ccxt does
+                if "m" not in _markets:
+                    self.ex.load_markets()
+                    _markets["m"] = (self.ex.markets, self.ex.currencies)
+                else:
+                    self.ex.set_markets(*_markets["m"])
+
+        @task
+        def order_book(self):
+            t0 = time.perf_counter()
+            exc = None
+            try:
+                self.ex.fetch_order_book(MARKET, 5)
+            except Exception as e:  # reported as a failure, like any Locust user would
+                exc = e
+            self.environment.events.request.fire(request_type="ccxt", name="GET /api/v3/depth",
+                                                 response_time=(time.perf_counter() - t0) * 1000,
+                                                 response_length=0, exception=exc, context={})
+'''
 
 
 def locust(locustfile: str, host: str, workdir: str, tag: str, extra: list[str], env: dict | None = None) -> dict:
@@ -65,14 +137,21 @@ def rps(rows: dict, key) -> float:
     return float(rows[key]["Requests/s"])
 
 
-def pairs(repeat: int, bare, harness) -> tuple[float, float]:
+def pairs(repeat: int, bare, harness) -> tuple[float, float, list[float], list[float]]:
     """Run bare and harness alternately ``repeat`` times (ABAB…: a noisy machine hits both alike)
-    and return the medians of their rates."""
+    and return the medians of their rates and the raw rates (pair ``i`` = ``b[i]``, ``h[i]``)."""
     b, h = [], []
     for _ in range(repeat):
         b.append(bare())
         h.append(harness())
-    return statistics.median(b), statistics.median(h)
+        print(f"  pair {len(b)}: bare {b[-1]:,.1f}, harness {h[-1]:,.1f} ({h[-1] / b[-1]:.3f}×)", flush=True)
+    return statistics.median(b), statistics.median(h), b, h
+
+
+def spread(b: list[float], h: list[float]) -> str:
+    """The per-pair ratios harness/bare as ``min / median / max``."""
+    r = [y / x for x, y in zip(b, h) if x]
+    return f"{min(r):.2f} / {statistics.median(r):.2f} / {max(r):.2f}" if r else "—"
 
 
 def main() -> int:
@@ -83,7 +162,7 @@ def main() -> int:
     ap.add_argument("--ws-rate", type=float, default=190.0, help="synthetic trades/s per symbol (~15k msg/s)")
     ap.add_argument("--tick-ms", type=int, default=10, help="the simulator's market tick (ms)")
     ap.add_argument("--repeat", type=int, default=3, help="alternating bare/harness pairs per row (medians)")
-    ap.add_argument("--only", choices=("rest", "signed", "ccxt", "ws"), action="append",
+    ap.add_argument("--only", choices=("rest", "signed", "ccxt", "guarded", "ws"), action="append",
                     help="run only these rows (repeatable; default all)")
     args = ap.parse_args()
     big = {"request_weight_per_minute": 10**9, "raw_requests_per_5m": 10**9, "orders_per_10s": 10**6,
@@ -97,7 +176,7 @@ def main() -> int:
     bare_args = ["-u", str(n), "-r", str(n), "-t", f"{s}s"]
     results = []
     ws_lag = None
-    only = set(args.only or ("rest", "signed", "ccxt", "ws"))
+    only = set(args.only or ("rest", "signed", "ccxt", "guarded", "ws"))
     try:
         depth_only = {"depth": 1, "klines": 0, "trades": 0, "ticker": 0, "book_ticker": 0}
         rest_users = {"rest_market": {"weight": 1, "wait_min_s": 0, "wait_max_s": 0, "depth_limit": 5,
@@ -105,40 +184,77 @@ def main() -> int:
         if "rest" in only:
             key = ("GET", "GET /api/v3/depth")
             prof = profile(work, "rest", rest_users, s, n)
-            b, h = pairs(args.repeat,
-                         lambda: rps(locust(BARE, host, work, "bare-rest", bare_args, {"BENCH_USER": "rest"}), key),
-                         lambda: rps(locust(LOCUSTFILE, host, work, "harness-rest", ["--profile", prof]), key))
-            results.append(("REST `GET /api/v3/depth`", "req/s", b, h, 0.8))
+            b, h, bs, hs = pairs(
+                args.repeat,
+                lambda: rps(locust(BARE, host, work, "bare-rest", bare_args, {"BENCH_USER": "rest"}), key),
+                lambda: rps(locust(LOCUSTFILE, host, work, "harness-rest", ["--profile", prof]), key))
+            results.append(("REST `GET /api/v3/depth`", "req/s", b, h, 0.8, spread(bs, hs)))
         if "signed" in only:
             key = ("GET", "GET /api/v3/openOrders")
             prof = profile(work, "signed", rest_users, s, n)
-            b, h = pairs(args.repeat,
-                         lambda: rps(locust(BARE, host, work, "bare-signed", bare_args, {"BENCH_USER": "signed"}), key),
-                         lambda: rps(locust(SIGNED, host, work, "harness-signed", ["--profile", prof]), key))
-            results.append(("REST signed `GET /api/v3/openOrders`", "req/s", b, h, 0.8))
+            b, h, bs, hs = pairs(
+                args.repeat,
+                lambda: rps(locust(BARE, host, work, "bare-signed", bare_args, {"BENCH_USER": "signed"}), key),
+                lambda: rps(locust(SIGNED, host, work, "harness-signed", ["--profile", prof]), key))
+            results.append(("REST signed `GET /api/v3/openOrders`", "req/s", b, h, 0.8, spread(bs, hs)))
         if "ccxt" in only:
             ob_only = {"order_book": 1, "ohlcv": 0, "trades": 0, "ticker": 0, "balance": 0, "order": 0}
             key = ("ccxt", "ccxt fetch_order_book")
             prof = profile(work, "ccxt", {"ccxt": {"weight": 1, "wait_min_s": 0, "wait_max_s": 0,
                                                    "task_weights": ob_only}}, s, n)
-            b, h = pairs(args.repeat,
-                         lambda: rps(locust(BARE, host, work, "bare-ccxt", bare_args, {"BENCH_USER": "ccxt"}), key),
-                         lambda: rps(locust(LOCUSTFILE, host, work, "harness-ccxt", ["--profile", prof]), key))
-            results.append(("ccxt `fetch_order_book`", "req/s", b, h, 0.9))
+            b, h, bs, hs = pairs(
+                args.repeat,
+                lambda: rps(locust(BARE, host, work, "bare-ccxt", bare_args, {"BENCH_USER": "ccxt"}), key),
+                lambda: rps(locust(LOCUSTFILE, host, work, "harness-ccxt", ["--profile", prof]), key))
+            results.append(("ccxt `fetch_order_book`", "req/s", b, h, 0.9, spread(bs, hs)))
+        if "guarded" in only:
+            run_guarded(args, host, work, results)
         if "ws" in only:
             ws_lag = run_ws(args, host, work, results)
     finally:
         sim.stop()
     print(f"\nHarness users vs bare Locust users, {n} users ({args.ws_users} for WS), {s}s each, "
           f"medians of {args.repeat} alternating runs, simulator on core 0, Locust on core 1\n")
-    print("| workload | unit | bare | harness | ratio | target |")
-    print("|---|---|---:|---:|---:|---:|")
-    for name, unit, bare, harness, target in results:
-        print(f"| {name} | {unit} | {bare:,.0f} | {harness:,.0f} | {harness / bare:.2f}× | ≥ {target}× |")
+    print("| workload | unit | bare | harness | ratio | pair ratios min / med / max | target |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for name, unit, bare, harness, target, pr in results:
+        goal = f"≥ {target}×" if target is not None else "—"
+        print(f"| {name} | {unit} | {bare:,.0f} | {harness:,.0f} | {harness / bare:.2f}× | {pr} | {goal} |")
     if ws_lag is not None:
         print(f"\nWS lag p99: bare loop {ws_lag[0]:.1f} ms, harness {ws_lag[1]:.1f} ms "
               f"(harness-added {ws_lag[1] - ws_lag[0]:+.1f} ms; target < 5 ms)")
     return 0
+
+
+def run_guarded(args, host: str, work: str, results: list) -> None:
+    """The user-code call path: the same ``fetch_order_book`` loop on a plain ccxt binance (bare,
+    no plugin) and on ``guarded_ccxt(self)`` (plugin, profile; the harness's own user kinds are
+    not in the locustfile, so only the guarded user runs)."""
+    s, n = args.seconds, args.users
+    path = os.path.join(work, "locust_guarded.py")
+    with open(path, "w") as fh:
+        fh.write(GUARDED_LOCUSTFILE)
+    # the profile needs one user kind; its class is not in the locustfile, so none of it runs
+    prof = profile(work, "guarded", {"rest_market": {"weight": 1, "fixed_count": 0}}, s, n)
+    key = ("ccxt", "GET /api/v3/depth")
+
+    def guarded() -> float:
+        rows = locust(path, host, work, "guarded", ["--profile", prof], {"BENCH_USER": "guarded"})
+        fails = int(rows[key]["Failure Count"])
+        if fails:
+            print(f"  guarded: {fails} failed calls of {rows[key]['Request Count']}", flush=True)
+        return rps(rows, key)
+
+    def bare() -> float:
+        rows = locust(path, host, work, "bare-guarded", ["-u", str(n), "-r", str(n), "-t", f"{s}s"],
+                      {"BENCH_USER": "bare"})
+        fails = int(rows[key]["Failure Count"])
+        if fails:
+            print(f"  bare: {fails} failed calls of {rows[key]['Request Count']}", flush=True)
+        return rps(rows, key)
+
+    b, h, bs, hs = pairs(args.repeat, bare, guarded)
+    results.append(("ccxt `fetch_order_book` via `guarded_ccxt(user)`", "req/s", b, h, None, spread(bs, hs)))
 
 
 def run_ws(args, host: str, work: str, results: list) -> tuple[float, float]:
@@ -158,7 +274,8 @@ def run_ws(args, host: str, work: str, results: list) -> tuple[float, float]:
         h_p99 = max(float(r["99%"]) for r in ws_rows)
         lags = sorted(bare_ws["lags"])
         b_p99 = lags[int(len(lags) * 0.99)] if lags else float("nan")
-        results.append(("WS messages (10 streams × users)", "msg/s", bare_ws["messages"] / s, h_msgs / s, 0.75))
+        results.append(("WS messages (10 streams × users)", "msg/s", bare_ws["messages"] / s, h_msgs / s, 0.75,
+                        "— (one pair)"))
         return b_p99, h_p99
 
 
