@@ -222,15 +222,9 @@ class RateLimiter:
         REQUEST_WEIGHT (opening a WS API connection costs 2)."""
         now = self.clock.now_ms()
         st = self._ip(ip)
-        b = now // CONNECTIONS_WINDOW_MS
-        if b != st.c_bucket:
-            st.c_bucket = b
-            st.connections = 0
         if st.banned_until and now < st.banned_until:
             raise self._banned(st, now)
-        if st.connections + 1 > self.limits.ws_connections_per_5m:
-            raise RateLimitError(-1003, _CONN_MSG % self.limits.ws_connections_per_5m, 429,
-                                 (b + 1) * CONNECTIONS_WINDOW_MS, now)
+        self._check_connections(st, "c_bucket", "connections", self.limits.ws_connections_per_5m, now)
         self.admit(ip, weight)
         st.connections += 1
 
@@ -238,16 +232,20 @@ class RateLimiter:
         """Admit one market-stream connection: at most ``stream_connections_per_5m`` new ones
         per IP per 5-minute bucket (429 / -1003 with ``Retry-After`` beyond). Streams carry no
         request weight and are not refused for a REST ban (a separate service at Binance)."""
-        now = self.clock.now_ms()
         st = self._ip(ip)
-        b = now // CONNECTIONS_WINDOW_MS
-        if b != st.sc_bucket:
-            st.sc_bucket = b
-            st.stream_connections = 0
-        limit = self.limits.stream_connections_per_5m
-        if st.stream_connections + 1 > limit:
-            raise RateLimitError(-1003, _CONN_MSG % limit, 429, (b + 1) * CONNECTIONS_WINDOW_MS, now)
+        self._check_connections(st, "sc_bucket", "stream_connections", self.limits.stream_connections_per_5m,
+                                self.clock.now_ms())
         st.stream_connections += 1
+
+    @staticmethod
+    def _check_connections(st: _IpState, bucket_attr: str, count_attr: str, limit: int, now: int) -> None:
+        """Roll ``st``'s 5-minute connection bucket; 429 / -1003 when one more would exceed ``limit``."""
+        b = now // CONNECTIONS_WINDOW_MS
+        if b != getattr(st, bucket_attr):
+            setattr(st, bucket_attr, b)
+            setattr(st, count_attr, 0)
+        if getattr(st, count_attr) + 1 > limit:
+            raise RateLimitError(-1003, _CONN_MSG % limit, 429, (b + 1) * CONNECTIONS_WINDOW_MS, now)
 
     # -- per-account ORDERS ---------------------------------------------------------------
     def _account(self, account_id: str, now: int) -> _AccountState:
