@@ -124,11 +124,12 @@ def _dec(v: str | None) -> Decimal | None:
 class _Pending:
     """One guarded request between its two halves (before sending / after the answer)."""
 
-    __slots__ = ("method", "path", "ep", "cid", "reservation", "sent_at", "last", "t0")
+    __slots__ = ("method", "path", "ep", "cid", "order", "reservation", "sent_at", "last", "t0")
 
     def __init__(self, method: str, path: str, ep: Endpoint | None):
         self.method, self.path, self.ep = method, path, ep
         self.cid: str | None = None
+        self.order: tuple[str, str, Decimal] | None = None   # (symbol, side, notional) of an order
         self.reservation = None
         self.sent_at: float | None = None
         self.last: tuple[int, dict, str] | None = None     # (status, headers, body) ccxt received
@@ -160,7 +161,8 @@ class _GuardCore:
             self.options["timeDifference"] = -int(clock.offset_ms)
 
     def _letrade_before(self, url: str, method: str, body: Any) -> _Pending:
-        """Safety (orders), pacing, ledger entry — everything before the request leaves."""
+        """Safety (orders) and pacing — everything before the request, but the ledger entry
+        (:meth:`_letrade_enter`, done right before it leaves)."""
         ctx = self.letrade_ctx
         path, params = _params(url, body)
         method = method.upper()
@@ -180,14 +182,21 @@ class _GuardCore:
             pending.sent_at = ctx.pacer.now_ms()
         if order:
             pending.cid = params.get("newClientOrderId") or f"lu-{ctx.run_id}-{time.monotonic_ns()}"
-            try:
-                ctx.ledger.sent(pending.cid, params.get("symbol", ""), params.get("side", ""), self.letrade_source,
-                                "ccxt", notional)
-            except ValueError:
-                ctx.ledger.release_notional(notional)
-                raise
+            pending.order = (params.get("symbol", ""), params.get("side", ""), notional)
         pending.t0 = time.perf_counter()
         return pending
+
+    def _letrade_enter(self, pending: _Pending) -> None:
+        """Enter an order in the ledger as it leaves (the kill switch then knows it may exist)."""
+        if pending.order is None:
+            return
+        ledger = self.letrade_ctx.ledger
+        symbol, side, notional = pending.order
+        try:
+            ledger.sent(pending.cid, symbol, side, self.letrade_source, "ccxt", notional)
+        except ValueError:
+            ledger.release_notional(notional)
+            raise
 
     def _letrade_after(self, pending: _Pending, exc: BaseException | None) -> None:
         """Classify, feed pacing back, measure, update the ledger — after the answer (or none)."""
@@ -283,6 +292,7 @@ class GuardedBinanceMixin(_GuardCore):
 
     def fetch(self, url, method="GET", headers=None, body=None):
         pending = self._letrade_before(url, method, body)
+        self._letrade_enter(pending)
         token = _in_flight.set(pending)
         try:
             result = super().fetch(url, method, headers, body)
@@ -306,9 +316,23 @@ class GuardedAsyncBinanceMixin(_GuardCore):
         return await super().fetch2(*args, **kwargs)
 
     async def fetch(self, url, method="GET", headers=None, body=None):
+        import asyncio
+
         from .aio import call_in_gevent
 
         pending = await call_in_gevent(self._letrade_before, url, method, body)
+        if pending.order is None:
+            return await self._letrade_send(pending, url, method, headers, body)
+        # An order: once it is in the ledger it is sent and its answer recorded even if the caller
+        # is cancelled meanwhile (Locust stopping the user), so the ledger never holds an order
+        # that did not leave, nor loses the answer of one that did.
+        return await asyncio.shield(asyncio.ensure_future(self._letrade_send(pending, url, method, headers, body)))
+
+    async def _letrade_send(self, pending: _Pending, url, method, headers, body):
+        from .aio import call_in_gevent
+
+        if pending.order is not None:
+            await call_in_gevent(self._letrade_enter, pending)
         token = _in_flight.set(pending)
         try:
             result = await super().fetch(url, method, headers, body)

@@ -61,11 +61,14 @@ def test_users_ccxt_code_is_measured_ledgered_capped_and_cleaned_up(sim_factory,
     with open(os.path.join(run_dir(reports), "summary.json"), encoding="utf-8") as fh:
         summary = json.load(fh)
     orders = summary["orders"]
-    sent = rows[("ccxt", "POST /api/v3/order")]
-    assert orders["sent"] == sent and orders["refused"] == refused, orders
-    assert sent - users <= orders["placed"] <= sent and orders.get("rejected", 0) == 0, orders
+    # the ledger holds exactly the orders the exchange saw, every one answered (an order whose
+    # user was being stopped still completes); Locust's stats may miss the last answer per user
+    truth = sim.stats()["orders"]["by_status"]
+    assert truth == {"NEW": orders["sent"]} and orders["placed"] == orders["sent"], (truth, orders)
+    assert orders["refused"] == refused and orders.get("rejected", 0) == 0, orders
+    assert orders["sent"] - users <= rows[("ccxt", "POST /api/v3/order")] <= orders["sent"]
     judged = {c["label"]: c for c in summary["criteria"]}
-    assert judged["order_success rate>99.5%"]["samples"] == sent
+    assert judged["order_success rate>99.5%"]["samples"] == orders["sent"]
+    assert judged["order_success rate>99.5%"]["verdict"] == "pass"
     # what the code left open was cancelled by the kill switch at the end
     assert _open_orders(sim) == []
-    assert sim.stats()["orders"]["by_status"] == {"NEW": sent}       # the exchange saw exactly those
