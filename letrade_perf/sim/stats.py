@@ -28,7 +28,7 @@ class SimStats:
         self.ws_connections: Counter = Counter()    # "streams" | "ws-api" | "listenKey" -> opened
         self.ws_disconnects: Counter = Counter()    # reason -> n
         self.faults: Counter = Counter()            # fault kind -> n injected
-        self.delays: Counter = Counter()            # "rest" | "ws_event" -> n delayed
+        self.delays: Counter = Counter()            # "rest" | "ws_event" | "ws_event_sent" (ms after E at send) -> n
         self.delay_ms_total: defaultdict = defaultdict(float)
 
     # -- REST ----------------------------------------------------------------------------

@@ -80,9 +80,10 @@ class WsConn:
                         continue
                     self.stalled_until = 0.0
                 text, stat_name, ref_ms = q.popleft()
-                if stat_name is not None and server.delay_active:
-                    await self._delay(stat_name, ref_ms)
+                held = stat_name is not None and server.delay_active and await self._delay(stat_name, ref_ms)
                 await ws.send_str(text)
+                if held:   # ground truth for lag measurements: how late after E the frame really left
+                    server.stats.delay("ws_event_sent", server.clock.now()*1000.0 - ref_ms)
                 if stat_name is not None:
                     server.stats.ws_messages[stat_name] += 1   # not cached: stats.reset() replaces it
         except asyncio.CancelledError:
@@ -90,15 +91,17 @@ class WsConn:
         except Exception:  # the peer went away mid-send
             self.drop("send_failed", WSCloseCode.ABNORMAL_CLOSURE)
 
-    async def _delay(self, stat_name: str, ref_ms: int) -> None:
+    async def _delay(self, stat_name: str, ref_ms: int) -> bool:
+        """Hold the frame until ``delay_ms`` after ``ref_ms``; False when no ``ws_delay`` rule matches."""
         faults = self.server.faults
         spec = faults.select("ws_delay", stat_name) if faults is not None else None
         if spec is None or spec.delay_ms <= 0:
-            return
+            return False
         hold = ref_ms + spec.delay_ms - self.server.clock.now()*1000.0
         if hold > 0:
             await asyncio.sleep(hold / 1000.0)
         self.server.stats.delay("ws_event", max(hold, 0.0))
+        return True
 
     # -- incoming accounting --------------------------------------------------------------
     def over_incoming_limit(self, limit: int) -> bool:
