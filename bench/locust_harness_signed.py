@@ -1,6 +1,6 @@
 """The harness's REST user on a signed endpoint (``GET /api/v3/openOrders``) for bench/harness_users.py:
 the real MarketDataUser call path — pacing, signing, classification, header feedback."""
-from letrade_perf.plugin import ProfileShape, register_plugin
+from letrade_perf.harness.plugin import ProfileShape, register_plugin
 from letrade_perf.users.rest import MarketDataUser
 
 register_plugin()

@@ -134,7 +134,7 @@ def part1(args, vm, work: str) -> list[tuple[str, float, float]]:
                     n = stored(vm, f'{{__name__="users_count",run_id="{tag}"}}')
                     if n == 0:
                         raise RuntimeError(f"{tag}: VictoriaMetrics holds no points of the run — is the sink "
-                                           "installed (letrade_perf.metrics.locust_sink.install_sink)?")
+                                           "installed (letrade_perf.harness.sink.install_sink)?")
                 print(f"  {tag}: {rps:,.0f} req/s, {cpu_us:,.0f} µs CPU per request", flush=True)
         off, off_cpu = statistics.median(rates["off"]), statistics.median(cpus["off"])
         return [(name, statistics.median(rates[name]), statistics.median(rates[name]) / off,

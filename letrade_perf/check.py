@@ -21,8 +21,8 @@ from typing import Any, Callable, Mapping, TextIO
 from .binance.headers import parse_used_weight
 from .config.credentials import Credentials, load_credentials, missing_credentials_hint
 from .config.environments import ENV_NAMES, Environment, environment, target_options
-from .config.errors import ConfigError
-from .config.secrets import install_log_masking, mask, mask_api_key
+from .core.errors import ConfigError
+from .core.secrets import install_log_masking, mask, mask_api_key
 
 PASS, WARN, FAIL, SKIP = "PASS", "WARN", "FAIL", "SKIP"
 EXIT_OK, EXIT_FAILED = 0, 2

@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+from .sim.args import LOG_LEVELS  # noqa: F401 - re-exported (tests, callers)
+from .sim.args import add_arguments as add_sim_arguments
+from .sim.args import log_level as _log_level
 
 
 class _VersionAction(argparse.Action):
@@ -14,16 +16,9 @@ class _VersionAction(argparse.Action):
         super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
 
     def __call__(self, parser, namespace, values, option_string=None):
-        from .versions import versions_line
+        from .core.runmeta import versions_line
         print(versions_line())
         parser.exit()
-
-
-def _log_level(value: str) -> str:
-    level = value.upper()
-    if level not in LOG_LEVELS:
-        raise argparse.ArgumentTypeError(f"expected one of {', '.join(LOG_LEVELS)}, got {value!r}")
-    return level
 
 
 def _target_options(parser: argparse.ArgumentParser, host_help: str) -> None:
@@ -42,17 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the versions of letrade-perf, Locust, ccxt and Python")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sim = sub.add_parser("sim", help="run the Binance-compatible exchange simulator")
-    sim.add_argument("--host", default=None, help="address to bind (default 127.0.0.1, loopback only)")
-    sim.add_argument("--port", type=int, default=None, help="port to bind (default 8765; 0 = any free port)")
-    sim.add_argument("--config", default=None, help="YAML simulator config (symbols, limits, latency, faults)")
-    sim.add_argument("--seed", type=int, default=None, help="seed of the synthetic market and fault model")
-    sim.add_argument("--fault", action="append", default=[], metavar="SPEC",
-                     help="add a fault rule, e.g. 'kind=http_5xx,probability=0.1,endpoints=POST /api/v3/order' (repeatable)")
-    sim.add_argument("--latency", default=None, metavar="SPEC",
-                     help="default latency, e.g. 'fixed_ms=20,jitter_ms=5,dist=normal'")
-    sim.add_argument("--clock-skew-ms", type=int, default=None, help="server clock skew in ms")
-    sim.add_argument("--ready-file", default=None, help="write the bound base URL to this file once listening")
-    sim.add_argument("--log-level", type=_log_level, default="INFO", help="DEBUG, INFO (default), WARNING or ERROR")
+    add_sim_arguments(sim)
     run = sub.add_parser("run", help="run a load profile with Locust (default: smoke against the simulator)",
                          description="Run a load profile. Arguments after -- go to Locust.")
     run.add_argument("--profile", default="smoke", help="bundled profile name or YAML path (default smoke)")
@@ -135,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         from .compare_cli import run_from_args as run_compare
         return run_compare(args)
     if args.command == "paths":
-        from .resources import run_from_args as run_paths
+        from .core.resources import run_from_args as run_paths
         return run_paths(args)
     if args.command == "demo":
         from .demo import run_demo

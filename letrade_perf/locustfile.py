@@ -18,7 +18,7 @@ users and drives the stages, and your classes run beside them, untouched::
 users below run, how many, and how long (``ProfileShape``). Distributed: every worker needs the
 same ``--profile`` and target options (``letrade-perf run --workers N`` passes them).
 """
-from letrade_perf.plugin import ProfileShape, register_plugin
+from letrade_perf.harness.plugin import ProfileShape, register_plugin
 from letrade_perf.users.ccxt_user import CcxtUser
 from letrade_perf.users.own import OwnCodeUser
 from letrade_perf.users.pipeline import TradingPipelineUser

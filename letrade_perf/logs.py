@@ -35,7 +35,7 @@ def apply_format(fmt: str | None) -> None:
 def configure(fmt: str = "text", level: str = "INFO") -> None:
     """One stream handler on the root logger in ``fmt``, secrets masked; child processes inherit
     the format through ``LETRADE_LOG_FORMAT``."""
-    from .config.secrets import install_log_masking
+    from .core.secrets import install_log_masking
 
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))

@@ -8,7 +8,7 @@ waits on the socket). At quit, :meth:`Notifier.flush` waits a bounded time so th
 
 A webhook URL is a credential (whoever has it can post to the channel; a Telegram URL holds the
 bot token), so every URL — and the bot token on its own — is registered with
-:func:`~letrade_perf.config.secrets.register_secret`, and no message, exception or return value
+:func:`~letrade_perf.core.secrets.register_secret`, and no message, exception or return value
 of this module contains one: targets are named ``slack #1``, ``telegram #2``.
 
 Delivery is best effort: a receiver that refuses the connection, times out or answers non-2xx is
@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from .config.errors import ConfigError
-from .config.secrets import MASK, mask, register_secret
+from .core.errors import ConfigError
+from .core.secrets import MASK, mask, register_secret
 from .reports import fmt
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping
 
 from .config.credentials import Credentials, load_credentials, missing_credentials_hint
 from .config.environments import Environment
-from .config.errors import ConfigError
+from .core.errors import ConfigError
 from .retry import STARTUP, Attempts, RetryPolicy, retry_call, transient_status
 
 log = logging.getLogger("letrade_perf.preflight")

@@ -31,8 +31,8 @@ import sys
 import time
 from dataclasses import dataclass
 
+from .core.procs import parent_death_preexec, stop_process
 from .logs import FORMAT_ENV
-from .procs import parent_death_preexec, stop_process
 
 log = logging.getLogger("letrade_perf.run")
 
@@ -92,7 +92,7 @@ class RunPlan:
 def locust_commands(plan: RunPlan, target, master_port: int | None = None) -> list[list[str]]:
     """The Locust command lines: one (local) or a master followed by N workers, every one with
     the same three resolved URLs of ``target``."""
-    from .resources import locustfile_path
+    from .core.resources import locustfile_path
 
     base = [sys.executable, "-m", "locust", "-f", plan.locustfile or locustfile_path(), "--profile", plan.profile_ref,
             "--host", target.rest_url, "--letrade-stream-url", target.ws_stream_url,
@@ -182,7 +182,7 @@ def render_summary(rows: list[dict], summary: dict | None = None) -> str:
 
 def execute(plan: RunPlan, profile) -> int:
     """Run the plan: simulator (if needed), Locust processes, summary. Returns the exit code."""
-    from .config.errors import ConfigError
+    from .core.errors import ConfigError
     from .sim.process import SimulatorError, start_simulator
 
     os.makedirs(plan.reports_dir, exist_ok=True)
@@ -232,7 +232,7 @@ def execute(plan: RunPlan, profile) -> int:
             env[key] = value          # read by every Locust process's sink (letrade_perf.metrics)
         if plan.webhooks:
             env["LETRADE_WEBHOOKS"] = "\n".join(plan.webhooks)   # not on the command line: URLs are secrets
-        from .resources import source_checkout
+        from .core.resources import source_checkout
         checkout = source_checkout()
         if checkout is not None:      # a source checkout: Locust imports this tree, not another install
             env["PYTHONPATH"] = checkout + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -309,8 +309,8 @@ def _influx_env(args) -> dict:
 
 
 def run_from_args(args) -> int:
-    from .config.errors import ConfigError
     from .config.profile import load_profile
+    from .core.errors import ConfigError
     from .logs import configure
 
     configure(args.log_format, args.log_level or "INFO")

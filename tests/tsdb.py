@@ -27,7 +27,7 @@ import urllib.request
 from pathlib import Path
 from typing import Iterable
 
-from letrade_perf.procs import stop_process
+from letrade_perf.core.procs import stop_process
 
 
 class ServerError(RuntimeError):

@@ -29,9 +29,9 @@ from urllib.parse import quote
 import yaml
 
 from ..binance import signing
+from ..core.errors import ConfigError
+from ..core.secrets import Secret, mask_api_key, register_secret
 from .environments import Environment
-from .errors import ConfigError
-from .secrets import Secret, mask_api_key, register_secret
 
 KEY_TYPES = ("HMAC", "ED25519")
 _API_KEY = re.compile(r"^[A-Za-z0-9]{64}$")

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .errors import ConfigError
+from ..core.errors import ConfigError
 
 ENV_NAMES = ("sim", "testnet", "production")
 WS_API_PATH = "/ws-api/v3"

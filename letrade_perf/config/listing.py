@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from .errors import ConfigError
+from ..core.errors import ConfigError
 from .profile import list_profiles, load_profile
 
 

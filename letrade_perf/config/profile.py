@@ -19,9 +19,9 @@ from typing import Any, Callable, Literal
 
 from ..binance.intervals import KLINE_INTERVALS
 from ..binance.streams import parse_stream
+from ..core import strict
+from ..core.errors import ConfigError, FieldError
 from ..criteria.grammar import Criterion, parse_criteria
-from . import strict
-from .errors import ConfigError, FieldError
 
 ProfileError = ConfigError
 
@@ -570,7 +570,7 @@ class Profile:
 
 def profile_dirs() -> list[Path]:
     """Directories searched for bundled profiles: the package's ``profiles/`` (package data)."""
-    from ..resources import profiles_dir
+    from ..core.resources import profiles_dir
 
     d = Path(profiles_dir())
     return [d] if d.is_dir() else []

@@ -4,40 +4,21 @@
 snapshot merged: a local process's own, or every worker's on the master), judges the profile's
 effective criteria (its own plus the test plan's defaults) on demand, and builds the
 ``summary.json`` document (:data:`letrade_perf.reports.SCHEMA_VERSION`). The Locust wiring —
-when to evaluate, abort, write and notify — is :mod:`letrade_perf.criteria.locust_gate`.
+when to evaluate, abort, write and notify — is :mod:`letrade_perf.harness.gate`.
 """
 from __future__ import annotations
 
 import datetime as _dt
-import os
-import subprocess
 import time
 from typing import Callable
 
+from ..core.runmeta import git_commit, versions
 from ..metrics.histogram import RELATIVE_ERROR
 from ..metrics.recorder import MetricsStore, Snapshot
-from ..versions import versions
 from .evaluate import FAIL, PASS, Result, effective_criteria, format_value, judge, unit_of, verdict_of
 
 SUMMARY_PERCENTILES = (50.0, 90.0, 95.0, 99.0)
 _TREND_EXCLUDED = frozenset({"ws_lag", "slippage", "fees"})
-
-
-def git_commit(start: str | None = None) -> str | None:
-    """The commit of the repository the harness runs from (or CI's commit variable), else None."""
-    for var in ("LETRADE_GIT_COMMIT", "GITHUB_SHA", "CI_COMMIT_SHA", "GIT_COMMIT"):
-        if os.environ.get(var):
-            return os.environ[var]
-    here = start or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    if not os.path.exists(os.path.join(here, ".git")):
-        return None
-    try:
-        out = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if out.returncode != 0:
-        return None
-    return out.stdout.strip() or None
 
 
 def _iso(ts: float) -> str:

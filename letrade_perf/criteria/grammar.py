@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
-from ..config.errors import ConfigError
-from ..config.strict import parse_duration
+from ..core.errors import ConfigError
+from ..core.strict import parse_duration
 from ..metrics import catalogue
 
 # The metric names and what each accepts come from the one catalogue (letrade_perf.metrics.catalogue).

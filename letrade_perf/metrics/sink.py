@@ -19,7 +19,7 @@ and :meth:`InfluxSink.close` counts whatever it could not flush within its timeo
 An unreachable InfluxDB logs one WARNING per outage, never a line per batch.
 
 No Locust or gevent here: under Locust's monkey-patching the thread and its locks are greenlets
-(:mod:`letrade_perf.metrics.locust_sink` wires the sink into a run).
+(:mod:`letrade_perf.harness.sink` wires the sink into a run).
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ import threading
 import time
 from typing import Any, Callable, Iterable, Mapping
 
-from ..config.secrets import mask
+from ..core.secrets import mask
 from .influx_io import InfluxWriter, SinkWriteError, _ms, escape_tag, format_line
 from .recorder import Series, Snapshot
 from .sink_config import (  # noqa: F401
@@ -505,8 +505,7 @@ def criteria_points(summary: Mapping[str, Any]) -> list[tuple[dict, dict]]:
 
 def run_fields() -> dict[str, Any]:
     """``version`` and ``git_commit`` (when known) of the ``run`` annotations."""
-    from ..criteria.gate import git_commit
-    from ..versions import versions
+    from ..core.runmeta import git_commit, versions
 
     fields: dict[str, Any] = {"version": versions().get("letrade_perf") or ""}
     commit = git_commit()

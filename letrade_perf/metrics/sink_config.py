@@ -8,8 +8,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..config.errors import ConfigError
-from ..config.secrets import register_secret
+from ..core.errors import ConfigError
+from ..core.secrets import register_secret
 
 ENV_URL = "LETRADE_INFLUX_URL"
 ENV_TOKEN = "LETRADE_INFLUX_TOKEN"
@@ -132,7 +132,7 @@ def resolve_sink_config(profile_sink=None, environ: Mapping[str, str] | None = N
         raise ConfigError(f"{mode_src}: expected one of {', '.join(MODES)}, got {mode!r}")
     interval, interval_src = pick("interval_s", ENV_INTERVAL, "interval_s", 5.0)
     try:
-        from ..config.strict import parse_duration
+        from ..core.strict import parse_duration
         interval_s = parse_duration(interval, interval_src, interval_src)
     except ConfigError:
         raise ConfigError(f"{interval_src}: invalid duration {interval!r} (e.g. 5s, 1m, or seconds)") from None

@@ -13,8 +13,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ..binance.intervals import DAY_MS
-from ..config import strict
-from ..config.errors import ConfigError
+from ..core import strict
+from ..core.errors import ConfigError
 
 DEMO_API_KEY = "letradeDemoKeyHMAC0000000000000000000000000000000000000000000000"
 DEMO_SECRET = "letradeDemoSecret000000000000000000000000000000000000000000000000"
@@ -237,7 +237,7 @@ def _decimal_map(value: Any, kp: str, source: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()}
 
 
-# Balances are decimal strings; everything else follows the annotations (config/strict.py).
+# Balances are decimal strings; everything else follows the annotations (core/strict.py).
 _HOOKS = {dict[str, str]: _decimal_map}
 
 

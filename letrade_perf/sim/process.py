@@ -34,7 +34,7 @@ from typing import Sequence
 
 import yaml
 
-from ..procs import on_main_thread, pid_alive, process_start_time, set_parent_death_signal, stop_process
+from ..core.procs import on_main_thread, pid_alive, process_start_time, set_parent_death_signal, stop_process
 
 WORKDIR_PREFIX = "letrade-sim-"
 OWNER_FILE = "owner"
@@ -135,7 +135,7 @@ def start_simulator(config: dict | None = None, extra_args: Sequence[str] = (), 
             args = ["taskset", "-c", str(cpu)] + args
         log_path = os.path.join(workdir, "sim.log")
         env = dict(os.environ)
-        from ..resources import source_checkout
+        from ..core.resources import source_checkout
         checkout = source_checkout()
         if checkout is not None:     # a source checkout: the child imports this tree, not another install
             env["PYTHONPATH"] = checkout + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -282,8 +282,8 @@ def _child_main(argv: Sequence[str]) -> int:
         if opts.watchdog_fd is not None:
             threading.Thread(target=_watch_owner, args=(opts.watchdog_fd, opts.workdir, owner_gone),
                              name="owner-watchdog", daemon=True).start()
-        from ..cli import main
-        return main(["sim", *sim_args])
+        from .args import main
+        return main(sim_args)
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)

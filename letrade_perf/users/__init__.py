@@ -10,5 +10,5 @@
 * :mod:`.exchange` — the call result, pacing feedback and the harness's own REST client.
 
 Every base class is ``abstract = True``; concrete classes live in ``locustfiles/``. The
-plugin (:mod:`letrade_perf.plugin`) configures them from the profile.
+plugin (:mod:`letrade_perf.harness.plugin`) configures them from the profile.
 """

@@ -1,6 +1,6 @@
 """What every harness user shares: the run's context, symbol assignment and event helpers.
 
-Users reach the process-wide :class:`~letrade_perf.plugin.HarnessContext` through
+Users reach the process-wide :class:`~letrade_perf.harness.plugin.HarnessContext` through
 ``self.environment.letrade`` (set by the plugin on ``init``); they know nothing about stats,
 sinks or criteria — they only fire events on ``self.environment.events``.
 """

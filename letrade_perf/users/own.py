@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 from locust import User, task
 
-from ..config.errors import ConfigError
+from ..core.errors import ConfigError
 from .aio import AsyncTasksMixin
 from .base import HarnessUserMixin
 from .guarded import guarded_ccxt_async

@@ -449,7 +449,7 @@ def test_testnet_key_file_secret_reaches_the_harness(tmp_path):
     the harness reads it only with mode 0600 (the header's chmod/chown)."""
     from letrade_perf.config.credentials import load_credentials
     from letrade_perf.config.environments import TESTNET
-    from letrade_perf.config.errors import ConfigError
+    from letrade_perf.core.errors import ConfigError
 
     key_file = tmp_path / "binance-testnet.yaml"
     key_file.write_text(f"api_key: {FAKE_API_KEY}\nsecret: {FAKE_SECRET}\nenv: testnet\n")

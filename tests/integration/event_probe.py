@@ -5,7 +5,7 @@ import os
 
 import locust
 
-from letrade_perf.plugin import CUSTOM_EVENTS, define_events
+from letrade_perf.harness.plugin import CUSTOM_EVENTS, define_events
 
 define_events(locust.events)
 seen: dict = {name: {"count": 0, "fields": []} for name in CUSTOM_EVENTS}

@@ -10,8 +10,8 @@ import time
 from locust import User, constant, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
+from letrade_perf.harness.distributed import MasterPacing, WorkerPacing
 from letrade_perf.pacing import Pacer, budgets_from_rate_limits
-from letrade_perf.pacing.distributed import MasterPacing, WorkerPacing
 
 OUT_DIR = os.environ["LETRADE_PACING_TEST_DIR"]
 PACER: Pacer | None = None

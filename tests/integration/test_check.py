@@ -8,7 +8,7 @@ import sys
 import time
 
 from letrade_perf.config.credentials import Credentials
-from letrade_perf.config.secrets import Secret
+from letrade_perf.core.secrets import Secret
 from letrade_perf.sim.config import DEMO_API_KEY, DEMO_ED25519_API_KEY, DEMO_ED25519_PRIVATE_PEM
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -91,7 +91,7 @@ def test_canary_secret_appears_nowhere(tmp_path, sim_factory):
                 env={"BINANCE_SIM_API_KEY": key, "BINANCE_SIM_API_SECRET": canary})
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     json_lines = [json.loads(line) for line in (p.stderr + p.stdout).splitlines() if line.startswith('{"ts"')]
-    assert {"letrade_perf.run", "letrade_perf.plugin"} <= {j["logger"] for j in json_lines}, \
+    assert {"letrade_perf.run", "letrade_perf.harness.plugin"} <= {j["logger"] for j in json_lines}, \
         "--log-format json: the run's and the Locust plugin's logs are JSON lines"
     # the run used the canary account: its orders are in the simulator's ground truth
     assert sum(sim.stats()["orders"]["by_status"].values()) > 0

@@ -15,7 +15,7 @@ import time
 import pytest
 import yaml
 
-from letrade_perf.procs import pid_alive, process_start_time
+from letrade_perf.core.procs import pid_alive, process_start_time
 from letrade_perf.sim.process import OWNER_FILE, WORKDIR_PREFIX, remove_stale_workdirs, start_simulator
 
 HERE = os.path.dirname(os.path.abspath(__file__))

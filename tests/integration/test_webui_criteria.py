@@ -32,7 +32,7 @@ import urllib.request
 import pytest
 
 from browser import chromium, require_chromium
-from letrade_perf.procs import stop_process
+from letrade_perf.core.procs import stop_process
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -221,7 +221,7 @@ def test_criteria_tab_is_live_in_chromium(tmp_path):
             snap = get_json(base_url + "/letrade/criteria")
         except urllib.error.HTTPError as e:
             pytest.fail(f"GET /letrade/criteria answered {e.code}: the plugin must call "
-                        f"letrade_perf.webui.install_criteria_tab(environment, gate.snapshot) on init")
+                        f"letrade_perf.harness.webui.install_criteria_tab(environment, gate.snapshot) on init")
         assert snap["verdict"] in ("pass", "fail", "pending", "aborted"), snap
         json_labels = [c["label"] for c in snap["criteria"]]
         assert set(expected) <= set(json_labels), json_labels

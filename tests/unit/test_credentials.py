@@ -12,8 +12,8 @@ import pytest
 from letrade_perf.binance import signing
 from letrade_perf.config.credentials import Credentials, load_credentials
 from letrade_perf.config.environments import environment
-from letrade_perf.config.errors import ConfigError
-from letrade_perf.config.secrets import Secret, install_log_masking, mask, register_secret
+from letrade_perf.core.errors import ConfigError
+from letrade_perf.core.secrets import Secret, install_log_masking, mask, register_secret
 from letrade_perf.sim.config import (
     DEMO_API_KEY,
     DEMO_ED25519_API_KEY,

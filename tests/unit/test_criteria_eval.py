@@ -191,6 +191,6 @@ def test_gate_live_state_summary_and_verdicts():
     assert s["criteria"][0]["verdict"] == "fail" and s["verdict"] == "fail"
     assert s["run"]["versions"]["locust"]
     # reading versions must not import locust (it monkey-patches the process): a fresh interpreter
-    probe = "import sys, letrade_perf.versions as v; v.versions(); print('locust' in sys.modules)"
+    probe = "import sys, letrade_perf.core.runmeta as v; v.versions(); print('locust' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr

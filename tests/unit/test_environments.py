@@ -36,8 +36,8 @@ from letrade_perf.config.environments import (
     environment,
     target_options,
 )
-from letrade_perf.config.errors import ConfigError
 from letrade_perf.config.profile import TargetSettings, profile_from_mapping
+from letrade_perf.core.errors import ConfigError
 from letrade_perf.criteria.evaluate import judge
 from letrade_perf.criteria.grammar import parse_criteria
 from letrade_perf.metrics.recorder import MetricsRecorder, MetricsStore, Snapshot

@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from letrade_perf import notify
-from letrade_perf.config.errors import ConfigError
 from letrade_perf.config.profile import WebhookSettings
+from letrade_perf.core.errors import ConfigError
 from reportdata import criterion, make_summary
 
 SLACK_PATH = "/services/T0001/B0002/sEcReTsLaCkToKeN123"
@@ -123,7 +123,7 @@ def test_targets_from_settings_reads_the_environment():
     slack, tg = notify.targets_from_settings(settings, env)
     assert slack.url == env["LP_SLACK_URL"] and slack.kind == "slack"
     assert (tg.kind, tg.chat_id, tg.events) == ("telegram", "42", ("verdict",))
-    from letrade_perf.config.secrets import mask
+    from letrade_perf.core.secrets import mask
     assert TG_TOKEN not in mask(f"token {TG_TOKEN} leaked") and SLACK_PATH not in mask(f"path {SLACK_PATH}")
 
 

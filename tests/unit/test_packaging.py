@@ -33,7 +33,7 @@ def test_lowest_constraints_pin_exactly_the_declared_lower_bounds():
 
 
 def test_the_locustfile_and_data_are_inside_the_package():
-    from letrade_perf import resources
+    from letrade_perf.core import resources
 
     assert os.path.isfile(resources.locustfile_path())
     for path in (resources.locustfile_path(), resources.profiles_dir(), resources.dashboards_dir()):

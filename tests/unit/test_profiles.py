@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from letrade_perf.config import profile as prof
-from letrade_perf.config.errors import ConfigError
-from letrade_perf.config.strict import parse_duration
+from letrade_perf.core.errors import ConfigError
+from letrade_perf.core.strict import parse_duration
 from letrade_perf.criteria.grammar import parse_criteria
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -17,9 +17,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from letrade_perf.config.errors import ConfigError
 from letrade_perf.config.profile import SinkSettings, profile_from_mapping
-from letrade_perf.config.secrets import mask
+from letrade_perf.core.errors import ConfigError
+from letrade_perf.core.secrets import mask
 from letrade_perf.metrics.histogram import Histogram
 from letrade_perf.metrics.recorder import MetricsRecorder
 from letrade_perf.metrics.sink import (

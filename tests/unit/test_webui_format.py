@@ -1,4 +1,4 @@
-"""The Criteria tab's display logic (pure functions of :mod:`letrade_perf.webui`; no Locust here)."""
+"""The Criteria tab's display logic (pure functions of :mod:`letrade_perf.harness.webui`; no Locust here)."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from letrade_perf import webui
+from letrade_perf.harness import webui
 
 SNAPSHOT = {
     "updated_at": 1_700_000_000.0,
@@ -150,6 +150,6 @@ def test_install_is_a_noop_without_web_ui():
 
 
 def test_importing_the_module_pulls_in_neither_locust_nor_flask():
-    code = "import sys, letrade_perf.webui; print(sorted(m for m in ('locust', 'flask', 'gevent') if m in sys.modules))"
+    code = "import sys, letrade_perf.harness.webui; print(sorted(m for m in ('locust', 'flask', 'gevent') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -21,9 +21,9 @@ import time
 
 import gevent
 
+from ..criteria.evaluate import FAIL, format_value
+from ..criteria.gate import Gate
 from ..metrics.recorder import MetricsRecorder, Snapshot
-from .evaluate import FAIL, format_value
-from .gate import Gate
 
 log = logging.getLogger("letrade_perf.criteria")
 

@@ -29,7 +29,7 @@ import math
 import time
 from typing import Any, Callable, Mapping
 
-log = logging.getLogger("letrade_perf.webui")
+log = logging.getLogger("letrade_perf.harness.webui")
 
 TAB_KEY = "criteria"
 TAB_TITLE = "Criteria"

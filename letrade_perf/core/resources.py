@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-PKG_DIR = Path(__file__).resolve().parent
+PKG_DIR = Path(__file__).resolve().parent.parent   # letrade_perf/ (this file is letrade_perf/core/resources.py)
 
 
 def locustfile_path() -> str:

@@ -40,7 +40,7 @@ from typing import Any, Callable
 import gevent
 from locust.runners import STATE_MISSING
 
-from .pacer import Pacer
+from ..pacing.pacer import Pacer
 
 logger = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from typing import Mapping
 
 import gevent
 
-from .sink import InfluxSink, ProcessGauges, resolve_sink_config, run_fields
+from ..metrics.sink import InfluxSink, ProcessGauges, resolve_sink_config, run_fields
 
 log = logging.getLogger("letrade_perf.metrics.sink")
 
@@ -49,7 +49,7 @@ def install_sink(ctx, environment, *, environ: Mapping[str, str] | None = None) 
     """Build the process's sink from the profile's ``sink:`` section and the ``LETRADE_INFLUX_*``
     variables and wire it into the run (see the module docstring); sets ``ctx.sink``. None (and
     nothing installed) when no InfluxDB URL is configured. Raises
-    :class:`~letrade_perf.config.errors.ConfigError` on a bad setting."""
+    :class:`~letrade_perf.core.errors.ConfigError` on a bad setting."""
     config = resolve_sink_config(getattr(ctx.profile, "sink", None), os.environ if environ is None else environ)
     if config is None:
         return None

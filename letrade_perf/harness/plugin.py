@@ -2,7 +2,7 @@
 
 Use from a locustfile (``locustfiles/binance.py`` does exactly this)::
 
-    from letrade_perf.plugin import ProfileShape, register_plugin
+    from letrade_perf.harness.plugin import ProfileShape, register_plugin
     register_plugin()
 
 Command-line options (besides Locust's own ``--profile``, which names the profile: a bundled
@@ -66,14 +66,14 @@ from locust import LoadTestShape, between, constant
 from locust.event import EventHook
 from locust.runners import MasterRunner, WorkerRunner
 
-from .config.errors import ConfigError
-from .run import make_run_id
-from .users.exchange import ExchangeClient
-from .users.ledger import OrderLedger, cancel_open_orders, merge_counts
-from .users.symbols import SymbolRules, rules_from_exchange_info
-from .users.ws import WsCounters
+from ..core.errors import ConfigError
+from ..run import make_run_id
+from ..users.exchange import ExchangeClient
+from ..users.ledger import OrderLedger, cancel_open_orders, merge_counts
+from ..users.symbols import SymbolRules, rules_from_exchange_info
+from ..users.ws import WsCounters
 
-log = logging.getLogger("letrade_perf.plugin")
+log = logging.getLogger("letrade_perf.harness.plugin")
 
 EXIT_CONFIG = 2
 EXIT_SAFETY = 3
@@ -103,7 +103,7 @@ class HarnessContext:
     ``exchange`` (process-level paced client), ``ws_counters`` (stream connection counters),
     ``master_pacing`` / ``worker_pacing``, ``sim`` (the embedded simulator, if started here),
     ``aborted`` (the abort reason, or None), ``worker_reports`` (master: last report per worker),
-    ``gate`` (:class:`~letrade_perf.criteria.locust_gate.LocustGate`: metrics, criteria, reports).
+    ``gate`` (:class:`~letrade_perf.harness.gate.LocustGate`: metrics, criteria, reports).
     """
 
     environment: Any
@@ -301,11 +301,11 @@ def _role(runner) -> str:
 
 
 def _user_kind(cls) -> str | None:
-    from .users.ccxt_user import CcxtUser
-    from .users.own import OwnCodeUser
-    from .users.pipeline import TradingPipelineUser
-    from .users.rest import MarketDataUser
-    from .users.ws import WsStreamUser
+    from ..users.ccxt_user import CcxtUser
+    from ..users.own import OwnCodeUser
+    from ..users.pipeline import TradingPipelineUser
+    from ..users.rest import MarketDataUser
+    from ..users.ws import WsStreamUser
 
     for base, kind in ((TradingPipelineUser, "pipeline"), (MarketDataUser, "rest_market"), (CcxtUser, "ccxt"),
                        (WsStreamUser, "ws_streams"), (OwnCodeUser, "own")):
@@ -406,7 +406,7 @@ class LetradePlugin:
 
     def _gate(self, ctx: HarnessContext, environment) -> None:
         """The criteria gate (with baseline and webhooks) and the web UI's Criteria tab."""
-        from .criteria.locust_gate import LocustGate
+        from .gate import LocustGate
 
         opts = environment.parsed_options
         baseline = baseline_path = tolerance = None
@@ -414,7 +414,7 @@ class LetradePlugin:
         if ctx.role != "worker":
             ref = getattr(opts, "letrade_baseline", None) if opts is not None else None
             if ref:
-                from .reports import load_summary
+                from ..reports import load_summary
                 try:
                     baseline = load_summary(ref)
                 except ValueError as e:
@@ -422,7 +422,7 @@ class LetradePlugin:
                 baseline_path = ref
             tol = getattr(opts, "letrade_tolerance", None) if opts is not None else None
             if tol:
-                from .criteria.tolerance import parse_tolerance
+                from ..criteria.tolerance import parse_tolerance
                 try:
                     tolerance = parse_tolerance(tol)
                 except ValueError as e:
@@ -432,16 +432,16 @@ class LetradePlugin:
                           notifier=notifier)
         gate.register(environment)
         ctx.gate = gate
-        from .metrics.locust_sink import install_sink
+        from .sink import install_sink
         install_sink(ctx, environment)
         if ctx.role != "worker" and getattr(environment, "web_ui", None) is not None:
             from .webui import install_criteria_tab
             install_criteria_tab(environment, gate.gate.snapshot)
 
     def _build(self, environment) -> HarnessContext:
-        from .config.profile import load_profile
-        from .config.secrets import install_log_masking
-        from .logs import FORMAT_ENV, apply_format
+        from ..config.profile import load_profile
+        from ..core.secrets import install_log_masking
+        from ..logs import FORMAT_ENV, apply_format
 
         apply_format(os.environ.get(FORMAT_ENV))
         install_log_masking()
@@ -452,7 +452,7 @@ class LetradePlugin:
         runner = environment.runner
         role = _role(runner)
         sim = None
-        from .config.environments import target_options
+        from ..config.environments import target_options
 
         # --host (Locust's) replaces the profile's whole target block, as in `letrade-perf run`
         urls = target_options(profile.target, (environment.host or "").strip() or None, None,
@@ -460,7 +460,7 @@ class LetradePlugin:
         if urls["host"] is None and urls["rest_url"] is None and env_name == "sim":
             if role == "worker":
                 raise ConfigError("a worker needs --host (the simulator's URL) for env sim")
-            from .sim.process import SimulatorError, start_simulator
+            from ..sim.process import SimulatorError, start_simulator
             try:
                 sim = start_simulator(profile.sim or None)
             except SimulatorError as e:
@@ -475,10 +475,10 @@ class LetradePlugin:
             raise
 
     def _build_with(self, environment, profile, env_name: str, urls: dict, role: str, sim, opts):
-        from .clock import ClockSync
-        from .config.environments import environment as target
-        from .pacing import Pacer, budgets_from_rate_limits
-        from .preflight import credential_problem
+        from ..clock import ClockSync
+        from ..config.environments import environment as target
+        from ..pacing import Pacer, budgets_from_rate_limits
+        from ..preflight import credential_problem
 
         runner = environment.runner
         env = target(env_name, **urls)
@@ -498,7 +498,7 @@ class LetradePlugin:
         ctx.ledger = OrderLedger(profile.safety.max_run_notional, on_outcome=self._order_event(environment))
         self._select_users(environment, profile)
         if role == "master":
-            from .pacing.distributed import MasterPacing
+            from .distributed import MasterPacing
             ctx.master_pacing = MasterPacing(runner)
             return ctx
         self._connect(ctx, ClockSync, Pacer, budgets_from_rate_limits)
@@ -511,7 +511,7 @@ class LetradePlugin:
 
         The bootstrap calls (one exchangeInfo, the first clock samples) go out before the pacer
         exists — it is built from exchangeInfo's rateLimits; a local pacer then reserves them."""
-        from .retry import STARTUP, retry_call, transient_status
+        from ..retry import STARTUP, retry_call, transient_status
 
         client = ExchangeClient(ctx, ctx.base_url)
         ctx.exchange = client
@@ -560,7 +560,7 @@ class LetradePlugin:
                           clock=ctx.clock.server_now_ms, sleep=gevent.sleep,
                           margin_ms=ctx.clock.estimate.uncertainty_ms)
         if ctx.role == "worker":
-            from .pacing.distributed import WorkerPacing
+            from .distributed import WorkerPacing
             ctx.worker_pacing = WorkerPacing(ctx.environment.runner, ctx.pacer)
         else:
             ctx.pacer.acquire(20 + ctx.clock.samples, name="bootstrap")  # what the bootstrap used
@@ -700,7 +700,7 @@ def build_notifier(profile):
     specs = [s.strip() for s in os.environ.get(WEBHOOKS_ENV, "").splitlines() if s.strip()]
     if not profile.notify and not specs:
         return None
-    from .notify import Notifier, parse_webhook_spec, targets_from_settings
+    from ..notify import Notifier, parse_webhook_spec, targets_from_settings
 
     targets = list(targets_from_settings(profile.notify)) if profile.notify else []
     for i, spec in enumerate(specs):
