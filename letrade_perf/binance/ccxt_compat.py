@@ -11,7 +11,7 @@ from typing import Any
 
 
 def ccxt_config(rest_base: str, api_key: str | None = None, secret: str | None = None,
-                options: dict | None = None) -> dict[str, Any]:
+                options: dict[str, Any] | None = None) -> dict[str, Any]:
     """The constructor config for ``ccxt.binance`` against ``rest_base`` (e.g. ``http://127.0.0.1:8765``)."""
     api = rest_base.rstrip("/") + "/api/v3"
     opts = {
@@ -34,12 +34,13 @@ def ccxt_config(rest_base: str, api_key: str | None = None, secret: str | None =
 
 
 def ccxt_binance(rest_base: str, api_key: str | None = None, secret: str | None = None,
-                 options: dict | None = None, module=None, cls: type | None = None):
+                 options: dict[str, Any] | None = None, module: Any = None, cls: type | None = None) -> Any:
     """A sync ``ccxt.binance`` (or ``cls``, a subclass of a ccxt binance class) aimed at
     ``rest_base`` with the spot error map applied everywhere."""
     if cls is None:
         if module is None:
-            import ccxt as module  # imported lazily: ccxt is heavy and optional for the simulator
+            import ccxt  # imported lazily: ccxt is heavy and optional for the simulator
+            module = ccxt
         cls = module.binance
     exchange = cls(ccxt_config(rest_base, api_key, secret, options))
     spot = exchange.exceptions.get("spot", {})

@@ -106,7 +106,7 @@ class Endpoint:
     #: needs the ``X-MBX-APIKEY`` header (every security type but NONE)
     needs_key: bool = field(init=False)
 
-    def __post_init__(self):   # derived once: they are read on every request
+    def __post_init__(self) -> None:   # derived once: they are read on every request
         object.__setattr__(self, "name", f"{self.method} {self.path}")
         object.__setattr__(self, "signed", self.security in (TRADE, USER_DATA))
         object.__setattr__(self, "needs_key", self.security != NONE)

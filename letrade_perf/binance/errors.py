@@ -90,18 +90,18 @@ class BinanceError(Exception):
     ``headers`` carries extra response headers (``Retry-After`` for 429/418).
     """
 
-    def __init__(self, code: int, msg: str, http: int | None = None, headers: dict | None = None):
+    def __init__(self, code: int, msg: str, http: int | None = None, headers: dict[str, str] | None = None):
         super().__init__(f"{code}: {msg}")
         self.code = code
         self.msg = msg
         self.http = http if http is not None else (SPECS[code].http if code in SPECS else 400)
         self.headers = headers or {}
 
-    def body(self) -> dict:
+    def body(self) -> dict[str, int | str]:
         return {"code": self.code, "msg": self.msg}
 
 
-def error(code: int, *args, http: int | None = None, headers: dict | None = None) -> BinanceError:
+def error(code: int, *args: object, http: int | None = None, headers: dict[str, str] | None = None) -> BinanceError:
     """Build a :class:`BinanceError` from the table, filling ``%s`` placeholders with ``args``."""
     spec = SPECS[code]
     msg = spec.msg % args if args else spec.msg
@@ -127,3 +127,13 @@ def order_rejected(msg: str) -> BinanceError:
 def is_status_unknown(http_status: int, code: int | None) -> bool:
     """True when an order call's execution status is unknown (5xx or -1006/-1007/-1008)."""
     return http_status >= 500 or code in (-1006, -1007, -1008)
+
+
+class IpBanned(Exception):
+    """The IP is banned (HTTP 418) until ``until_ms`` (server epoch ms); the run must abort.
+    Raised by the pacer (:mod:`letrade_perf.pacing`) for every call while the ban lasts."""
+
+    def __init__(self, until_ms: float):
+        super().__init__(f"IP banned (HTTP 418) until server time {int(until_ms)} ms")
+        self.until_ms = until_ms
+

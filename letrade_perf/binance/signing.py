@@ -71,7 +71,7 @@ def ed25519_sign(private_key: Ed25519PrivateKey | str | bytes, payload: str) -> 
     return base64.b64encode(private_key.sign(payload.encode())).decode()
 
 
-def sign(key_type: str, secret, payload: str) -> str:
+def sign(key_type: str, secret: str | bytes, payload: str) -> str:
     """Signature of ``payload`` for a key of ``key_type`` (HMAC: hex; ED25519: base64)."""
     if key_type == HMAC:
         return hmac_sha256(secret, payload)
@@ -80,7 +80,7 @@ def sign(key_type: str, secret, payload: str) -> str:
     raise ValueError(f"unsupported key type {key_type!r}")
 
 
-def signed_query(key_type: str, secret, params: Mapping[str, object]) -> str:
+def signed_query(key_type: str, secret: str | bytes, params: Mapping[str, object]) -> str:
     """``params`` URL-encoded with ``&signature=`` appended (percent-encoded for Ed25519)."""
     payload = encode_params(params)
     sig = sign(key_type, secret, payload)

@@ -9,6 +9,7 @@ in :mod:`letrade_perf.core`, and are re-exported here. Names are imported lazily
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 _EXPORTS = {
     "ConfigError": "letrade_perf.core.errors", "ProfileError": "letrade_perf.core.errors",
@@ -22,7 +23,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,7 +23,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import quote
 
 import yaml
@@ -51,6 +51,8 @@ class Credentials:
     source: str = ""
     """Where the credentials came from (variable names or file path), for messages."""
     _private_key: Any = field(default=None, init=False, repr=False, compare=False)
+    if TYPE_CHECKING:   # set in __post_init__ for HMAC only; declared for the type checker, not a runtime field
+        _hmac_key: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.key_type not in KEY_TYPES:

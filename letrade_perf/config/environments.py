@@ -22,9 +22,13 @@ one of its subdomains.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING
+from urllib.parse import SplitResult, urlsplit
 
 from ..core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from .profile import TargetSettings
 
 ENV_NAMES = ("sim", "testnet", "production")
 WS_API_PATH = "/ws-api/v3"
@@ -72,7 +76,7 @@ BINANCE_REST_HOSTS = {
 }
 
 
-def _split(url: str, what: str, schemes: tuple[str, ...], example: str):
+def _split(url: str, what: str, schemes: tuple[str, ...], example: str) -> SplitResult:
     if not isinstance(url, str) or not url.strip():
         raise ConfigError(f"{what}: expected a URL such as {example}, got {url!r}")
     parts = urlsplit(url.strip())
@@ -130,13 +134,13 @@ def _check_production(env: Environment) -> None:
             raise ConfigError(f"production {what} must be a {scheme} binance.com host (e.g. {example}), got {url!r}")
 
 
-def target_options(profile_target, host: str | None = None, rest_url: str | None = None,
+def target_options(profile_target: TargetSettings | None, host: str | None = None, rest_url: str | None = None,
                    stream_url: str | None = None, ws_api_url: str | None = None) -> dict[str, str | None]:
     """The keyword arguments of :func:`environment` from the command line over a profile's
     ``target:`` block (``profile_target`` may be None): a command-line ``host`` replaces the whole
     block; otherwise each URL given on the command line replaces the block's one. ``run``,
     ``check`` and the Locust plugin all resolve through this."""
-    out = {"host": host, "rest_url": rest_url, "stream_url": stream_url, "ws_api_url": ws_api_url}
+    out: dict[str, str | None] = {"host": host, "rest_url": rest_url, "stream_url": stream_url, "ws_api_url": ws_api_url}
     if host is None and profile_target is not None:
         for key in out:
             if out[key] is None:

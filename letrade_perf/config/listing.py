@@ -2,6 +2,7 @@
 ``--validate`` each one (or each given name/path) is loaded, and any error exits 2."""
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import TextIO
 
@@ -9,7 +10,7 @@ from ..core.errors import ConfigError
 from .profile import list_profiles, load_profile
 
 
-def run_from_args(args, out: TextIO | None = None, err: TextIO | None = None) -> int:
+def run_from_args(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     refs = list(getattr(args, "refs", []) or [])
     if refs and not args.validate:

@@ -28,7 +28,7 @@ ProfileError = ConfigError
 _SYMBOL = re.compile(r"^[A-Z0-9]+$")
 
 
-def _duration_field(default: float, **kw) -> Any:
+def _duration_field(default: float, **kw: Any) -> Any:
     return field(default=default, metadata={"parse": strict.parse_duration, **kw})
 
 
@@ -479,7 +479,7 @@ class WebhookSettings:
             raise FieldError("chat_id", "is required for kind telegram")
 
 
-def _parse_sim(value: Any, kp: str, source: str) -> dict | None:
+def _parse_sim(value: Any, kp: str, source: str) -> dict[str, Any] | None:
     if value is None:
         return None
     if not isinstance(value, dict):
@@ -515,7 +515,7 @@ class Profile:
     """Real-money guards."""
     criteria: tuple[Criterion, ...] = field(default=(), metadata={"parse": _parse_criteria})
     """Acceptance criteria (see :mod:`letrade_perf.criteria.grammar`)."""
-    sim: dict | None = field(default=None, metadata={"parse": _parse_sim})
+    sim: dict[str, Any] | None = field(default=None, metadata={"parse": _parse_sim})
     """Simulator config for env ``sim`` (the ``letrade-perf sim --config`` schema)."""
     sink: SinkSettings | None = None
     """InfluxDB sink settings (None = no sink)."""

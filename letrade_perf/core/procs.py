@@ -7,11 +7,12 @@ import os
 import signal
 import subprocess
 import sys
+from typing import Any, Callable
 
 PR_SET_PDEATHSIG = 1
 
 
-def stop_process(proc: subprocess.Popen, timeout: float = 10.0, sig: int = signal.SIGTERM) -> int | None:
+def stop_process(proc: subprocess.Popen[Any], timeout: float = 10.0, sig: int = signal.SIGTERM) -> int | None:
     """Send ``sig`` (SIGTERM), wait ``timeout`` seconds, then SIGKILL; returns the exit code."""
     if proc.poll() is None:
         try:
@@ -37,7 +38,8 @@ def set_parent_death_signal(sig: int = signal.SIGTERM) -> bool:
     try:
         import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+        rc: int = libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+        return rc == 0
     except (OSError, AttributeError):
         return False
 
@@ -55,7 +57,7 @@ def on_main_thread() -> bool:
         return threading.current_thread() is threading.main_thread()
 
 
-def parent_death_preexec(sig: int = signal.SIGTERM):
+def parent_death_preexec(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
     """A ``preexec_fn`` for :class:`subprocess.Popen` that ends the child with ``sig`` when the
     caller dies (Linux; None elsewhere, or when not called from the main thread — see
     :func:`on_main_thread`). Usage: ``Popen(cmd, preexec_fn=parent_death_preexec())``."""

@@ -6,8 +6,10 @@ them), so an installed ``letrade-perf`` needs no source tree. ``letrade-perf pat
 """
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
+from typing import TextIO
 
 PKG_DIR = Path(__file__).resolve().parent.parent   # letrade_perf/ (this file is letrade_perf/core/resources.py)
 
@@ -46,7 +48,7 @@ def source_checkout() -> str | None:
     return None
 
 
-def run_from_args(args, out=None) -> int:
+def run_from_args(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """``letrade-perf paths [NAME]``: one path, or every one as ``name: path``."""
     import sys
 

@@ -8,11 +8,11 @@ import subprocess
 from importlib.metadata import PackageNotFoundError, version
 
 
-def versions() -> dict:
+def versions() -> dict[str, str | None]:
     """``{"letrade_perf", "python", "locust", "ccxt"}`` (None for a package that is not installed)."""
     from .. import __version__
 
-    out = {"letrade_perf": __version__, "python": platform.python_version(), "locust": None, "ccxt": None}
+    out: dict[str, str | None] = {"letrade_perf": __version__, "python": platform.python_version(), "locust": None, "ccxt": None}
     for dist in ("locust", "ccxt"):
         try:
             out[dist] = version(dist)

@@ -103,7 +103,7 @@ class Secret:
     def __len__(self) -> int:
         return len(self._value)
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[Secret], tuple[str]]:
         return (Secret, (self._value,))
 
 
@@ -156,7 +156,7 @@ def install_log_masking(logger: logging.Logger | None = None) -> None:
             return
         previous = logging.getLogRecordFactory()
 
-        def factory(*args, **kwargs):
+        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
             return mask_record(previous(*args, **kwargs))
 
         logging.setLogRecordFactory(factory)

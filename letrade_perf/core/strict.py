@@ -17,13 +17,14 @@ import dataclasses
 import re
 import types
 import typing
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Callable, Literal, Mapping, TypeVar
 
 import yaml
 
 from .errors import ConfigError, FieldError
 
 Hook = Callable[[Any, str, str], Any]
+T = TypeVar("T")
 
 
 def key_path(path: str, key: object) -> str:
@@ -44,14 +45,14 @@ def read_yaml(path: str, error: type[ConfigError] = ConfigError) -> Any:
         raise error(f"{path}: invalid YAML: {e}") from e
 
 
-def yaml_fields(cls) -> dict[str, dataclasses.Field]:
+def yaml_fields(cls: type[Any]) -> dict[str, dataclasses.Field[Any]]:
     """The dataclass fields read from YAML, by YAML key."""
     return {f.metadata.get("key", f.name): f for f in dataclasses.fields(cls)
             if f.init and f.metadata.get("yaml", True)}
 
 
-def build(cls, data: Any, path: str = "", source: str = "config", *, error: type[ConfigError] = ConfigError,
-          hooks: Mapping[Any, Hook] | None = None, extra: Mapping[str, Any] | None = None):
+def build(cls: type[T], data: Any, path: str = "", source: str = "config", *, error: type[ConfigError] = ConfigError,
+          hooks: Mapping[Any, Hook] | None = None, extra: Mapping[str, Any] | None = None) -> T:
     """Build dataclass ``cls`` from mapping ``data`` found at ``path`` in ``source``."""
     where = path or "top level"
     if not isinstance(data, Mapping):

@@ -12,10 +12,14 @@ as the series ``X`` (ms; ``rate`` = ok ÷ all).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 from ..metrics import catalogue
 from ..metrics.recorder import MetricsStore
 from .grammar import COUNTER_METRICS, Criterion, parse_criteria
+
+if TYPE_CHECKING:
+    from ..config.profile import Profile
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 #: counter metrics read from the processes' cumulative gauges (see ``LocustGate._gauges``)
@@ -57,7 +61,7 @@ class Result:
     def unit(self) -> str:
         return unit_of(self.criterion)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         c = self.criterion
         return {"label": c.label, "metric": c.metric, "tags": dict(c.tags), "expression": c.expression,
                 "aggregation": c.aggregation, "op": c.op, "threshold": c.threshold,
@@ -94,6 +98,7 @@ def measure(c: Criterion, store: MetricsStore, elapsed_s: float) -> tuple[float 
     h = series.hist
     if h.count == 0:
         return None, 0, series.uncertainty_ms
+    value: float | None
     if agg == "count":
         value = float(h.count)
     elif agg == "avg":
@@ -105,11 +110,12 @@ def measure(c: Criterion, store: MetricsStore, elapsed_s: float) -> tuple[float 
     elif agg == "med":
         value = h.percentile(50.0)
     else:
-        value = h.percentile(c.percentile)
+        # the grammar admits only p(N) here, so the percentile is set
+        value = h.percentile(cast(float, c.percentile))
     return value, h.count, series.uncertainty_ms
 
 
-def _has(tags, name: str) -> bool:
+def _has(tags: tuple[tuple[str, str], ...], name: str) -> bool:
     return any(k == name for k, _ in tags)
 
 
@@ -146,7 +152,7 @@ def format_value(value: float | None, unit: str) -> str:
 # The test plan's defaults
 # ---------------------------------------------------------------------------------------------
 
-def default_criteria(profile) -> tuple[Criterion, ...]:
+def default_criteria(profile: Profile) -> tuple[Criterion, ...]:
     """The test plan's criteria for the metrics ``profile``'s users produce.
 
     Always: ``request avg<200``, ``api_success rate>99.9%``, ``uptime rate>99.9%``,
@@ -158,7 +164,7 @@ def default_criteria(profile) -> tuple[Criterion, ...]:
     ``pipeline avg<500``, ``reconciliation rate==100%``, ``slippage avg<10`` (bps = 0.1 %) and
     ``fees avg>=gate.fees_min_bps``, ``fees avg<=gate.fees_max_bps``."""
     users, gate = profile.users, profile.gate
-    spec: dict = {
+    spec: dict[str, list[str | dict[str, Any]]] = {
         "request": ["avg<200"],
         "api_success": ["rate>99.9%"],
         "uptime": ["rate>99.9%"],
@@ -182,7 +188,7 @@ def default_criteria(profile) -> tuple[Criterion, ...]:
     return parse_criteria(spec, "test plan defaults")
 
 
-def effective_criteria(profile) -> list[tuple[Criterion, str]]:
+def effective_criteria(profile: Profile) -> list[tuple[Criterion, str]]:
     """The profile's criteria plus the defaults it does not replace, as (criterion, source).
 
     A profile criterion on a bare metric (no tags) replaces every default of that metric."""

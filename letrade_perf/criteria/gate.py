@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..core.runmeta import git_commit, versions
 from ..metrics.histogram import RELATIVE_ERROR
 from ..metrics.recorder import MetricsStore, Snapshot
 from .evaluate import FAIL, PASS, Result, effective_criteria, format_value, judge, unit_of, verdict_of
+
+if TYPE_CHECKING:
+    from ..config.profile import Profile
 
 SUMMARY_PERCENTILES = (50.0, 90.0, 95.0, 99.0)
 _TREND_EXCLUDED = frozenset({"ws_lag", "slippage", "fees"})
@@ -34,7 +37,7 @@ class Gate:
 
     ``clock`` is wall time in seconds (injectable for tests)."""
 
-    def __init__(self, profile, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, profile: Profile, *, clock: Callable[[], float] = time.time) -> None:
         self.profile = profile
         self.criteria = effective_criteria(profile)
         self.allow_inconclusive = profile.gate.allow_inconclusive
@@ -78,7 +81,7 @@ class Gate:
     def failing(self) -> list[Result]:
         return [r for r in self.results if r.gate == FAIL]
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> dict[str, Any]:
         """The live state for the web UI's Criteria tab and ``GET /letrade/criteria``."""
         results = self.results
         if self.state in ("pass", "fail", "aborted"):
@@ -127,10 +130,10 @@ class Gate:
         return "\n".join(lines)
 
     # -- the summary ----------------------------------------------------------------------------
-    def endpoint_rows(self) -> list[dict]:
+    def endpoint_rows(self) -> list[dict[str, Any]]:
         """Per (type, name): counts and exact-histogram figures of every timed request kind."""
         duration = self.elapsed_s()
-        groups: dict[tuple[str, str], list] = {}
+        groups: dict[tuple[str, str], list[Any]] = {}   # [merged Histogram, failures, clock errors]
         for (metric, tags), s in self.store.series.items():
             if metric in _TREND_EXCLUDED:
                 continue
@@ -157,7 +160,7 @@ class Gate:
                         "p95_ms": _r(p95), "p99_ms": _r(p99)})
         return out
 
-    def stream_rows(self) -> list[dict]:
+    def stream_rows(self) -> list[dict[str, Any]]:
         out = []
         for stream, s in sorted(self.store.by_tag("ws_lag", "stream").items()):
             h = s.hist
@@ -169,7 +172,8 @@ class Gate:
         return out
 
     def summary(self, *, run_id: str, env: str, host: str | None, workers: int, exit_code: int,
-                aborted: str | None, extra: dict | None = None, target: dict | None = None) -> dict:
+                aborted: str | None, extra: dict[str, Any] | None = None,
+                target: dict[str, Any] | None = None) -> dict[str, Any]:
         """The ``summary.json`` document (schema version 1)."""
         end = self.ended_at or self.clock()
         start = self.started_at or self.created_at

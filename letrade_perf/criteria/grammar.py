@@ -178,7 +178,7 @@ def parse_criteria(mapping: Any, source: str) -> tuple[Criterion, ...]:
     return tuple(out)
 
 
-def _entry(metric: str, tags, key: str, entry: Any, where: str, source: str) -> Criterion:
+def _entry(metric: str, tags: tuple[tuple[str, str], ...], key: str, entry: Any, where: str, source: str) -> Criterion:
     abort, delay = False, 0.0
     if isinstance(entry, dict):
         unknown = [k for k in entry if k not in _ENTRY_KEYS]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 RELATIVE_ERROR = 0.005
 """The largest relative error of any percentile read from a :class:`Histogram`."""
@@ -155,7 +155,7 @@ class Histogram:
         return self.percentiles((p,))[0]
 
     # -- wire format (JSON and msgpack friendly: lists, no int dict keys) ------------------------
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """``{"n", "s", "mn", "mx", "z", "p": [[i, c], ...], "m": [[i, c], ...]}``."""
         if self.count == 0:
             return {"n": 0}
@@ -163,7 +163,7 @@ class Histogram:
                 "p": [[i, c] for i, c in self.pos.items()], "m": [[i, c] for i, c in self.neg.items()]}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Histogram":
+    def from_dict(cls, data: Mapping[str, Any]) -> "Histogram":
         h = cls()
         n = int(data.get("n", 0))
         if n == 0:

@@ -33,9 +33,12 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, TextIO, cast
 
 from .histogram import Histogram
+
+if TYPE_CHECKING:
+    from locust.event import Events
 
 Tags = tuple[tuple[str, str], ...]
 Key = tuple[str, Tags]
@@ -77,7 +80,7 @@ class Snapshot:
         self.up_seconds: dict[int, bool] = {}
         self.gauges: dict[str, float] = {}
 
-    def to_wire(self) -> dict:
+    def to_wire(self) -> dict[str, Any]:
         """A msgpack/JSON-friendly form (lists, string keys)."""
         return {"start": self.start, "end": self.end,
                 "series": [[m, [list(t) for t in tags], s.hist.to_dict(), s.uncertainty_ms]
@@ -87,7 +90,7 @@ class Snapshot:
                 "gauges": dict(self.gauges)}
 
     @classmethod
-    def from_wire(cls, data: dict) -> "Snapshot":
+    def from_wire(cls, data: Mapping[str, Any]) -> "Snapshot":
         snap = cls(float(data["start"]), float(data["end"]))
         for m, tags, hist, unc in data.get("series", ()):
             s = Series()
@@ -204,11 +207,11 @@ class MetricsRecorder:
                  samples_dir: str | None = None) -> None:
         self._clock = clock
         self._gauges = gauges
-        self._cap: dict[str, set] = {}
+        self._cap: dict[str, set[Tags]] = {}
         self._cur = Snapshot(clock(), clock())
-        self._fast: dict[tuple, Series] = {}      # (request_type, name, ok) → this interval's series
+        self._fast: dict[tuple[object, ...], Series] = {}   # (request_type, name, ok) → this interval's series
         self._keys: dict[int, Key] = {}          # id(series) → its key (test hook only)
-        self._samples = None
+        self._samples: TextIO | None = None
         samples_dir = samples_dir if samples_dir is not None else os.environ.get(SAMPLES_ENV)
         if samples_dir:
             os.makedirs(samples_dir, exist_ok=True)
@@ -216,9 +219,10 @@ class MetricsRecorder:
                                  encoding="utf-8", buffering=1 << 16)
 
     # -- wiring ----------------------------------------------------------------------------------
-    def listen(self, events) -> None:
+    def listen(self, events: Events) -> None:
         """Subscribe to Locust's ``request`` and the harness's events on ``events``."""
-        events.request.add_listener(self.on_request)
+        # locust's EventHook.add_listener is unannotated
+        events.request.add_listener(self.on_request)  # type: ignore[no-untyped-call]
         for name, handler in (("letrade_ws_lag", self.on_ws_lag), ("letrade_slippage", self.on_slippage),
                               ("letrade_fee", self.on_fee), ("letrade_order", self.on_order)):
             hook = getattr(events, name, None)
@@ -251,7 +255,9 @@ class MetricsRecorder:
         if self._samples is not None:
             self._samples.write(json.dumps([metric, dict(tags), value]) + "\n")
 
-    def on_request(self, request_type=None, name=None, response_time=None, exception=None, **_kw) -> None:
+    def on_request(self, request_type: str | None = None, name: str | None = None,
+                   response_time: float | None = None, exception: BaseException | None = None,
+                   **_kw: Any) -> None:
         # the hot path (every request of every user): one dict lookup finds the interval's series
         if request_type == "WS" or response_time is None:
             return
@@ -259,7 +265,8 @@ class MetricsRecorder:
         key = (request_type, name, ok, exception is None)
         s = self._fast.get(key)
         if s is None:
-            s = self._fast[key] = self._request_series(request_type, name,
+            # Locust always passes request_type and name (str); the None defaults are defensive
+            s = self._fast[key] = self._request_series(cast(str, request_type), cast(str, name),
                                                        "ok" if exception is None else ("clock" if ok else "fail"))
         s.hist.record(response_time)
         if self._samples is not None:
@@ -273,6 +280,7 @@ class MetricsRecorder:
                 up[sec] = False
 
     def _request_series(self, request_type: str, name: str, status: str) -> Series:
+        tags: Tags
         if request_type in API_REQUEST_TYPES:
             metric, tags = "request", (("name", name), ("status", status), ("type", request_type))
         else:
@@ -284,16 +292,18 @@ class MetricsRecorder:
 
     def _write_sample(self, s: Series, value: float) -> None:
         metric, tags = self._keys[id(s)]
-        self._samples.write(json.dumps([metric, dict(tags), value]) + "\n")
+        if self._samples is not None:   # callers check it; this narrows the Optional
+            self._samples.write(json.dumps([metric, dict(tags), value]) + "\n")
 
-    def on_ws_lag(self, stream=None, lag_ms=None, uncertainty_ms=None, **_kw) -> None:
+    def on_ws_lag(self, stream: str | None = None, lag_ms: float | None = None,
+                  uncertainty_ms: float | None = None, **_kw: Any) -> None:
         # hot path (every WS event): the interval's series by stream name
         if lag_ms is None or lag_ms != lag_ms:
             return
         key = ("WS", stream)
         s = self._fast.get(key)
         if s is None:
-            tags = (("stream", stream),)
+            tags: Tags = (("stream", cast(str, stream)),)   # the firers always pass a stream name
             s = self._fast[key] = self._series("ws_lag", tags)
             self._keys[id(s)] = ("ws_lag", tags)
         s.hist.record(lag_ms)
@@ -302,15 +312,17 @@ class MetricsRecorder:
         if self._samples is not None:
             self._write_sample(s, lag_ms)
 
-    def on_slippage(self, symbol=None, side=None, bps=None, **_kw) -> None:
-        if bps is not None:
-            self.record("slippage", (("side", side), ("symbol", symbol)), float(bps))
+    def on_slippage(self, symbol: str | None = None, side: str | None = None, bps: float | None = None,
+                    **_kw: Any) -> None:
+        if bps is not None:   # the firers always pass symbol and side (str)
+            self.record("slippage", cast(Tags, (("side", side), ("symbol", symbol))), float(bps))
 
-    def on_fee(self, symbol=None, asset=None, bps=None, **_kw) -> None:
-        if bps is not None:
-            self.record("fees", (("asset", asset), ("symbol", symbol)), float(bps))
+    def on_fee(self, symbol: str | None = None, asset: str | None = None, bps: float | None = None,
+               **_kw: Any) -> None:
+        if bps is not None:   # the firers always pass symbol and asset (str)
+            self.record("fees", cast(Tags, (("asset", asset), ("symbol", symbol))), float(bps))
 
-    def on_order(self, outcome=None, source=None, **_kw) -> None:
+    def on_order(self, outcome: object = None, source: object = None, **_kw: Any) -> None:
         key = ("orders", (("outcome", str(outcome)), ("source", str(source))))
         counters = self._cur.counters
         counters[key] = counters.get(key, 0) + 1
@@ -338,7 +350,7 @@ class MetricsRecorder:
             self._samples = None
 
 
-def load_samples(directory: str) -> Iterable[tuple[str, dict, float]]:
+def load_samples(directory: str) -> Iterable[tuple[str, dict[str, str], float]]:
     """The samples the :data:`SAMPLES_ENV` test hook wrote (every process's file)."""
     for fname in sorted(os.listdir(directory)):
         if fname.startswith("samples-") and fname.endswith(".jsonl"):

@@ -30,11 +30,11 @@ import logging
 import math
 import threading
 import time
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, cast
 
 from ..core.secrets import mask
 from .influx_io import InfluxWriter, SinkWriteError, _ms, escape_tag, format_line
-from .recorder import Series, Snapshot
+from .recorder import Series, Snapshot, Tags
 from .sink_config import (  # noqa: F401
     ENV_BUCKET,
     ENV_INTERVAL,
@@ -110,17 +110,17 @@ class InfluxSink:
         self._closing = False
         self._closed = False
         self._deadline: float | None = None
-        self._remote: dict[str, dict] = {}
+        self._remote: dict[str, dict[str, Any]] = {}
         # interval aggregation
-        self._acc: dict[tuple[str, tuple], Series] = {}
+        self._acc: dict[tuple[str, Tags], Series] = {}
         self._acc_start = clock()
         self._acc_end: float | None = None
         self._acc_requests = 0
         self._acc_failures = 0
         self._last_interval_ms: int | None = None
-        self._tag_seen: dict[str, set] = {}
+        self._tag_seen: dict[str, set[str]] = {}
         # raw mode: escaped line prefixes per series, and the last timestamp per series
-        self._raw_prefix: dict[tuple, str] = {}
+        self._raw_prefix: dict[tuple[str | bool, ...], str] = {}
         self._raw_last: dict[str, int] = {}
         self._base_tag_str = "".join(f",{escape_tag(k)}={escape_tag(v)}" for k, v in sorted(self.base_tags.items()))
         self._thread = threading.Thread(target=self._run, name="letrade-influx-sink", daemon=True)
@@ -153,7 +153,7 @@ class InfluxSink:
         if full and not self._wake.is_set():
             self._wake.set()
 
-    def _enqueue_locked(self, buf, line: str, limit: int) -> None:
+    def _enqueue_locked(self, buf: collections.deque[str], line: str, limit: int) -> None:
         """Count and queue one line (the caller holds ``_lock``): dropped when closed; a full
         buffer drops its oldest line first."""
         self.produced += 1
@@ -231,11 +231,14 @@ class InfluxSink:
             if metric in SKIPPED_METRICS or s.hist.count == 0:
                 continue
             t = dict(tags)
+            key: tuple[str, Tags]
             if metric == "ws_lag":
                 key = ("ws_lag", (("stream", self.cap("ws_lag", t.get("stream") or "")),))
             else:
                 rtype = t.get("type", metric) if metric == "request" else metric
-                status = t.get("status") if t.get("status") in ("fail", "clock") else "ok"
+                status = t.get("status")
+                if status not in ("fail", "clock"):
+                    status = "ok"
                 key = ("request", (("name", self.cap("request", t.get("name") or "")), ("request_type", rtype),
                                    ("status", status)))
                 self._acc_requests += s.hist.count
@@ -284,13 +287,14 @@ class InfluxSink:
                       "buffered": len(self._buf)}
         self.add_points([format_line("sink", self.base_tags, fields, ts)])
 
-    def _series_line(self, measurement: str, tags: dict, s: Series, ts_ms: int) -> str | None:
+    def _series_line(self, measurement: str, tags: dict[str, str], s: Series, ts_ms: int) -> str | None:
         h = s.hist
         p50, p90, p95, p99 = h.percentiles(PERCENTILES)
         fields: dict[str, Any] = {"count": h.count}
         if measurement == "request":
             fields["failures"] = h.count if tags.get("status") == "fail" else 0
-        fields.update({"sum": float(h.sum), "mean": float(h.mean), "min": float(h.min), "max": float(h.max),
+        # only series with samples reach here (_merge skips empty ones), so the mean is set
+        fields.update({"sum": float(h.sum), "mean": float(cast(float, h.mean)), "min": float(h.min), "max": float(h.max),
                        "p50": p50, "p90": p90, "p95": p95, "p99": p99})
         if measurement == "ws_lag" and s.uncertainty_ms is not None:
             fields["uncertainty_ms"] = float(s.uncertainty_ms)
@@ -419,7 +423,7 @@ class InfluxSink:
         return mask(text)
 
     # -- ending ----------------------------------------------------------------------------------
-    def close(self, timeout_s: float = 10.0) -> dict:
+    def close(self, timeout_s: float = 10.0) -> dict[str, Any]:
         """Emit the open interval, flush what can be written within ``timeout_s``, count the rest
         as dropped, stop the writer thread. Idempotent; returns :meth:`stats`."""
         if self._closed:
@@ -459,7 +463,7 @@ class InfluxSink:
         return self._closed
 
     # -- reporting -------------------------------------------------------------------------------
-    def own_stats(self) -> dict:
+    def own_stats(self) -> dict[str, Any]:
         with self._lock:
             return {"produced": self.produced, "written": self.written, "dropped": self.dropped,
                     "retries": self.retries, "failed_batches": self.failed_batches, "buffered": len(self._buf),
@@ -469,7 +473,7 @@ class InfluxSink:
         """Another process's :meth:`own_stats` (the master keeps each worker's latest)."""
         self._remote[str(worker)] = dict(stats)
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, Any]:
         """Counters (``produced``, ``written``, ``dropped``, ``retries``, ``failed_batches``,
         ``buffered``), ``last_error`` (masked), and the configuration; with workers' stats added
         (:meth:`add_remote_stats`) the counters are totals and ``by_worker`` has each process's."""
@@ -487,11 +491,11 @@ class InfluxSink:
 
 
 # ---------------------------------------------------------------------------------- helpers
-def criteria_points(summary: Mapping[str, Any]) -> list[tuple[dict, dict]]:
+def criteria_points(summary: Mapping[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """``(tags, fields)`` of one ``criteria`` point per criterion of a ``summary.json`` document:
     tags ``criterion`` (label), ``metric``, ``verdict``; fields ``value`` (left out when null),
     ``threshold``, ``passed`` (1 when the criterion's gate passed), ``samples``."""
-    out = []
+    out: list[tuple[dict[str, Any], dict[str, Any]]] = []
     for c in summary.get("criteria") or ():
         fields: dict[str, Any] = {}
         if c.get("value") is not None:
@@ -533,7 +537,8 @@ class ProcessGauges:
         self.worker_rps: dict[str, tuple[float, float]] = {}
         self._wait_s_total: float | None = None
 
-    def __call__(self, start: float, end: float, requests: int, failures: int):
+    def __call__(self, start: float, end: float, requests: int,
+                 failures: int) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
         if self.role == "master":
             rps = sum(r for r, _ in self.worker_rps.values())
             fail_rps = sum(f for _, f in self.worker_rps.values())
@@ -546,7 +551,7 @@ class ProcessGauges:
             users = int(self._user_count() or 0)
         except Exception:
             users = 0
-        out: list[tuple[str, dict, dict]] = [("users", {}, {"count": users, "rps": float(rps),
+        out: list[tuple[str, dict[str, Any], dict[str, Any]]] = [("users", {}, {"count": users, "rps": float(rps),
                                                             "fail_rps": float(fail_rps)})]
         st = self._pacer_stats() if self._pacer_stats is not None else None
         if st is not None:

@@ -6,10 +6,13 @@ from __future__ import annotations
 import os
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..core.errors import ConfigError
 from ..core.secrets import register_secret
+
+if TYPE_CHECKING:
+    from ..config.profile import SinkSettings
 
 ENV_URL = "LETRADE_INFLUX_URL"
 ENV_TOKEN = "LETRADE_INFLUX_TOKEN"
@@ -85,7 +88,7 @@ def display_url(url: str) -> str:
 _OVERRIDE_KEYS = ("url", "org", "bucket", "mode", "interval_s")
 
 
-def resolve_sink_config(profile_sink=None, environ: Mapping[str, str] | None = None,
+def resolve_sink_config(profile_sink: SinkSettings | None = None, environ: Mapping[str, str] | None = None,
                         overrides: Mapping[str, Any] | None = None) -> SinkConfig | None:
     """The sink's configuration, or None when no InfluxDB URL is configured anywhere.
 

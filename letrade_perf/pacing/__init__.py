@@ -4,8 +4,8 @@
   for budget is never response time: time the request after ``acquire`` returns), ``observe``
   its rate-limit headers, ``refund`` what it did not cost, ``on_429`` / ``on_418``.
 * :func:`budgets_from_rate_limits` — :class:`Budgets` from ``exchangeInfo.rateLimits``.
-* :mod:`.distributed` — ``MasterPacing`` / ``WorkerPacing``: the per-worker share split
-  (imported separately; it needs Locust's runners).
+* :mod:`letrade_perf.harness.distributed` — ``MasterPacing`` / ``WorkerPacing``: the per-worker
+  share split (in the harness wing: it needs Locust's runners).
 """
 from .budgets import Budgets, budgets_from_rate_limits
 from .pacer import IpBanned, Pacer, PacerStats, Reservation

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from ..binance.endpoints import DEFAULT_RATE_LIMITS
 from ..binance.intervals import RATE_INTERVAL_MS
@@ -25,7 +25,7 @@ class Budgets:
     raw: tuple[Window, ...] = ()
 
 
-def budgets_from_rate_limits(rate_limits: Iterable[Mapping] = DEFAULT_RATE_LIMITS) -> Budgets:
+def budgets_from_rate_limits(rate_limits: Iterable[Mapping[str, Any]] = DEFAULT_RATE_LIMITS) -> Budgets:
     """Budgets from ``exchangeInfo.rateLimits`` entries such as
     ``{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000}``.
 

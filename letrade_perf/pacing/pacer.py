@@ -35,11 +35,12 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol
 
 import gevent
 from gevent.event import Event
 
+from ..binance.errors import IpBanned as IpBanned  # raised here, re-exported; defined with the Binance answers
 from ..binance.headers import (
     ORDER_COUNT_PREFIX,
     USED_WEIGHT_PREFIX,
@@ -57,12 +58,11 @@ _LEGACY_USED_WEIGHT = "x-mbx-used-weight"
 _EPS = 1e-9
 
 
-class IpBanned(Exception):
-    """The IP is banned (HTTP 418) until ``until_ms`` (server epoch ms); the run must abort."""
+class CostedEndpoint(Protocol):
+    """What :meth:`Pacer.acquire_for` needs of an endpoint (an
+    :class:`~letrade_perf.binance.endpoints.Endpoint` or ``WsApiMethod``)."""
 
-    def __init__(self, until_ms: float):
-        super().__init__(f"IP banned (HTTP 418) until server time {int(until_ms)} ms")
-        self.until_ms = until_ms
+    def cost(self, params: Mapping[str, str], ok: bool = True) -> int: ...
 
 
 @dataclass
@@ -143,7 +143,7 @@ class _Window:
 class _Waiter:
     __slots__ = ("event",)
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.event = Event()
 
     def wait(self) -> None:
@@ -273,7 +273,7 @@ class Pacer:
         self._wait_s_total += waited
         return waited
 
-    def acquire_for(self, endpoint, params: Mapping[str, str] | None = None,
+    def acquire_for(self, endpoint: CostedEndpoint, params: Mapping[str, str] | None = None,
                     orders: int | None = None) -> "Reservation":
         """Reserve what ``endpoint`` (an :class:`~letrade_perf.binance.endpoints.Endpoint` or
         ``WsApiMethod``) costs if it *fails* — the upper bound — plus ``orders`` (default: 1
@@ -345,7 +345,8 @@ class Pacer:
         if fast is not None:
             # Binance sends the canonical upper-case names: one dict lookup per window instead
             # of scanning every header (this runs on every response).
-            used, counts = {}, {}
+            used: dict[int, int] = {}
+            counts: dict[int, int] = {}
             for hname, window_ms, is_weight in fast:
                 if not (is_weight or orders):   # only order responses carry X-MBX-ORDER-COUNT-*
                     continue
@@ -372,7 +373,7 @@ class Pacer:
             return
         self._apply_reports(used, counts, sent_at_ms)
 
-    def _apply_reports(self, used: dict, counts: dict, sent_at_ms: float | None) -> None:
+    def _apply_reports(self, used: dict[int, int], counts: dict[int, int], sent_at_ms: float | None) -> None:
         now = self._clock()
         for windows, reported in ((self._weight, used), (self._orders, counts)):
             for w in windows:
@@ -514,7 +515,7 @@ class Reservation:
 
     __slots__ = ("pacer", "endpoint", "params", "weight", "orders", "at_ms", "waited_s", "settled")
 
-    def __init__(self, pacer: Pacer, endpoint, params: Mapping[str, str], weight: int, orders: int,
+    def __init__(self, pacer: Pacer, endpoint: CostedEndpoint, params: Mapping[str, str], weight: int, orders: int,
                  at_ms: float, waited_s: float):
         self.pacer = pacer
         self.endpoint = endpoint

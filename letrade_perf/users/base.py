@@ -13,6 +13,8 @@ from typing import Mapping
 
 from locust.exception import StopUser
 
+from .callpath import Failure  # noqa: F401 - re-exported: every user reports its failures with it
+
 _seq_lock = threading.Lock()
 _sequences: dict[str, itertools.count] = {}
 
@@ -67,10 +69,6 @@ class HarnessUserMixin:
         self.environment.events.request.fire(
             request_type=request_type, name=name, response_time=response_time, response_length=length,
             response=None, context=context or {}, exception=exception)
-
-
-class Failure(Exception):
-    """A measurement that failed; the message says why (reported, never raised out of a task)."""
 
 
 def weighted_tasks(cls, weights: Mapping[str, int], kind: str, disabled: tuple[str, ...] = ()) -> None:

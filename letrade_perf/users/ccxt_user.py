@@ -9,7 +9,6 @@ from the HTTP response ccxt received.
 """
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 from typing import Any, Callable, Mapping
 
@@ -21,8 +20,8 @@ from locust.exception import StopUser
 from ..binance.ccxt_compat import ccxt_binance
 from ..binance.endpoints import endpoint
 from ..pacing import IpBanned
-from .base import Failure, HarnessUserMixin, next_index, weighted_tasks
-from .exchange import CLOCK_ERROR_CODE, CallResult, ClientClockError, classify, decode, feedback
+from .base import HarnessUserMixin, next_index, weighted_tasks
+from .callpath import CallResult, begin, call_failure
 from .orders import client_order_id
 
 _markets_lock = Semaphore()
@@ -104,38 +103,25 @@ class CcxtUser(HarnessUserMixin, User):
         import ccxt
 
         ctx = self.ctx
-        ep = endpoint(method, path)
         try:
-            reservation = ctx.pacer.acquire_for(ep, {k: str(v) for k, v in cost_params.items()})
+            call = begin(ctx, endpoint(method, path), {k: str(v) for k, v in cost_params.items()})
         except IpBanned:
-            ctx.abort("IP banned (HTTP 418)")
             raise StopUser() from None
-        sent_at = ctx.pacer.now_ms()
         self._last = None
         if ctx.clock is not None:    # the clock may have been re-synced (refresh, or a -1021) since the last call
             self.exchange.options["timeDifference"] = -int(ctx.clock.offset_ms)
-        t0 = time.perf_counter()
+        call.restart_clock()
         exc: BaseException | None = None
         try:
             result = fn()
         except ccxt.BaseError as e:
             result, exc = None, e
-        elapsed = (time.perf_counter() - t0) * 1000.0
+        elapsed = call.elapsed_ms()
         status, headers, body = self._last or (0, {}, "")
-        data, code, msg, derr = decode(status, body) if status else (None, None, None, None)
-        res = classify(ep, CallResult(status, data, code, msg, headers, elapsed,
-                                      None if exc is None else f"{type(exc).__name__}"))
-        if exc is None:
-            res.error = None
-            res.status = 200 if status == 0 else status   # a call answered without HTTP (cached) is fine
-        feedback(ctx, res, reservation, sent_at)
-        failure = None
-        if exc is not None:
-            detail = f"code {code}" if code is not None else (f"HTTP {status}" if status else "no response")
-            failure = Failure(f"{type(exc).__name__} ({detail})")
-            if code == CLOCK_ERROR_CODE:
-                failure = ClientClockError(f"{type(exc).__name__} ({detail})")
-        self.fire("ccxt", f"ccxt {name}", elapsed, length=len(body) if body else 0, exception=failure)
+        res = call.answer(status, headers, body, None if exc is None else type(exc).__name__,
+                          elapsed_ms=elapsed, answered=exc is None)
+        self.fire("ccxt", f"ccxt {name}", elapsed, length=len(body) if body else 0,
+                  exception=None if exc is None else call_failure(res, exc))
         return result, res
 
     # -- tasks ---------------------------------------------------------------------------------

@@ -57,8 +57,7 @@ from locust.exception import StopUser
 from ..binance.ccxt_compat import ccxt_binance
 from ..binance.endpoints import ENDPOINTS, Endpoint
 from ..pacing.pacer import IpBanned
-from .base import Failure
-from .exchange import CLOCK_ERROR_CODE, CallResult, ClientClockError, classify, decode, feedback
+from .callpath import Call, CallResult, begin, call_failure
 
 SOURCE = "user"
 _ORDER = ("POST", "/api/v3/order")
@@ -124,16 +123,14 @@ def _dec(v: str | None) -> Decimal | None:
 class _Pending:
     """One guarded request between its two halves (before sending / after the answer)."""
 
-    __slots__ = ("method", "path", "ep", "cid", "order", "reservation", "sent_at", "last", "t0")
+    __slots__ = ("method", "path", "ep", "cid", "order", "call", "last")
 
     def __init__(self, method: str, path: str, ep: Endpoint | None):
         self.method, self.path, self.ep = method, path, ep
         self.cid: str | None = None
         self.order: tuple[str, str, Decimal] | None = None   # (symbol, side, notional) of an order
-        self.reservation = None
-        self.sent_at: float | None = None
+        self.call: Call | None = None                       # on the one call path once paced
         self.last: tuple[int, dict, str] | None = None     # (status, headers, body) ccxt received
-        self.t0 = 0.0
 
 
 #: the request in flight in this greenlet / asyncio task (ccxt's ``on_rest_response`` fills it in)
@@ -169,21 +166,18 @@ class _GuardCore:
         pending = _Pending(method, path, ENDPOINTS.get((method, path)))
         order = (method, path) == _ORDER
         notional = self._letrade_order_gate(params) if order else None
-        if pending.ep is not None and ctx.pacer is not None:
-            try:
-                pending.reservation = ctx.pacer.acquire_for(pending.ep, params)
-            except IpBanned:
-                if order:
-                    ctx.ledger.release_notional(notional)
-                    ctx.ledger.refused(params.get("symbol", ""), params.get("side", ""), self.letrade_source,
-                                       "IP banned")
-                ctx.abort("IP banned (HTTP 418)")
-                raise ccxt.DDoSProtection("letrade-perf: the IP is banned (HTTP 418); the run is aborted") from None
-            pending.sent_at = ctx.pacer.now_ms()
+        try:
+            pending.call = begin(ctx, pending.ep, params)
+        except IpBanned:
+            if order:
+                ctx.ledger.release_notional(notional)
+                ctx.ledger.refused(params.get("symbol", ""), params.get("side", ""), self.letrade_source,
+                                   "IP banned")
+            raise ccxt.DDoSProtection("letrade-perf: the IP is banned (HTTP 418); the run is aborted") from None
         if order:
             pending.cid = params.get("newClientOrderId") or f"lu-{ctx.run_id}-{time.monotonic_ns()}"
             pending.order = (params.get("symbol", ""), params.get("side", ""), notional)
-        pending.t0 = time.perf_counter()
+        pending.call.restart_clock()
         return pending
 
     def _letrade_enter(self, pending: _Pending) -> None:
@@ -201,23 +195,13 @@ class _GuardCore:
     def _letrade_after(self, pending: _Pending, exc: BaseException | None) -> None:
         """Classify, feed pacing back, measure, update the ledger — after the answer (or none)."""
         ctx = self.letrade_ctx
-        elapsed = (time.perf_counter() - pending.t0) * 1000.0
+        call = pending.call
         status, hdrs, text = pending.last or (0, {}, "")
-        data, code, msg, _ = decode(status, text) if status else (None, None, None, None)
-        res = CallResult(status, data, code, msg, hdrs, elapsed, None if exc is None else type(exc).__name__)
-        if exc is None:
-            res.error, res.status = None, status or 200
-        if pending.ep is not None:
-            classify(pending.ep, res)
-            if ctx.pacer is not None:
-                feedback(ctx, res, pending.reservation, pending.sent_at)
-        failure = None
-        if exc is not None:
-            detail = f"code {code}" if code is not None else (f"HTTP {status}" if status else "no response")
-            failure = (ClientClockError if code == CLOCK_ERROR_CODE else Failure)(f"{type(exc).__name__} ({detail})")
+        res = call.answer(status, hdrs, text, None if exc is None else type(exc).__name__, answered=exc is None)
         name = pending.ep.name if pending.ep is not None else f"{pending.method} {pending.path}"
-        _fire(ctx, "ccxt", name, elapsed, len(text) if text else 0, failure)
-        self._letrade_ledger(pending.method, pending.path, pending.cid, res, data)
+        _fire(ctx, "ccxt", name, res.elapsed_ms, len(text) if text else 0,
+              None if exc is None else call_failure(res, exc))
+        self._letrade_ledger(pending.method, pending.path, pending.cid, res, res.data)
 
     # -- safety and ledger -------------------------------------------------------------------------
     def _letrade_order_gate(self, params: Mapping[str, str]) -> Decimal:

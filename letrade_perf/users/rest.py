@@ -17,7 +17,8 @@ from ..binance.endpoints import endpoint
 from ..binance.intervals import KLINE_INTERVALS_MS
 from ..pacing import IpBanned
 from .base import Failure, HarnessUserMixin, weighted_tasks
-from .exchange import CallResult, classify, decode, encode_request, feedback
+from .callpath import CallResult, begin
+from .exchange import encode_request
 from .integrity import check_depth, check_klines, check_object, check_trades
 
 
@@ -50,34 +51,31 @@ class BinanceRestUser(HarnessUserMixin, FastHttpUser):
         if None in params.values():
             params = {k: v for k, v in params.items() if v is not None}
         try:
-            reservation = ctx.pacer.acquire_for(ep, params)   # weight functions read ints or strings
+            call = begin(ctx, ep, params)   # weight functions read ints or strings
         except IpBanned:
-            ctx.abort("IP banned (HTTP 418)")
             raise StopUser() from None
-        self.paced_wait_s += reservation.waited_s
+        if call.reservation is not None:
+            self.paced_wait_s += call.reservation.waited_s
         target, body, headers = encode_request(ctx, ep, params)
-        sent_at = ctx.pacer.now_ms()
         with self.client.request(ep.method, target, name=ep.name, data=body, headers=headers,
                                  catch_response=True) as resp:
             status = resp.status_code or 0
-            raw = resp.content if status else b""
-            hdrs = resp.headers if resp.headers is not None else {}   # case-insensitive .get()
             err = None
             if not status:
                 err = f"no response: {type(resp.error).__name__}: {resp.error}" if getattr(resp, "error", None) \
                     else "no response"
-            data, code, msg, derr = decode(status, raw) if status else (None, None, None, None)
-            res = classify(ep, CallResult(status, data, code, msg, hdrs, resp.request_meta.get("response_time", 0.0)
-                                          if hasattr(resp, "request_meta") else 0.0, err or derr))
+            res = call.answer(status, resp.headers if resp.headers is not None else {},   # case-insensitive .get()
+                              resp.content if status else b"", err,
+                              elapsed_ms=resp.request_meta.get("response_time", 0.0)
+                              if hasattr(resp, "request_meta") else 0.0)
             if res.ok and validate is not None:
-                problem = validate(data)
+                problem = validate(res.data)
                 if problem:
                     res.error = problem
             if res.ok:
                 resp.success()
             else:
                 resp.failure(res.failure())
-        feedback(ctx, res, reservation, sent_at)
         return res
 
 

@@ -30,10 +30,27 @@ from ..binance.endpoints import WS_API_CONNECT_WEIGHT, WS_API_METHODS
 from ..binance.signing import ws_api_payload
 from ..pacing import IpBanned
 from .base import Failure
-from .exchange import CLOCK_ERROR_CODE, RECV_WINDOW_MS, ClientClockError
+from .callpath import begin, call_failure, feedback
+from .exchange import RECV_WINDOW_MS
 
 FINAL = frozenset({"FILLED", "CANCELED", "EXPIRED", "REJECTED", "EXPIRED_IN_MATCH"})
 _ids = itertools.count(1)
+
+
+_INTERVAL_LETTER = {"SECOND": "S", "MINUTE": "M", "HOUR": "H", "DAY": "D"}
+
+
+def _usage_headers(rate_limits: list | None) -> dict[str, str]:
+    """A WebSocket API answer's ``rateLimits`` as the REST usage headers the pacer reads."""
+    headers: dict[str, str] = {}
+    for rl in rate_limits or ():
+        if rl.get("rateLimitType") == "REQUEST_WEIGHT" and "count" in rl:
+            letter = _INTERVAL_LETTER.get(rl.get("interval"), "M")
+            headers[f"X-MBX-USED-WEIGHT-{rl.get('intervalNum', 1)}{letter}"] = str(rl["count"])
+        elif rl.get("rateLimitType") == "ORDERS" and "count" in rl:
+            letter = _INTERVAL_LETTER.get(rl.get("interval"), "S")
+            headers[f"X-MBX-ORDER-COUNT-{rl.get('intervalNum', 1)}{letter}"] = str(rl["count"])
+    return headers
 
 
 @dataclass
@@ -303,11 +320,12 @@ class WsApiClient:
         if self.closed or self._conn is None:
             return WsApiResult(0, msg="not connected")
         try:
-            reservation = ctx.pacer.acquire_for(m, {k: str(v) for k, v in params.items()})
+            call = begin(ctx, m, {k: str(v) for k, v in params.items()})
         except IpBanned:
-            ctx.abort("IP banned (HTTP 418)")
             return WsApiResult(418, code=-1003, msg="IP banned")
-        self.paced_wait_s += reservation.waited_s
+        reservation = call.reservation
+        if reservation is not None:
+            self.paced_wait_s += reservation.waited_s
         if signed:
             creds = ctx.credentials
             params["apiKey"] = creds.api_key
@@ -346,40 +364,15 @@ class WsApiClient:
                 res.msg = error.get("msg")
                 data = error.get("data") or {}
                 res.retry_after_ms = data.get("retryAfter") if isinstance(data, dict) else None
-        self._feedback(m, res, reservation)
+        feedback(ctx, res, reservation, call.sent_at, headers=_usage_headers(res.rate_limits),
+                 retry_after_s=None if not res.retry_after_ms else
+                 max(0.0, (float(res.retry_after_ms) - ctx.clock.server_now_ms()) / 1000.0),
+                 unknown=m.order_entry and res.unknown)
         if report:
             self.environment.events.request.fire(
                 request_type="WSAPI", name=method, response_time=res.elapsed_ms, response_length=len(frame),
-                response=None, context={}, exception=None if res.ok else (
-                    ClientClockError(res.describe()) if res.code == CLOCK_ERROR_CODE else Failure(res.describe())))
+                response=None, context={}, exception=call_failure(res, plain=Failure))
         return res
-
-    def _feedback(self, m, res: WsApiResult, reservation) -> None:
-        ctx = self.ctx
-        if res.rate_limits:
-            headers = {}
-            for rl in res.rate_limits:
-                if rl.get("rateLimitType") == "REQUEST_WEIGHT" and "count" in rl:
-                    letter = {"SECOND": "S", "MINUTE": "M", "HOUR": "H", "DAY": "D"}.get(rl.get("interval"), "M")
-                    headers[f"X-MBX-USED-WEIGHT-{rl.get('intervalNum', 1)}{letter}"] = str(rl["count"])
-                elif rl.get("rateLimitType") == "ORDERS" and "count" in rl:
-                    letter = {"SECOND": "S", "MINUTE": "M", "HOUR": "H", "DAY": "D"}.get(rl.get("interval"), "S")
-                    headers[f"X-MBX-ORDER-COUNT-{rl.get('intervalNum', 1)}{letter}"] = str(rl["count"])
-            if headers:
-                ctx.pacer.observe(headers)
-        if res.ok:
-            reservation.settle(True)
-        elif m.order_entry and res.unknown:
-            reservation.settle(False, order_counted=True)
-        else:
-            reservation.settle(False)
-        if res.code == CLOCK_ERROR_CODE:
-            ctx.on_clock_error()
-        if res.status in (429, 418):
-            wait_s = 10.0
-            if res.retry_after_ms:
-                wait_s = max(0.0, (float(res.retry_after_ms) - ctx.clock.server_now_ms()) / 1000.0)
-            (ctx.on_429 if res.status == 429 else ctx.on_418)(wait_s)
 
     # -- user data ------------------------------------------------------------------------------
     def subscribe_user_data(self) -> WsApiResult:

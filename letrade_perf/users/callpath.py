@@ -1,0 +1,220 @@
+"""The one call path every exchange call takes, whatever carries it.
+
+Raw REST (:class:`~letrade_perf.users.rest.BinanceRestUser`), ccxt sync and asyncio
+(:class:`~letrade_perf.users.ccxt_user.CcxtUser`, :mod:`~letrade_perf.users.guarded`), the
+WebSocket API (:class:`~letrade_perf.users.userdata.WsApiClient`) and the harness's own client
+(:class:`~letrade_perf.users.exchange.ExchangeClient`) each only *send*; the sequence around the
+send exists here once::
+
+    call = begin(ctx, endpoint, params)       # reserve weight / order budget (waiting is never
+                                              # response time); a ban aborts the run
+    ... the transport sends and waits ...
+    res = call.answer(status, headers, body)  # decode, classify (ok, exchange reject, status
+                                              # unknown, transport error, 429/418), feed pacing
+    failure = call_failure(res)               # what the metric records (None when ok)
+
+Orders add the safety gate and the ledger around it (:mod:`~letrade_perf.users.guarded`,
+:mod:`~letrade_perf.users.pipeline`): an order counts as ``sent`` only as it leaves.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ..binance.endpoints import Endpoint
+from ..binance.errors import IpBanned, is_status_unknown
+from ..binance.headers import parse_retry_after
+
+try:  # orjson (a ccxt dependency) parses 2-3× faster; the standard library otherwise
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover - depends on the environment
+    _loads = json.loads
+
+#: Retry-After used when a 429/418 carries none.
+DEFAULT_RETRY_AFTER_S = 10.0
+#: "Timestamp for this request is outside of the recvWindow": the client's clock is off.
+CLOCK_ERROR_CODE = -1021
+
+
+@dataclass
+class CallResult:
+    """The outcome of one exchange call.
+
+    ``status`` is the HTTP status (0 when no response arrived), ``code``/``msg`` the Binance
+    error body (None on success), ``data`` the decoded JSON (None when undecodable),
+    ``elapsed_ms`` the request time after pacing, ``unknown`` True when the execution status
+    of an order-entry call is unknown (5xx, -1006/-1007/-1008, no response).
+    """
+
+    status: int
+    data: Any = None
+    code: int | None = None
+    msg: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    elapsed_ms: float = 0.0
+    error: str | None = None
+    unknown: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200 and self.error is None
+
+    def failure(self) -> Exception:
+        """The exception reported for this (failed) call: a :class:`ClientClockError` for ``-1021``."""
+        if self.code == CLOCK_ERROR_CODE:
+            return ClientClockError(self.describe())
+        return ExchangeCallError(self.describe())
+
+    def describe(self) -> str:
+        if self.error:
+            return self.error
+        if self.code is not None:
+            return f"HTTP {self.status} code {self.code}: {self.msg}"
+        return f"HTTP {self.status}"
+
+
+def decode(status: int, body: bytes | str | None) -> tuple[Any, int | None, str | None, str | None]:
+    """``(data, code, msg, error)`` from a response body. A 200 with invalid JSON is an error."""
+    data = None
+    err = None
+    if body:
+        try:
+            data = _loads(body)
+        except (ValueError, UnicodeDecodeError):
+            err = f"HTTP {status}: invalid JSON body ({len(body)} bytes)"
+    elif status == 200:
+        err = "HTTP 200 with an empty body"
+    code = msg = None
+    if isinstance(data, dict) and status != 200 and "code" in data:
+        try:
+            code = int(data["code"])
+        except (TypeError, ValueError):
+            code = None
+        msg = str(data.get("msg", ""))
+    return data, code, msg, err
+
+
+def classify(ep: Endpoint, res: CallResult) -> CallResult:
+    """Set ``res.unknown`` for order-entry calls whose execution status cannot be known."""
+    if ep.order_entry and not res.ok:
+        res.unknown = res.status == 0 or is_status_unknown(res.status, res.code) or (
+            res.status == 200 and res.error is not None)
+    return res
+
+
+class Failure(Exception):
+    """A measurement that failed; the message says why (reported, never raised out of a task)."""
+
+
+class ExchangeCallError(Exception):
+    """A failed exchange call as reported to Locust (the message carries status and code)."""
+
+
+class ClientClockError(ExchangeCallError):
+    """A ``-1021`` answer: the request's timestamp was outside recvWindow — a client-clock error,
+    not an exchange failure (the recorder tags it ``status=clock``; ``api_success`` leaves it out)."""
+
+    client_clock_error = True
+
+__all__ = ["Call", "CallResult", "Failure", "begin", "call_failure", "classify", "decode", "feedback", "IpBanned"]
+
+
+class Call:
+    """One exchange call between :func:`begin` and :meth:`answer`."""
+
+    __slots__ = ("ctx", "ep", "reservation", "sent_at", "t0")
+
+    def __init__(self, ctx: Any, ep: Endpoint | None, reservation: Any, sent_at: float | None) -> None:
+        self.ctx = ctx
+        self.ep = ep
+        self.reservation = reservation
+        self.sent_at = sent_at
+        self.t0 = time.perf_counter()
+
+    def restart_clock(self) -> None:
+        """Start the response time now (after work that is not the exchange's, such as signing)."""
+        self.t0 = time.perf_counter()
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.t0) * 1000.0
+
+    def answer(self, status: int, headers: Mapping[str, str], body: bytes | str | None, error: str | None = None,
+               *, elapsed_ms: float | None = None, answered: bool = False) -> CallResult:
+        """The call's outcome from what the transport got: ``status`` 0 = no answer (``error``
+        says why). ``answered``: the client library returned without raising — a success even
+        without an HTTP answer of its own (a cached result). Pacing learns the outcome."""
+        data, code, msg, derr = decode(status, body) if status else (None, None, None, None)
+        res = CallResult(status, data, code, msg, headers,
+                         self.elapsed_ms() if elapsed_ms is None else elapsed_ms, error or derr)
+        if answered:
+            res.error, res.status = None, status or 200
+        if self.ep is not None:
+            classify(self.ep, res)
+        if self.ctx.pacer is not None:
+            feedback(self.ctx, res, self.reservation, self.sent_at)
+        return res
+
+
+def begin(ctx: Any, ep: Endpoint | None, params: Mapping[str, Any], *, paced: bool = True,
+          abort_on_ban: bool = True) -> Call:
+    """Reserve ``ep``'s weight (and order count) for ``params`` with the process pacer — the
+    wait is not part of the response time. While the IP is banned the run is aborted (unless
+    ``abort_on_ban`` is false: the kill switch's own calls) and
+    :class:`~letrade_perf.pacing.IpBanned` raised (each transport maps it: ``StopUser``, a ccxt
+    ``DDoSProtection``, a 418 result)."""
+    pacer = ctx.pacer
+    reservation = None
+    if pacer is None:
+        return Call(ctx, ep, None, None)
+    if paced and ep is not None:
+        try:
+            reservation = pacer.acquire_for(ep, params)
+        except IpBanned:
+            if abort_on_ban:
+                ctx.abort("IP banned (HTTP 418)")
+            raise
+    return Call(ctx, ep, reservation, pacer.now_ms())
+
+
+def feedback(ctx: Any, res: Any, reservation: Any, sent_at_ms: float | None = None, *,
+             headers: Mapping[str, str] | None = None, retry_after_s: float | None = None,
+             unknown: bool | None = None) -> None:
+    """Pacing feedback for one answer: usage counts (``headers``, default ``res.headers``),
+    the reservation settled (refunded unless the call cost it: an order whose status is
+    ``unknown`` — default ``res.unknown`` — still counts), a clock re-sync on ``-1021``,
+    a process-wide pause on 429 (``retry_after_s``, default from the headers), the run's abort
+    on 418."""
+    pacer = ctx.pacer
+    hdrs = res.headers if headers is None else headers
+    if hdrs:
+        pacer.observe(hdrs, sent_at_ms=sent_at_ms, orders=reservation is None or reservation.orders > 0)
+    if reservation is not None:
+        if res.ok:
+            reservation.settle(True)
+        elif res.unknown if unknown is None else unknown:
+            reservation.settle(False, order_counted=True)
+        else:
+            reservation.settle(False)
+    if res.code == CLOCK_ERROR_CODE:
+        ctx.on_clock_error()
+    if res.status == 429 or res.status == 418:
+        wait = retry_after_s if retry_after_s is not None else parse_retry_after(hdrs or {})
+        (ctx.on_429 if res.status == 429 else ctx.on_418)(DEFAULT_RETRY_AFTER_S if wait is None else wait)
+
+
+def call_failure(res: Any, raised: BaseException | None = None, *,
+                 plain: type[Exception] = ExchangeCallError) -> Exception | None:
+    """What the measurement records for a call: None when it succeeded; a
+    :class:`~letrade_perf.users.exchange.ClientClockError` for ``-1021`` (the client's clock
+    failed, not the exchange); otherwise a failure naming the status and code — and, when the
+    client library raised, the exception's class (``ExchangeError (code -2010)``)."""
+    if raised is None:
+        if res.ok:
+            return None
+        return ClientClockError(res.describe()) if res.code == CLOCK_ERROR_CODE else plain(res.describe())
+    code, status = res.code, res.status
+    detail = f"code {code}" if code is not None else (f"HTTP {status}" if status else "no response")
+    text = f"{type(raised).__name__} ({detail})"
+    return ClientClockError(text) if code == CLOCK_ERROR_CODE else Failure(text)
