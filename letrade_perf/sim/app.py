@@ -353,8 +353,8 @@ class RestApp:
             if order_entry:
                 limiter.charge(ip, weight)
                 charged = weight
-            e = error(-1000)
-            body, status, extra = dumps(e.body()), e.http, None
+            err = error(-1000)
+            body, status, extra = dumps(err.body()), err.http, None
 
         if fault is not None and fault.kind == "truncated":
             faults.count("truncated")

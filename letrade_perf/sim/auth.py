@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 from ..binance import signing
 from ..binance.errors import BinanceError, error, mandatory
@@ -57,8 +57,10 @@ class Auth:
         self.clock = clock
         self._keys: dict[str, _Key] = {}
         for acct in config.accounts:
+            secret: Any  # HMAC secret str or Ed25519 public key object
             if acct.key_type == signing.ED25519:
-                secret = signing.load_ed25519_public(acct.public_key)
+                # validate() guarantees an ED25519 account has its public_key
+                secret = signing.load_ed25519_public(cast(str, acct.public_key))
             else:
                 secret = acct.secret
             self._keys[acct.api_key] = _Key(acct, acct.key_type, secret)

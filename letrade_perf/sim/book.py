@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections import deque
+from typing import Sequence
 
 from .events import BookChange
 from .filters import E8
@@ -187,7 +188,7 @@ class OrderBook:
         rem_quote = max_quote
         if not side.prices:
             return fills
-        prices = list(side.best_first()) if dry_run else None
+        prices: Sequence[int] = list(side.best_first()) if dry_run else ()
         idx = 0
         while True:
             if dry_run:
@@ -202,6 +203,7 @@ class OrderBook:
             if limit is not None and (price > limit if taker_buy else price < limit):
                 break
             lv = side.levels[price]
+            cap: int | None
             if rem_quote is not None:
                 cap = rem_quote * E8 // price
                 cap -= cap % step

@@ -7,11 +7,16 @@ seeded simulator is deterministic apart from wall-clock arrival times.
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING
 
 from .clock import SimClock
 from .config import SimConfig
 from .events import EventHub
 from .stats import SimStats
+
+if TYPE_CHECKING:
+    from .streams import StreamServer
+    from .wsapi import WsApiServer
 
 
 class SimContext:
@@ -36,8 +41,8 @@ class SimContext:
         self.listen_keys = ListenKeys(config, self.clock, random.Random(config.seed + 2))
         self.events.on_user(self._on_user_event)
         # Set by the WS layers when they are mounted (streams.add_routes / wsapi.add_routes).
-        self.streams = None
-        self.wsapi = None
+        self.streams: StreamServer | None = None
+        self.wsapi: WsApiServer | None = None
 
     def _on_user_event(self, account_id: str, event: dict) -> None:
         # An order's first fill lowers the account's unfilled-order count (reference §2).

@@ -8,6 +8,7 @@ symbol advertises in ``exchangeInfo`` and the checks :mod:`.engine` runs come fr
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import cast
 
 from ..binance.errors import error, filter_failure
 from .config import SymbolSpec
@@ -44,7 +45,7 @@ def to_e8(d: Decimal) -> int:
         raise ValueError(f"not a finite decimal: {d}")
     sign, digits, exp = d.as_tuple()
     n = int("".join(map(str, digits)) or "0")
-    shift = exp + 8
+    shift = cast(int, exp) + 8  # finite: the exponent is an int (not 'n'/'N'/'F')
     n = n * 10 ** shift if shift >= 0 else n // 10 ** -shift
     return -n if sign else n
 

@@ -292,7 +292,7 @@ class KlineHistory:
             step = KLINE_INTERVALS_MS[interval]
             n = min(limit, (hi - lo) // step + 1)
             return [lo + k * step for k in range(n)]
-        out = []
+        out: list[int] = []
         o = lo
         while o <= hi and len(out) < limit:
             out.append(o)
@@ -304,7 +304,7 @@ class KlineHistory:
             step = KLINE_INTERVALS_MS[interval]
             n = min(limit, (hi - first) // step + 1)
             return [hi - (n - 1 - k) * step for k in range(n)]
-        out = []
+        out: list[int] = []
         o = hi
         while o >= first and len(out) < limit:
             out.append(o)
@@ -349,7 +349,7 @@ class KlineHistory:
                 o = opens[j]
                 nx = self._next_of(interval, o, tz) if step is None else o + step
                 bounds.append((o, nx))
-            times = set()
+            times: set[int] = set()
             for o, nx in bounds:
                 times.update((o, (o + nx) // 2, nx))
             ordered = sorted(times)

@@ -6,10 +6,11 @@ and the engine reads typed values through it. Every bad value raises the
 """
 from __future__ import annotations
 
+import builtins
 import json
 import re
 from decimal import Decimal, InvalidOperation
-from typing import Iterable
+from typing import Any, Iterable, Literal, overload
 
 from ..binance.errors import BinanceError, error, illegal_chars, mandatory
 
@@ -31,10 +32,24 @@ class Params:
     def __contains__(self, name: str) -> bool:
         return name in self.raw
 
-    def get(self, name: str, default=None):
+    def get(self, name: str, default: Any = None) -> Any:
         return self.raw.get(name, default)
 
-    def str(self, name: str, required: bool = False, default: str | None = None) -> str | None:
+    @overload
+    def str(self, name: builtins.str, required: Literal[True], default: builtins.str | None = None) -> builtins.str:
+        ...
+
+    @overload
+    def str(self, name: builtins.str, required: builtins.bool = False, *, default: builtins.str) -> builtins.str:
+        ...
+
+    @overload
+    def str(self, name: builtins.str, required: builtins.bool = False,
+            default: builtins.str | None = None) -> builtins.str | None:
+        ...
+
+    def str(self, name: builtins.str, required: builtins.bool = False,
+            default: builtins.str | None = None) -> builtins.str | None:
         v = self.raw.get(name)
         if v is None or v == "":
             if required:
@@ -42,7 +57,15 @@ class Params:
             return default
         return v
 
-    def symbol(self, name: str = "symbol", required: bool = True) -> str | None:
+    @overload
+    def symbol(self, name: builtins.str = "symbol", required: Literal[True] = True) -> builtins.str:
+        ...
+
+    @overload
+    def symbol(self, name: builtins.str = "symbol", required: builtins.bool = True) -> builtins.str | None:
+        ...
+
+    def symbol(self, name: builtins.str = "symbol", required: builtins.bool = True) -> builtins.str | None:
         v = self.str(name, required)
         if v is None:
             return None
@@ -50,7 +73,7 @@ class Params:
             raise illegal_chars(name, "^[A-Z0-9-_.]{1,20}$")
         return v
 
-    def symbols(self, name: str = "symbols") -> list[str] | None:
+    def symbols(self, name: builtins.str = "symbols") -> list[builtins.str] | None:
         """A JSON array of symbols (``symbols=["BTCUSDT","ETHUSDT"]``)."""
         v = self.str(name)
         if v is None:
@@ -65,8 +88,23 @@ class Params:
             raise error(-1102, name)
         return arr
 
-    def int(self, name: str, required: bool = False, default: int | None = None,
-            lo: int | None = None, hi: int | None = None) -> int | None:
+    @overload
+    def int(self, name: builtins.str, required: Literal[True], default: builtins.int | None = None,
+            lo: builtins.int | None = None, hi: builtins.int | None = None) -> builtins.int:
+        ...
+
+    @overload
+    def int(self, name: builtins.str, required: builtins.bool = False, *, default: builtins.int,
+            lo: builtins.int | None = None, hi: builtins.int | None = None) -> builtins.int:
+        ...
+
+    @overload
+    def int(self, name: builtins.str, required: builtins.bool = False, default: builtins.int | None = None,
+            lo: builtins.int | None = None, hi: builtins.int | None = None) -> builtins.int | None:
+        ...
+
+    def int(self, name: builtins.str, required: builtins.bool = False, default: builtins.int | None = None,
+            lo: builtins.int | None = None, hi: builtins.int | None = None) -> builtins.int | None:
         v = self.str(name, required)
         if v is None:
             return default
@@ -81,7 +119,7 @@ class Params:
             raise BinanceError(-1130, f"Invalid data sent for a parameter. '{name}' cannot be greater than {hi}.")
         return n
 
-    def decimal(self, name: str, required: bool = False) -> Decimal | None:
+    def decimal(self, name: builtins.str, required: builtins.bool = False) -> Decimal | None:
         v = self.str(name, required)
         if v is None:
             return None
@@ -92,8 +130,23 @@ class Params:
         except InvalidOperation:  # pragma: no cover - the regex already guarantees a decimal
             raise error(-1100, name, "^([0-9]{1,20})(\\.[0-9]{1,20})?$") from None
 
-    def enum(self, name: str, allowed: Iterable[str], required: bool = False, code: int = -1100,
-             default: str | None = None) -> str | None:
+    @overload
+    def enum(self, name: builtins.str, allowed: Iterable[builtins.str], required: Literal[True],
+             code: builtins.int = -1100, default: builtins.str | None = None) -> builtins.str:
+        ...
+
+    @overload
+    def enum(self, name: builtins.str, allowed: Iterable[builtins.str], required: builtins.bool = False,
+             code: builtins.int = -1100, *, default: builtins.str) -> builtins.str:
+        ...
+
+    @overload
+    def enum(self, name: builtins.str, allowed: Iterable[builtins.str], required: builtins.bool = False,
+             code: builtins.int = -1100, default: builtins.str | None = None) -> builtins.str | None:
+        ...
+
+    def enum(self, name: builtins.str, allowed: Iterable[builtins.str], required: builtins.bool = False,
+             code: builtins.int = -1100, default: builtins.str | None = None) -> builtins.str | None:
         v = self.str(name, required)
         if v is None:
             return default
@@ -104,7 +157,7 @@ class Params:
             raise error(code)
         return v
 
-    def bool(self, name: str, default: bool = False) -> bool:
+    def bool(self, name: builtins.str, default: builtins.bool = False) -> builtins.bool:
         v = self.str(name)
         if v is None:
             return default
@@ -115,7 +168,7 @@ class Params:
             return False
         raise error(-1100, name, "true|false")
 
-    def client_order_id(self, name: str) -> str | None:
+    def client_order_id(self, name: builtins.str) -> builtins.str | None:
         v = self.raw.get(name)
         if v is None:
             return None

@@ -222,7 +222,7 @@ def remove_stale_workdirs(tmpdir: str | None = None) -> list[str]:
     whose owner process is dead, or that have no owner file and are older than
     :data:`LEGACY_MAX_AGE_S`; returns the removed paths. Never raises."""
     base = tmpdir or tempfile.gettempdir()
-    removed = []
+    removed: list[str] = []
     try:
         names = [n for n in os.listdir(base) if n.startswith(WORKDIR_PREFIX)]
     except OSError:

@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, cast
 
 import yaml
 from aiohttp import web, web_protocol
@@ -195,7 +195,7 @@ def _answer_parse_errors_as_binance(server: web.Server | None, unparsable) -> No
     ``unparsable(ip, exc)``. The class swap adds no state to the instance but the callback."""
     assert server is not None and type(server) is web.Server
     server.__class__ = _BinanceErrorServer
-    server.unparsable = unparsable
+    cast(_BinanceErrorServer, server).unparsable = unparsable
 
 
 async def serve(cfg: SimConfig, ready_file: str | None = None, stop: asyncio.Event | None = None) -> None:
@@ -213,7 +213,8 @@ async def serve(cfg: SimConfig, ready_file: str | None = None, stop: asyncio.Eve
     _answer_parse_errors_as_binance(runner.server, app[REST_APP].unparsable)
     site = web.TCPSite(runner, cfg.host, cfg.port, backlog=1024, reuse_address=True)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # the bound port (cfg.port may be 0)
+    # the bound port (cfg.port may be 0); TCPSite._server is an asyncio.Server once started
+    port = cast(asyncio.Server, site._server).sockets[0].getsockname()[1]
     urls = urls_for(cfg.host, port)
     print(banner(cfg, urls), flush=True)
     if ready_file:
@@ -243,6 +244,7 @@ def run_from_args(args) -> int:
         return 2
     if not _is_loopback(cfg.host):
         log.warning("binding %s: the simulator is reachable beyond this machine", cfg.host)
+    run: Callable[..., Any]   # uvloop.run and asyncio.run differ in their keyword-only options
     try:
         import uvloop  # optional, Linux: ~30% more requests per second
         run = uvloop.run

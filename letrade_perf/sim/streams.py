@@ -62,7 +62,7 @@ import contextlib
 import json
 import logging
 import re
-from typing import Iterable
+from typing import Iterable, cast
 
 from aiohttp import WSCloseCode, web
 
@@ -267,7 +267,7 @@ class StreamServer(WsServerBase):
         elif sn.kind == "kline":
             self._klines.pop(name, None)
         elif sn.kind == "bookTicker":
-            self._last_tob.pop(sn.symbol, None)
+            self._last_tob.pop(cast(str, sn.symbol), None)
         elif sn.kind in _TIMED_KINDS:
             self._timed.pop(name, None)
             if sn.kind == "windowTickerArr":
@@ -510,10 +510,11 @@ class StreamServer(WsServerBase):
             sn = self._parsed.get(name)
             if sn is None or sn.kind != "partialDepth" or sn.speed_ms != speed:
                 continue
-            snap = snaps.get(sn.symbol)
+            sym = cast(str, sn.symbol)   # partial depth streams always name a symbol
+            snap = snaps.get(sym)
             if snap is None:
                 try:
-                    snap = snaps[sn.symbol] = self._depth20(sn.symbol)
+                    snap = snaps[sym] = self._depth20(sym)
                 except Exception:
                     log.exception("depth snapshot failed")
                     continue
@@ -586,13 +587,14 @@ class StreamServer(WsServerBase):
         ref: list[StreamName] = []
         for sn in timed.values():
             kind = sn.kind
+            # these kinds always carry their symbol / window (parse_stream)
             if kind in ("ticker", "miniTicker"):
-                wanted.setdefault(sn.symbol, []).append(sn.raw)
+                wanted.setdefault(cast(str, sn.symbol), []).append(sn.raw)
             elif kind == "windowTicker":
-                windows.setdefault(sn.window, {}).setdefault(sn.symbol, []).append(sn.raw)
+                windows.setdefault(cast(str, sn.window), {}).setdefault(cast(str, sn.symbol), []).append(sn.raw)
             elif kind == "windowTickerArr":
-                window_arrs.append(sn.window)
-                windows.setdefault(sn.window, {})
+                window_arrs.append(cast(str, sn.window))
+                windows.setdefault(cast(str, sn.window), {})
             elif kind == "avgPrice":
                 avg.append(sn)
             elif kind == "referencePrice":
@@ -603,7 +605,7 @@ class StreamServer(WsServerBase):
             self._window_tickers(now, window, per_symbol, window in window_arrs)
         for sn in avg:
             try:
-                r = self.exchange.avg_price(Params({"symbol": sn.symbol}))   # what REST /avgPrice returns
+                r = self.exchange.avg_price(Params({"symbol": cast(str, sn.symbol)}))   # what REST /avgPrice returns
             except Exception:
                 log.exception("avg_price failed")
                 continue
@@ -697,7 +699,7 @@ class StreamServer(WsServerBase):
     def _faults_changed(self, *args, **kwargs) -> None:
         try:
             self.delay_active = bool(self.faults.rules("ws_delay"))
-            for conn in tuple(self.conns):
+            for conn in tuple(cast("set[StreamConn]", self.conns)):   # this server only makes StreamConns
                 self._apply_conn_faults(conn)
         except Exception:
             log.exception("applying websocket faults failed")
@@ -727,7 +729,7 @@ class StreamServer(WsServerBase):
         if self.faults is not None:
             self.delay_active = bool(self.faults.rules("ws_delay"))
             if self._fault_rules_active():
-                for conn in tuple(self.conns):
+                for conn in tuple(cast("set[StreamConn]", self.conns)):
                     self._apply_conn_faults(conn)
 
     # -- lifecycle --------------------------------------------------------------------------

@@ -224,8 +224,8 @@ class WsApiServer(WsServerBase):
             return
         except Exception:
             log.exception("WS API %s failed", m.method)
-            e = error(-1000)
-            self._respond(conn, rid, m.method, 500, None, e, rrl, None)
+            err = error(-1000)
+            self._respond(conn, rid, m.method, 500, None, err, rrl, None)
             return
         self._respond(conn, rid, m.method, 200, result, None, rrl, account_for_limits)
 
@@ -236,7 +236,7 @@ class WsApiServer(WsServerBase):
         if err is None:
             out["result"] = result
         else:
-            body = err.body()
+            body: dict[str, Any] = err.body()
             retry = getattr(err, "retry_after_ms", None)
             if retry is not None:
                 body["data"] = {"serverTime": self.clock.now_ms(), "retryAfter": retry}
