@@ -85,8 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--key-file", default=None, help="API key file (YAML/JSON, mode 0600)")
     check.add_argument("--profile", default=None, help="also validate this profile (bundled name or YAML path)")
     profiles = sub.add_parser("profiles", help="list the bundled profiles")
-    profiles.add_argument("--validate", action="store_true",
-                          help="load and validate each profile (exit 2 on any error)")
+    profiles_mode = profiles.add_mutually_exclusive_group()
+    profiles_mode.add_argument("--validate", action="store_true",
+                               help="load and validate each profile (exit 2 on any error)")
+    profiles_mode.add_argument("--schema", action="store_true",
+                               help="print the profile's JSON Schema (draft 2020-12) for editors; the package "
+                                    "ships it as profiles/profile.schema.json")
     profiles.add_argument("refs", nargs="*", metavar="PROFILE",
                           help="with --validate: profiles or YAML paths to validate instead of the bundled ones")
     demo = sub.add_parser("demo", help="a short, bounded tour of the simulator with ccxt and websocket-client")

@@ -1,5 +1,6 @@
 """``letrade-perf profiles [--validate] [PROFILE ...]``: the bundled profiles as a table; with
-``--validate`` each one (or each given name/path) is loaded, and any error exits 2."""
+``--validate`` each one (or each given name/path) is loaded, and any error exits 2.
+``letrade-perf profiles --schema`` prints the profile's JSON Schema (:mod:`.jsonschema`)."""
 from __future__ import annotations
 
 import argparse
@@ -13,6 +14,13 @@ from .profile import list_profiles, load_profile
 def run_from_args(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     refs = list(getattr(args, "refs", []) or [])
+    if getattr(args, "schema", False):
+        if refs:
+            print("letrade-perf profiles: --schema takes no profile names", file=err)
+            return 2
+        from .jsonschema import profile_json_schema_text
+        out.write(profile_json_schema_text())
+        return 0
     if refs and not args.validate:
         print("letrade-perf profiles: naming profiles needs --validate", file=err)
         return 2

@@ -5,9 +5,8 @@ The summary is a plain JSON-able dict built by the harness at the end of a run; 
 ``summary.schema.json`` (:data:`SCHEMA_PATH`). Nothing here imports Locust or gevent: reports can
 be rendered and compared from any process (``letrade-perf compare``, a CI script).
 
-:func:`validate_summary` uses ``jsonschema`` when it is installed (it is in the ``test`` extra, not
-a runtime dependency) and otherwise a built-in validator for the keywords the shipped schema uses;
-both name the JSON path of the first problem (``$.criteria[2].verdict: ...``).
+:func:`validate_summary` checks a summary with ``jsonschema`` (draft 2020-12) and names the JSON
+path of the first problem (``$.criteria[2].verdict: ...``).
 """
 from .compare import Comparison, compare_summaries, render_comparison
 from .junit import render_junit

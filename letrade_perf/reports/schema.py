@@ -1,12 +1,8 @@
 """Validation of a run summary against ``summary.schema.json`` (JSON Schema draft 2020-12).
 
-``jsonschema`` is a test dependency, not a runtime one: a harness install must not grow a
-dependency only to check its own output. So :func:`validate_summary` uses ``jsonschema`` when it
-can be imported and otherwise a small built-in validator that understands exactly the keywords
-the shipped schema uses (``$ref`` to ``#/$defs/…``, ``type``, ``const``, ``enum``, ``required``,
-``properties``, ``additionalProperties``, ``items``, ``minimum``, ``maximum``, ``minLength``,
-``pattern``). Both report the first problem as ``$.json.path: what is wrong``; the test suite
-runs both over the same documents.
+:func:`validate_summary` checks the document with ``jsonschema`` (a runtime dependency,
+``Draft202012Validator``) and reports the first problem as ``$.json.path: what is wrong``
+(``required`` and ``additionalProperties`` failures name the missing or unexpected key).
 
 Before the schema, the document is checked for values JSON cannot carry (NaN, infinities,
 objects that are not dicts/lists/strings/numbers/booleans/None), because ``json.dump`` would
@@ -19,7 +15,9 @@ import math
 import os
 import re
 from functools import lru_cache
-from typing import Any, Iterator
+from typing import Any
+
+import jsonschema
 
 SCHEMA_PATH: str = os.path.join(os.path.dirname(os.path.abspath(__file__)), "summary.schema.json")
 """The shipped JSON Schema of the summary."""
@@ -55,7 +53,7 @@ def validate_summary(summary: Any) -> None:
 
     Checks, in order: that it is a letrade-perf summary of :data:`SCHEMA_VERSION` (a clear message
     for a file from another tool or version), that every value is JSON-able and finite, and then
-    the schema (with ``jsonschema`` when installed, else the built-in validator).
+    the schema (with ``jsonschema``).
     """
     if not isinstance(summary, dict):
         raise ValueError(f"summary $: expected a JSON object, got {type(summary).__name__}")
@@ -71,9 +69,7 @@ def validate_summary(summary: Any) -> None:
         raise ValueError(f"summary {problem}")
     # Validate what will actually be written: tuples become lists, int-valued floats stay floats.
     document = json.loads(json.dumps(summary))
-    problem = _first_jsonschema_problem(document)
-    if problem is _NO_JSONSCHEMA:
-        problem = next(builtin_problems(document), None)
+    problem = _first_schema_problem(document)
     if problem is not None:
         raise ValueError(f"summary {problem}")
 
@@ -100,15 +96,14 @@ def _first_non_json(value: Any, parts: tuple) -> str | None:
     return f"{json_path(parts)}: {type(value).__name__} is not JSON-able"
 
 
-_NO_JSONSCHEMA = object()
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(load_schema())
 
 
-def _first_jsonschema_problem(document: dict):
-    try:
-        import jsonschema
-    except ImportError:
-        return _NO_JSONSCHEMA
-    validator = jsonschema.Draft202012Validator(load_schema())
+def _first_schema_problem(document: dict) -> str | None:
+    """The first problem of ``document`` against the shipped schema as ``$.path: problem``, or None."""
+    validator = _validator()
     errors = sorted(validator.iter_errors(document), key=lambda e: [str(p) for p in e.absolute_path])
     if not errors:
         return None
@@ -123,75 +118,3 @@ def _first_jsonschema_problem(document: dict):
         return f"{json_path(parts + (extra[0],))}: unexpected key"
     return f"{json_path(parts)}: {e.message}"
 
-
-# --- the built-in validator: only the keywords summary.schema.json uses ---------------------------
-
-_TYPES = {
-    "object": lambda v: isinstance(v, dict),
-    "array": lambda v: isinstance(v, list),
-    "string": lambda v: isinstance(v, str),
-    "boolean": lambda v: isinstance(v, bool),
-    "null": lambda v: v is None,
-    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    # draft 2020-12: 1.0 is an integer
-    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer()),
-}
-
-
-def builtin_problems(document: Any, schema: dict | None = None) -> Iterator[str]:
-    """Every problem of ``document`` against ``schema`` (default: the shipped one), as ``$.path: problem``."""
-    root = schema if schema is not None else load_schema()
-    yield from _walk(root, root, document, ())
-
-
-def _resolve(root: dict, schema: dict) -> dict:
-    while "$ref" in schema:
-        ref = schema["$ref"]
-        if not ref.startswith("#/"):
-            raise ValueError(f"unsupported $ref {ref!r}")
-        target: Any = root
-        for part in ref[2:].split("/"):
-            target = target[part]
-        schema = target
-    return schema
-
-
-def _walk(root: dict, schema: dict, value: Any, parts: tuple) -> Iterator[str]:
-    schema = _resolve(root, schema)
-    where = json_path(parts)
-    types = schema.get("type")
-    if types is not None:
-        names = [types] if isinstance(types, str) else list(types)
-        if not any(_TYPES[t](value) for t in names):
-            yield f"{where}: {value!r} is not of type {' or '.join(repr(t) for t in names)}"
-            return
-    if "const" in schema and value != schema["const"]:
-        yield f"{where}: {schema['const']!r} was expected"
-    if "enum" in schema and value not in schema["enum"]:
-        yield f"{where}: {value!r} is not one of {schema['enum']!r}"
-    if _TYPES["number"](value):
-        if "minimum" in schema and value < schema["minimum"]:
-            yield f"{where}: {value!r} is less than the minimum of {schema['minimum']!r}"
-        if "maximum" in schema and value > schema["maximum"]:
-            yield f"{where}: {value!r} is greater than the maximum of {schema['maximum']!r}"
-    if isinstance(value, str):
-        if len(value) < schema.get("minLength", 0):
-            yield f"{where}: {value!r} is too short"
-        if "pattern" in schema and not re.search(schema["pattern"], value):
-            yield f"{where}: {value!r} does not match {schema['pattern']!r}"
-    if isinstance(value, dict):
-        for key in schema.get("required", ()):
-            if key not in value:
-                yield f"{json_path(parts + (key,))}: is required"
-        props = schema.get("properties", {})
-        extra = schema.get("additionalProperties", True)
-        for key, item in value.items():
-            if key in props:
-                yield from _walk(root, props[key], item, parts + (key,))
-            elif extra is False:
-                yield f"{json_path(parts + (key,))}: unexpected key"
-            elif isinstance(extra, dict):
-                yield from _walk(root, extra, item, parts + (key,))
-    if isinstance(value, list) and "items" in schema:
-        for i, item in enumerate(value):
-            yield from _walk(root, schema["items"], item, parts + (i,))

@@ -55,11 +55,10 @@ def test_shipped_schema_is_a_valid_draft_2020_12_schema_inside_the_package():
 
 
 @pytest.mark.parametrize("make", [make_summary, failing_summary, aborted_summary])
-def test_realistic_summaries_validate_with_jsonschema_and_the_builtin_validator(make):
+def test_realistic_summaries_validate(make):
     summary = make()
     reports.validate_summary(summary)
     jsonschema.Draft202012Validator(schema_mod.load_schema()).validate(summary)
-    assert list(schema_mod.builtin_problems(summary)) == []
 
 
 def _break(path: str, value=None, delete: bool = False) -> dict:
@@ -99,16 +98,16 @@ def test_an_invalid_summary_is_rejected_naming_the_json_path(path, value, delete
     summary = _break(path, value, delete)
     with pytest.raises(ValueError) as err:
         reports.validate_summary(summary)
-    assert where in str(err.value)
-    builtin = list(schema_mod.builtin_problems(json.loads(json.dumps(summary))))
-    assert builtin and builtin[0].startswith(where + ":"), builtin
+    assert str(err.value).startswith(f"summary {where}: "), str(err.value)
 
 
-def test_the_builtin_validator_is_used_without_jsonschema(monkeypatch):
-    monkeypatch.setattr(schema_mod, "_first_jsonschema_problem", lambda doc: schema_mod._NO_JSONSCHEMA)
-    reports.validate_summary(make_summary())
-    with pytest.raises(ValueError, match=r"\$\.criteria\[3\]\.verdict"):
-        reports.validate_summary(_break("criteria/3/verdict", "maybe"))
+def test_missing_and_unexpected_keys_are_named_in_words():
+    with pytest.raises(ValueError) as err:
+        reports.validate_summary(_break("run/run_id", delete=True))
+    assert str(err.value) == "summary $.run.run_id: is required"
+    with pytest.raises(ValueError) as err:
+        reports.validate_summary(_break("endpoints/0/surprise", 1))
+    assert str(err.value) == "summary $.endpoints[0].surprise: unexpected key"
 
 
 def test_non_json_values_and_other_versions_are_named():
