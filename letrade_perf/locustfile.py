@@ -52,3 +52,10 @@ class OwnCode(OwnCodeUser):
 
 class BinanceProfileShape(ProfileShape):
     """The profile's stages."""
+
+
+#: The user-kind registry: a profile's ``users.<kind>`` → the user class that runs it. A kind's
+#: settings class is the type of ``UserMix.<kind>`` (letrade_perf.config.profile); its user reads
+#: them, frozen, from ``settings`` (the plugin sets it). Adding a kind: its settings class and
+#: ``UserMix`` field, its user module (``letrade_kind``, ``settings``), its class here.
+USER_KINDS = {cls.letrade_kind: cls for cls in (RestMarketData, CcxtTrader, WsStreams, TradingPipeline, OwnCode)}

@@ -220,8 +220,8 @@ def execute(plan: RunPlan, profile) -> int:
                  target.ws_api_url)
         problems = preflight_problems(plan, profile, target)
         if problems:
-            for p in problems:
-                print(f"letrade-perf run: {p}", file=sys.stderr)
+            for problem in problems:
+                print(f"letrade-perf run: {problem}", file=sys.stderr)
             print(f"letrade-perf run: not started ({len(problems)} problem{'s' if len(problems) > 1 else ''}; "
                   "exit code 2)", file=sys.stderr)
             return EXIT_CONFIG

@@ -11,11 +11,12 @@ naming the file and the key path (``users.pipeline.strategy.fast: expected an in
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, ClassVar, Literal
 
 from ..binance.intervals import KLINE_INTERVALS
 from ..binance.streams import parse_stream
@@ -88,6 +89,9 @@ class Stage:
 @dataclass(frozen=True)
 class UserSettings:
     """What every user kind shares: its share of the users and its pause between tasks."""
+
+    calls_api: ClassVar[bool] = True
+    """The kind calls the exchange's REST or WebSocket API (the ``api`` producer of the metric catalogue)."""
 
     weight: int = 1
     """Relative share of the stage's users (Locust ``weight``)."""
@@ -167,6 +171,8 @@ class CcxtSettings(UserSettings):
 @dataclass(frozen=True)
 class WsStreamSettings(UserSettings):
     """Market-stream user (websocket-client): subscribes and measures lag of every event."""
+
+    calls_api: ClassVar[bool] = False
 
     wait_min_s: float = _duration_field(0.0)
     """Pause between connection checks (the receive loop itself never waits)."""
@@ -286,14 +292,22 @@ class UserMix:
 
     def __post_init__(self) -> None:
         if not self.active():
-            raise FieldError("", "at least one of rest_market, ccxt, ws_streams, pipeline, own is needed")
+            raise FieldError("", f"at least one of {', '.join(self.kinds())} is needed")
+
+    @classmethod
+    def kinds(cls) -> tuple[str, ...]:
+        """Every user kind a profile may name (one field each; its type is the kind's settings)."""
+        return tuple(f.name for f in dataclasses.fields(cls))
 
     def active(self) -> dict[str, UserSettings]:
         """The configured user kinds by name."""
-        return {name: s for name, s in (("rest_market", self.rest_market), ("ccxt", self.ccxt),
-                                        ("ws_streams", self.ws_streams), ("pipeline", self.pipeline),
-                                        ("own", self.own))
-                if s is not None}
+        return {name: s for name in self.kinds() if (s := getattr(self, name)) is not None}
+
+    def produces(self) -> set[str]:
+        """What the run's users produce samples as (the metric catalogue's ``produced_by``): the
+        active kinds' names, and ``api`` when one of them calls the exchange's API."""
+        active = self.active()
+        return set(active) | ({"api"} if any(s.calls_api for s in active.values()) else set())
 
     @property
     def places_orders(self) -> bool:

@@ -91,7 +91,9 @@ class LocustGate:
 
     def drain(self) -> Snapshot:
         """The recorder's interval so far, also handed to every snapshot listener (the sink)."""
-        snap = self.recorder.drain()
+        recorder = self.recorder
+        assert recorder is not None   # called only where the process records (recorder set)
+        snap = recorder.drain()
         for listener in self.snapshot_listeners:
             try:
                 listener(snap)
@@ -225,8 +227,10 @@ class LocustGate:
 
         current = self.gate.summary(run_id=self.ctx.run_id, env=self.ctx.env.name, host=None, workers=0,
                                     exit_code=0, aborted=None)
+        baseline = self.baseline
+        assert baseline is not None   # called only with a baseline (on_quitting checks)
         try:
-            comparison = compare_summaries(self.baseline, current, self.tolerance)
+            comparison = compare_summaries(baseline, current, self.tolerance)
         except Exception as e:
             log.error("baseline comparison failed: %s", e)
             return {"path": self.baseline_path or "", "tolerance": self.tolerance, "verdict": "fail",

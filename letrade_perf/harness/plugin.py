@@ -58,7 +58,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Callable
 
 import gevent
 import locust
@@ -300,45 +300,48 @@ def _role(runner) -> str:
     return "local"
 
 
-def _user_kind(cls) -> str | None:
-    from ..users.ccxt_user import CcxtUser
-    from ..users.own import OwnCodeUser
-    from ..users.pipeline import TradingPipelineUser
-    from ..users.rest import MarketDataUser
-    from ..users.ws import WsStreamUser
-
-    for base, kind in ((TradingPipelineUser, "pipeline"), (MarketDataUser, "rest_market"), (CcxtUser, "ccxt"),
-                       (WsStreamUser, "ws_streams"), (OwnCodeUser, "own")):
-        if isinstance(cls, type) and issubclass(cls, base):
-            return kind
-    return None
-
-
-_COMMON = ("weight", "fixed_count", "wait_min_s", "wait_max_s", "task_weights")
+def _user_kind(cls: object) -> str | None:
+    """The profile's ``users.<kind>`` a user class runs as (its ``letrade_kind``, inherited by
+    subclasses), or None for a class that is not letrade-perf's."""
+    return getattr(cls, "letrade_kind", None) if isinstance(cls, type) else None
 
 
 def configure_user_class(cls, settings) -> None:
-    """Apply one user kind's profile settings to a concrete user class: weight, fixed_count,
-    wait_time, task weights, and every setting that names a documented class attribute."""
+    """Give a concrete user class its kind's frozen profile settings (``cls.settings``, which the
+    users read) and the Locust knobs they set: weight, fixed_count, wait_time, the task mix."""
+    cls.settings = settings
     cls.weight = settings.weight
     cls.fixed_count = settings.fixed_count
     lo, hi = settings.wait_min_s, settings.wait_max_s
     cls.wait_time = constant(lo) if hi <= lo else between(lo, hi)
-    for f in dataclasses.fields(settings):
-        if f.name in _COMMON:
-            continue
-        if hasattr(cls, f.name):
-            value = getattr(settings, f.name)
-            setattr(cls, f.name, tuple(value) if isinstance(value, list) else value)
-    weights = getattr(settings, "task_weights", None)
-    if weights and hasattr(cls, "set_task_weights"):
-        cls.set_task_weights(weights)
+    if getattr(settings, "task_weights", None) and hasattr(cls, "set_task_weights"):
+        cls.set_task_weights(settings.task_weights)
+
+
+def _last_csv_snapshot(environment) -> Callable[..., None]:
+    """A ``quit`` listener: Locust's ``--csv`` files are snapshots its writer greenlet takes once a
+    second and closes at exit without a last one, so requests of the final second — an order a
+    stopping user finished, a kill-switch cancel — could be in the summary but not in
+    ``*_stats.csv``. Before the files close, wait (at most ~1.2 s) until a snapshot postdates
+    the last request."""
+    from locust.stats import CSV_STATS_INTERVAL_SEC
+
+    def wait_for_snapshot(**_kw: Any) -> None:
+        options = getattr(environment, "parsed_options", None)
+        last = environment.stats.total.last_request_timestamp
+        if not getattr(options, "csv_prefix", None) or not last:
+            return
+        wait = last + CSV_STATS_INTERVAL_SEC + 0.2 - time.time()
+        if wait > 0:
+            gevent.sleep(min(wait, CSV_STATS_INTERVAL_SEC + 0.2))
+
+    return wait_for_snapshot
 
 
 class LetradePlugin:
     """The Locust plugin (see the module docstring). :meth:`register` wires one environment."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.ctx: HarnessContext | None = None
 
     # -- command line ----------------------------------------------------------------------------
@@ -387,6 +390,8 @@ class LetradePlugin:
         environment.letrade_initialising = False
         events.test_stop.add_listener(self.on_test_stop)
         events.quitting.add_listener(self.on_quitting)
+        if ctx.role != "worker":
+            events.quit.add_listener(_last_csv_snapshot(environment))
         if ctx.role == "worker":
             events.report_to_master.add_listener(self.on_report_to_master)
         if ctx.role == "master":
@@ -603,6 +608,7 @@ class LetradePlugin:
     def _housekeeping(self) -> None:
         """Clock refresh and the periodic ``letrade_pacing`` event."""
         ctx = self.ctx
+        assert ctx is not None   # spawned by register() after it set self.ctx
         next_pacing = time.monotonic() + PACING_EVENT_EVERY_S
         while True:
             gevent.sleep(1.0)

@@ -11,7 +11,8 @@ Kinds: ``trend`` (a distribution: ``avg min max med p(N) count``), ``rate`` (ok 
 (the samples of one Locust request type: a trend, or ``rate`` = ok ÷ all).
 
 ``produced_by`` names the user kinds whose runs yield samples (``always``: every run, a counter
-that is valid at 0; ``orders``: any user that places orders).
+that is valid at 0; ``orders``: any user that places orders; ``api``: any user kind that calls the
+exchange's REST or WebSocket API — a kind's settings class says so, ``calls_api``).
 """
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ from dataclasses import dataclass
 from typing import Iterable
 
 TREND, RATE, COUNTER, REQUEST_TYPE = "trend", "rate", "counter", "request_type"
-ALWAYS, ORDERS = "always", "orders"
-_API_USERS = ("rest_market", "ccxt", "pipeline", "own")
+ALWAYS, ORDERS, API = "always", "orders", "api"
+_API_USERS = (API,)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,9 @@ class Metric:
     """Tags fixed on that series (``fill_to_balance`` is ``userdata{name="fill_to_balance"}``)."""
     gauge: str | None = None
     """For counters read from the processes' cumulative gauges: the gauge's name."""
+    in_sink: bool = True
+    """Whether the InfluxDB sink writes its recorder series as a measurement of its own (slippage
+    and fees are only judged and reported: the dashboards' schema has no measurement for them)."""
 
     @property
     def aggregations(self) -> tuple[str, ...]:
@@ -54,8 +58,8 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("fill_to_balance", TREND, "ms", ("status",), "FILLED executionReport → balance update",
            ("pipeline",), series="userdata", series_tags=(("name", "fill_to_balance"),)),
     Metric("slippage", TREND, "bps", ("symbol", "side"), "fill average vs decision price, positive = worse",
-           ("pipeline",)),
-    Metric("fees", TREND, "bps", ("symbol", "asset"), "fee value ÷ notional", ("pipeline",)),
+           ("pipeline",), in_sink=False),
+    Metric("fees", TREND, "bps", ("symbol", "asset"), "fee value ÷ notional", ("pipeline",), in_sink=False),
     Metric("api_success", RATE, "ratio", ("type", "name", "status"),
            "successful REST / ccxt / WS API calls ÷ all", _API_USERS, series="request"),
     Metric("order_success", RATE, "ratio", ("outcome", "source"), "orders the exchange accepted ÷ orders sent",
@@ -101,8 +105,9 @@ def series_of(name: str, tags: tuple[tuple[str, str], ...]) -> tuple[str, tuple[
 
 
 def produced(name: str, active_kinds: Iterable[str], places_orders: bool) -> bool | None:
-    """Whether a run whose active user kinds are ``active_kinds`` yields samples of ``name``
-    (None: not a catalogued metric — a request type of the user's own code)."""
+    """Whether a run whose active user kinds are ``active_kinds`` (plus ``api`` when one of them
+    calls the exchange's API: ``UserMix.produces()``) yields samples of ``name`` (None: not a
+    catalogued metric — a request type of the user's own code)."""
     m = BY_NAME.get(name)
     if m is None:
         return None
@@ -110,4 +115,4 @@ def produced(name: str, active_kinds: Iterable[str], places_orders: bool) -> boo
     return ALWAYS in m.produced_by or (ORDERS in m.produced_by and places_orders) or bool(kinds & set(m.produced_by))
 
 
-__all__ = ["Metric", "CATALOGUE", "BY_NAME", "TREND", "RATE", "COUNTER", "REQUEST_TYPE", "names", "unit", "series_of", "produced"]
+__all__ = ["API", "Metric", "CATALOGUE", "BY_NAME", "TREND", "RATE", "COUNTER", "REQUEST_TYPE", "names", "unit", "series_of", "produced"]

@@ -33,6 +33,7 @@ import time
 from typing import Any, Callable, Iterable, Mapping, cast
 
 from ..core.secrets import mask
+from .catalogue import CATALOGUE
 from .influx_io import InfluxWriter, SinkWriteError, _ms, escape_tag, format_line
 from .recorder import Series, Snapshot, Tags
 from .sink_config import (  # noqa: F401
@@ -56,8 +57,8 @@ log = logging.getLogger("letrade_perf.metrics.sink")
 
 PERCENTILES = (50, 90, 95, 99)
 OTHER = "(other)"
-#: Metrics of the recorder that have no measurement of their own in the schema.
-SKIPPED_METRICS = frozenset({"slippage", "fees"})
+#: Recorder series that have no measurement of their own in the schema (the catalogue's ``in_sink``).
+SKIPPED_METRICS = frozenset(m.series or m.name for m in CATALOGUE if not m.in_sink)
 #: An interval closes when the merged snapshots cover this share of ``interval_s`` (drains are
 #: timer-driven and land a few ms early or late: a 5 s drain must close a 5 s interval).
 INTERVAL_SLACK = 0.1

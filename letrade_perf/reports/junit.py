@@ -143,6 +143,6 @@ def render_junit(summary: dict, hostname: str | None = None) -> str:
     for el in (root, suite):
         for k in ("tests", "failures", "errors", "skipped"):
             el.set(k, str(counts[k]))
-    root.set("time", suite.get("time"))
+    root.set("time", suite.attrib["time"])   # set on the suite above
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

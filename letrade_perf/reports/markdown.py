@@ -8,6 +8,7 @@ names, reasons) is escaped so a ``|`` cannot split a table cell and a backtick, 
 from __future__ import annotations
 
 import re
+from typing import AbstractSet
 
 from . import fmt
 
@@ -28,7 +29,7 @@ def code(text) -> str:
     return f"{fence}{pad}{body}{pad}{fence}"
 
 
-def _table(header: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> list[str]:
+def _table(header: list[str], rows: list[list[str]], right: AbstractSet[int] = frozenset()) -> list[str]:
     align = ["---:" if i in right else "---" for i in range(len(header))]
     return ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |",
             *("| " + " | ".join(r) + " |" for r in rows)]

@@ -239,7 +239,8 @@ class _Call:
 class _LoopState:
     def __init__(self) -> None:
         self.pid = os.getpid()
-        self.loop: _BridgeLoop | None = None
+        #: set by :meth:`main` before ``ready`` is released; only such states are published in ``_state``
+        self.loop: _BridgeLoop
         self.thread_ident: int | None = None
         self.calls: set[_Call] = set()
         self.ready = _allocate_lock()
@@ -510,7 +511,7 @@ def _bridge(fn: Callable) -> Callable:
             flush = getattr(self, "flush_requests", None)
             if flush is not None:
                 flush()
-    bridged._aio_bridged = True
+    bridged._aio_bridged = True  # type: ignore[attr-defined]  # a marker attribute on a function: mypy has none
     return bridged
 
 
@@ -525,6 +526,9 @@ class AsyncTasksMixin:
 
     #: bound (seconds) of every bridged call; None waits as long as the coroutine runs
     aio_timeout: float | None = None
+    # declared, not set, here: Locust's task list (``User``/``TaskSet``) and a TaskSet's user
+    tasks: Any
+    user: Any
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -6,10 +6,11 @@ sinks or criteria — they only fire events on ``self.environment.events``.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 import time
-from typing import Mapping
+from typing import Any, Mapping
 
 from locust.exception import StopUser
 
@@ -37,6 +38,8 @@ class HarnessUserMixin:
     """
 
     symbol: str | None = None
+    #: the Locust ``Environment`` — provided by the ``User`` this mixes into (declared, not set, here)
+    environment: Any
 
     #: how long a user started during the plugin's init waits for the context (s)
     context_wait_s: float = 60.0
@@ -72,24 +75,27 @@ class HarnessUserMixin:
 
 
 def weighted_tasks(cls, weights: Mapping[str, int], kind: str, disabled: tuple[str, ...] = ()) -> None:
-    """Set ``cls.task_weights`` (``weights`` over the current ones) and ``cls.tasks`` from them:
-    each task name is a method of ``cls`` repeated by its weight (0 disables it, as do the
-    names in ``disabled``). Unknown names and an all-zero mix are ValueErrors naming ``kind``.
+    """Set ``cls.settings.task_weights`` (``weights`` over the current ones) and ``cls.tasks``
+    from them: each task name is a method of ``cls`` repeated by its weight (0 disables it, as
+    do the names in ``disabled``). Unknown names and an all-zero mix are ValueErrors naming ``kind``.
 
     Tasks a subclass declares itself (``@task`` methods, or TaskSets, not named in the
     weights) are kept with their own Locust weight: a user's own tasks are never dropped."""
-    own = [t for t in getattr(cls, "tasks", ()) if getattr(t, "__name__", None) not in cls.task_weights]
-    merged = dict(cls.task_weights)
+    current = cls.settings.task_weights
+    own = [t for t in getattr(cls, "tasks", ()) if getattr(t, "__name__", None) not in current]
+    merged = dict(current)
     merged.update({k: int(v) for k, v in weights.items()})
     unknown = [k for k in merged if not callable(getattr(cls, k, None))]
     if unknown:
         raise ValueError(f"unknown {kind} task(s): {', '.join(sorted(unknown))}")
+    effective = dict(merged)
     for name in disabled:
-        merged[name] = 0
-    tasks = [getattr(cls, name) for name, w in merged.items() for _ in range(max(0, w))]
+        effective[name] = 0
+    tasks = [getattr(cls, name) for name, w in effective.items() for _ in range(max(0, w))]
     own = [t for t in own if getattr(t, "__name__", None) not in merged]
     tasks += own
     if not tasks:
         raise ValueError(f"{kind} task weights are all 0")
-    cls.task_weights = merged
+    if merged != current:
+        cls.settings = dataclasses.replace(cls.settings, task_weights=merged)
     cls.tasks = tasks

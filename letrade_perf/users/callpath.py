@@ -21,12 +21,14 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-from ..binance.endpoints import Endpoint
+from ..binance.endpoints import Endpoint, WsApiMethod
 from ..binance.errors import IpBanned, is_status_unknown
 from ..binance.headers import parse_retry_after
 
+#: orjson's and json's ``loads`` (their signatures differ; both take the ``str``/``bytes`` body)
+_loads: Callable[[str | bytes], Any]
 try:  # orjson (a ccxt dependency) parses 2-3× faster; the standard library otherwise
     from orjson import loads as _loads
 except ImportError:  # pragma: no cover - depends on the environment
@@ -96,7 +98,7 @@ def decode(status: int, body: bytes | str | None) -> tuple[Any, int | None, str 
     return data, code, msg, err
 
 
-def classify(ep: Endpoint, res: CallResult) -> CallResult:
+def classify(ep: Endpoint | WsApiMethod, res: CallResult) -> CallResult:
     """Set ``res.unknown`` for order-entry calls whose execution status cannot be known."""
     if ep.order_entry and not res.ok:
         res.unknown = res.status == 0 or is_status_unknown(res.status, res.code) or (
@@ -126,7 +128,7 @@ class Call:
 
     __slots__ = ("ctx", "ep", "reservation", "sent_at", "t0")
 
-    def __init__(self, ctx: Any, ep: Endpoint | None, reservation: Any, sent_at: float | None) -> None:
+    def __init__(self, ctx: Any, ep: Endpoint | WsApiMethod | None, reservation: Any, sent_at: float | None) -> None:
         self.ctx = ctx
         self.ep = ep
         self.reservation = reservation
@@ -157,7 +159,7 @@ class Call:
         return res
 
 
-def begin(ctx: Any, ep: Endpoint | None, params: Mapping[str, Any], *, paced: bool = True,
+def begin(ctx: Any, ep: Endpoint | WsApiMethod | None, params: Mapping[str, Any], *, paced: bool = True,
           abort_on_ban: bool = True) -> Call:
     """Reserve ``ep``'s weight (and order count) for ``params`` with the process pacer — the
     wait is not part of the response time. While the IP is banned the run is aborted (unless

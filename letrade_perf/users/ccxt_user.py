@@ -10,7 +10,7 @@ from the HTTP response ccxt received.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 import gevent
 from gevent.lock import Semaphore
@@ -19,6 +19,7 @@ from locust.exception import StopUser
 
 from ..binance.ccxt_compat import ccxt_binance
 from ..binance.endpoints import endpoint
+from ..config.profile import CcxtSettings
 from ..pacing import IpBanned
 from .base import HarnessUserMixin, next_index, weighted_tasks
 from .callpath import CallResult, begin, call_failure
@@ -32,10 +33,10 @@ class CcxtUser(HarnessUserMixin, User):
     """ccxt market data and optional resting-order round trips (see the module docstring)."""
 
     abstract = True
-    #: also place orders (a LIMIT far from the market, query it, cancel it); needs credentials
-    orders: bool = False
-    #: quote value of each order
-    order_notional: float = 12.0
+    letrade_kind: ClassVar[str] = "ccxt"
+    #: the profile's ``users.ccxt`` (frozen): ``orders`` (a LIMIT far from the market, queried and
+    #: cancelled; needs credentials), ``order_notional``, task weights
+    settings: ClassVar[CcxtSettings] = CcxtSettings()
     #: how far below the best bid the resting BUY is priced (fraction)
     order_distance: float = 0.10
     #: order book depth requested by fetch_order_book
@@ -46,14 +47,11 @@ class CcxtUser(HarnessUserMixin, User):
     trades_limit: int = 100
     #: ccxt request timeout (ms)
     timeout_ms: int = 10_000
-    #: relative task weights: order_book, ohlcv, trades, ticker, balance, order
-    task_weights: Mapping[str, int] = {"order_book": 4, "ohlcv": 1, "trades": 2, "ticker": 3, "balance": 1,
-                                       "order": 1}
 
     @classmethod
     def set_task_weights(cls, weights: Mapping[str, int]) -> None:
-        """Replace the task mix (0 disables a task; ``order`` only runs with :attr:`orders`)."""
-        weighted_tasks(cls, weights, "ccxt", disabled=() if cls.orders else ("order",))
+        """Replace the task mix (0 disables a task; ``order`` only runs with ``settings.orders``)."""
+        weighted_tasks(cls, weights, "ccxt", disabled=() if cls.settings.orders else ("order",))
 
     def on_start(self) -> None:
         self.pick_symbol()
@@ -117,6 +115,7 @@ class CcxtUser(HarnessUserMixin, User):
         except ccxt.BaseError as e:
             result, exc = None, e
         elapsed = call.elapsed_ms()
+        headers: dict
         status, headers, body = self._last or (0, {}, "")
         res = call.answer(status, headers, body, None if exc is None else type(exc).__name__,
                           elapsed_ms=elapsed, answered=exc is None)
@@ -125,41 +124,41 @@ class CcxtUser(HarnessUserMixin, User):
         return result, res
 
     # -- tasks ---------------------------------------------------------------------------------
-    @task(4)
+    @task
     def order_book(self) -> None:
         self.ccxt_call("fetch_order_book", "GET", "/api/v3/depth", {"limit": self.depth_limit},
                        lambda: self.exchange.fetch_order_book(self.market, self.depth_limit))
 
-    @task(1)
+    @task
     def ohlcv(self) -> None:
         self.ccxt_call("fetch_ohlcv", "GET", "/api/v3/klines", {},
                        lambda: self.exchange.fetch_ohlcv(self.market, "1m", limit=self.ohlcv_limit))
 
-    @task(2)
+    @task
     def trades(self) -> None:
         self.ccxt_call("fetch_trades", "GET", "/api/v3/trades", {},
                        lambda: self.exchange.fetch_trades(self.market, limit=self.trades_limit))
 
-    @task(3)
+    @task
     def ticker(self) -> None:
         self.ccxt_call("fetch_ticker", "GET", "/api/v3/ticker/24hr", {"symbol": self.symbol},
                        lambda: self.exchange.fetch_ticker(self.market))
 
-    @task(1)
+    @task
     def balance(self) -> None:
         if self.ctx.credentials is None:
             return
         self.ccxt_call("fetch_balance", "GET", "/api/v3/account", {}, self.exchange.fetch_balance)
 
-    @task(1)
+    @task
     def order(self) -> None:
         """A resting LIMIT BUY far below the market, queried and cancelled (ledger-tracked)."""
         ctx = self.ctx
-        if not self.orders or ctx.credentials is None:
+        if not self.settings.orders or ctx.credentials is None:
             gevent.sleep(1.0)
             return
         ledger = ctx.ledger
-        notional = Decimal(str(self.order_notional))
+        notional = Decimal(str(self.settings.order_notional))
         refusal = ctx.order_refusal(self.symbol, notional)
         if refusal:
             ledger.refused(self.symbol, "BUY", "ccxt", refusal)
@@ -221,3 +220,4 @@ def _int(v) -> int | None:
         return None
 
 
+CcxtUser.set_task_weights({})   # the task mix of the settings' defaults

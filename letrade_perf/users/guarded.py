@@ -142,6 +142,9 @@ class _GuardCore:
 
     letrade_ctx: Any = None
     letrade_source: str = SOURCE
+    #: ccxt's exchange options — provided by the ccxt binance class :func:`guarded_class` mixes
+    #: these classes into at run time (declared, not set, here)
+    options: dict[str, Any]
 
     def on_rest_response(self, code, reason, url, method, response_headers, response_body, request_headers,
                          request_body):
@@ -174,7 +177,7 @@ class _GuardCore:
                 ctx.ledger.refused(params.get("symbol", ""), params.get("side", ""), self.letrade_source,
                                    "IP banned")
             raise ccxt.DDoSProtection("letrade-perf: the IP is banned (HTTP 418); the run is aborted") from None
-        if order:
+        if notional is not None:   # exactly when ``order``: the gate returns a Decimal or raises
             pending.cid = params.get("newClientOrderId") or f"lu-{ctx.run_id}-{time.monotonic_ns()}"
             pending.order = (params.get("symbol", ""), params.get("side", ""), notional)
         pending.call.restart_clock()
@@ -196,6 +199,7 @@ class _GuardCore:
         """Classify, feed pacing back, measure, update the ledger — after the answer (or none)."""
         ctx = self.letrade_ctx
         call = pending.call
+        assert call is not None   # set by _letrade_before, which every request passed before this
         status, hdrs, text = pending.last or (0, {}, "")
         res = call.answer(status, hdrs, text, None if exc is None else type(exc).__name__, answered=exc is None)
         name = pending.ep.name if pending.ep is not None else f"{pending.method} {pending.path}"
@@ -319,7 +323,8 @@ class GuardedAsyncBinanceMixin(_GuardCore):
             await call_in_gevent(self._letrade_enter, pending)
         token = _in_flight.set(pending)
         try:
-            result = await super().fetch(url, method, headers, body)
+            # fetch is ccxt's: the base guarded_class() combines this mixin with at run time
+            result = await super().fetch(url, method, headers, body)  # type: ignore[misc]
         except ccxt.BaseError as e:
             await call_in_gevent(self._letrade_after, pending, e)
             raise
@@ -332,7 +337,7 @@ class GuardedAsyncBinanceMixin(_GuardCore):
 _classes: dict[type, type] = {}
 
 
-def guarded_class(base: type) -> type:
+def guarded_class(base: type[Any]) -> type:
     """``base`` (a ccxt binance class — sync, ``ccxt.async_support`` or ``ccxt.pro`` — or your
     subclass of one) with the guarded call path."""
     cls = _classes.get(base)

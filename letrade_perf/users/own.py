@@ -28,10 +28,11 @@ import importlib
 import inspect
 import os
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 from locust import User, task
 
+from ..config.profile import OwnCodeSettings
 from ..core.errors import ConfigError
 from .aio import AsyncTasksMixin
 from .base import HarnessUserMixin
@@ -67,9 +68,9 @@ class OwnCodeUser(AsyncTasksMixin, HarnessUserMixin, User):
     """Runs the system the profile's ``users.own.factory`` builds (see the module docstring)."""
 
     abstract = True
-    factory: str = ""
-    path: str = ""
-    orders: bool = True
+    letrade_kind: ClassVar[str] = "own"
+    #: the profile's ``users.own`` (frozen): ``factory``, ``path``, ``orders``
+    settings: ClassVar[OwnCodeSettings] = OwnCodeSettings(factory="unset:unset")
     aio_timeout = 120
 
     def on_start(self) -> None:
@@ -77,8 +78,8 @@ class OwnCodeUser(AsyncTasksMixin, HarnessUserMixin, User):
         symbol = self.pick_symbol()
         rules = ctx.symbol_rules.get(symbol)
         self.market = f"{rules.base}/{rules.quote}" if rules is not None else symbol
-        self.build = load_factory(self.factory, self.path, getattr(ctx.profile, "source", None))
-        self.system = None
+        self.build = load_factory(self.settings.factory, self.settings.path, getattr(ctx.profile, "source", None))
+        self.system: Any = None
         self.exchange = None
         self._start()
 
@@ -106,7 +107,7 @@ class OwnCodeUser(AsyncTasksMixin, HarnessUserMixin, User):
         aio.run(self._start_async(), timeout=self.aio_timeout)
         self.flush_requests()
 
-    @task
+    @task  # type: ignore[type-var]  # locust types tasks as sync; AsyncTasksMixin bridges async ones
     async def step(self) -> None:
         await self.measure("own step", _awaitable(self.system.step()), request_type="user")
 

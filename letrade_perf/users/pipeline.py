@@ -25,11 +25,12 @@ from __future__ import annotations
 import logging
 import time
 from decimal import Decimal, InvalidOperation
+from typing import ClassVar
 
 import gevent
 from locust import task
 
-from ..config.profile import StrategySettings
+from ..config.profile import PipelineSettings
 from .base import Failure, next_index
 from .orders import client_order_id, ma_signal
 from .rest import BinanceRestUser
@@ -44,18 +45,11 @@ class TradingPipelineUser(BinanceRestUser):
     """One strategy instance: see the module docstring. Needs API credentials."""
 
     abstract = True
-    #: ``rest`` (``POST /api/v3/order``) or ``ws_api`` (``order.place``)
-    order_via: str = "rest"
-    #: signal settings: kind, interval, fast, slow, force_every_s
-    strategy: StrategySettings = StrategySettings()
-    #: quote value of each order
-    notional: float = 12.0
-    #: ``MARKET`` or ``LIMIT_IOC`` (an IOC limit :attr:`limit_through_bps` through the decision price)
-    order_type: str = "MARKET"
-    #: stop after this many orders per user (0 = unbounded)
-    max_orders: int = 0
-    #: run the reconciliation checks
-    reconcile: bool = True
+    letrade_kind: ClassVar[str] = "pipeline"
+    #: the profile's ``users.pipeline`` (frozen): ``order_via`` (``rest`` or ``ws_api``), the
+    #: ``strategy``, ``notional``, ``order_type`` (``MARKET`` or ``LIMIT_IOC``: an IOC limit
+    #: :attr:`limit_through_bps` through the decision price), ``max_orders``, ``reconcile``
+    settings: ClassVar[PipelineSettings] = PipelineSettings()
     #: how far through the decision price an IOC limit is priced (bps)
     limit_through_bps: int = 50
     #: seconds to wait for the final executionReport
@@ -141,7 +135,7 @@ class TradingPipelineUser(BinanceRestUser):
     # -- the task -------------------------------------------------------------------------------
     @task
     def step(self) -> None:
-        if self._stopped_reason is not None or (self.max_orders and self.orders_sent >= self.max_orders):
+        if self._stopped_reason is not None or (self.settings.max_orders and self.orders_sent >= self.settings.max_orders):
             gevent.sleep(1.0)
             return
         signal = self.signal()
@@ -152,7 +146,7 @@ class TradingPipelineUser(BinanceRestUser):
 
     def signal(self) -> tuple[str, Decimal] | None:
         """Moving-average crossover on live klines, or a forced alternating signal."""
-        st = self.strategy
+        st = self.settings.strategy
         res = self.call("GET", "/api/v3/klines", {"symbol": self.symbol, "interval": st.interval, "limit": st.slow + 1})
         if not res.ok or not isinstance(res.data, list) or not res.data:
             return None
@@ -179,7 +173,7 @@ class TradingPipelineUser(BinanceRestUser):
         ctx = self.ctx
         ledger = ctx.ledger
         sym = self.symbol
-        name = f"{sym} {self.order_via}"
+        name = f"{sym} {self.settings.order_via}"
         wait0 = self._paced_wait()
 
         def finish(exc: str | None, context: dict | None = None) -> None:
@@ -192,7 +186,7 @@ class TradingPipelineUser(BinanceRestUser):
         if rules is None:
             self._stop_trading(f"{sym} not in exchangeInfo")
             return
-        notional = Decimal(str(self.notional))
+        notional = Decimal(str(self.settings.notional))
         refusal = ctx.order_refusal(sym, notional)
         if refusal:
             ledger.refused(sym, side, "pipeline", refusal)
@@ -201,7 +195,7 @@ class TradingPipelineUser(BinanceRestUser):
         if not self._ensure_stream():
             finish("user data stream unavailable")
             return
-        market = self.order_type == "MARKET"
+        market = self.settings.order_type == "MARKET"
         px = price if market else rules.limit_price(price, side, Decimal(self.limit_through_bps))
         qty = rules.qty_for_notional(notional, px, market)
         problem = rules.check(qty, px, market)
@@ -234,7 +228,7 @@ class TradingPipelineUser(BinanceRestUser):
             params["timeInForce"] = "IOC"
             params["price"] = format(px, "f")
         watch = self.tracker.watch(cid)
-        ledger.sent(cid, sym, side, "pipeline", self.order_via, value)
+        ledger.sent(cid, sym, side, "pipeline", self.settings.order_via, value)
         self.orders_sent += 1
         try:
             outcome = self._place(cid, params)
@@ -252,7 +246,7 @@ class TradingPipelineUser(BinanceRestUser):
             if watch.filled_at is not None and watch.balance_at is not None:
                 self.fire("userdata", "fill_to_balance", (watch.balance_at - watch.filled_at) * 1000.0)
             problems = []
-            if self.reconcile:
+            if self.settings.reconcile:
                 problems = self._reconcile(cid, watch, rules, side)
             executed = watch.executed_qty()
             if executed > 0:
@@ -269,9 +263,11 @@ class TradingPipelineUser(BinanceRestUser):
     def _place(self, cid: str, params: dict) -> str:
         """Send the order; returns ``placed``, ``rejected``, ``not_executed`` or ``unresolved``."""
         ledger = self.ctx.ledger
-        if self.order_via == "ws_api":
-            res = self.ws.request("order.place", params, signed=True)
-            ok, unknown, result = res.ok, res.unknown, res.result
+        if self.settings.order_via == "ws_api":
+            ws = self.ws
+            assert ws is not None   # run_order placed only after _ensure_stream() connected it
+            wres = ws.request("order.place", params, signed=True)
+            ok, unknown, result = wres.ok, wres.unknown, wres.result
         else:
             res = self.call("POST", "/api/v3/order", params)
             ok, unknown, result = res.ok, res.unknown, res.data
@@ -306,6 +302,7 @@ class TradingPipelineUser(BinanceRestUser):
         problems: list[str] = []
         executed, quote = watch.executed_qty(), watch.quote_qty()
         q = self.call("GET", "/api/v3/order", {"symbol": self.symbol, "origClientOrderId": cid})
+        detail: str | None
         if not q.ok or not isinstance(q.data, dict):
             detail = f"order query failed: {q.describe()}"
         else:
@@ -366,7 +363,7 @@ class TradingPipelineUser(BinanceRestUser):
             bps = -bps
         slip = getattr(events, "letrade_slippage", None)
         if slip is not None:
-            slip.fire(symbol=self.symbol, side=side, order_via=self.order_via, bps=float(bps),
+            slip.fire(symbol=self.symbol, side=side, order_via=self.settings.order_via, bps=float(bps),
                       decision_price=float(decision_price), avg_price=float(avg), client_order_id=cid)
         fee_event = getattr(events, "letrade_fee", None)
         if fee_event is not None:

@@ -8,13 +8,14 @@ REST market-data load: depth, paged klines with an integrity check, trades, tick
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 from locust import FastHttpUser, task
 from locust.exception import StopUser
 
 from ..binance.endpoints import endpoint
 from ..binance.intervals import KLINE_INTERVALS_MS
+from ..config.profile import RestMarketSettings
 from ..pacing import IpBanned
 from .base import Failure, HarnessUserMixin, weighted_tasks
 from .callpath import CallResult, begin
@@ -85,7 +86,7 @@ class MarketDataUser(BinanceRestUser):
     """REST market data: depth, klines (paged, integrity-checked), trades, 24h ticker, book ticker.
 
     Each instance works on one symbol (round-robin over the profile's symbols). Task weights
-    come from :attr:`task_weights` (the plugin applies the profile's ``task_weights``).
+    come from ``settings.task_weights`` (the plugin sets :attr:`settings` from the profile).
 
     Events: the REST requests (``GET /api/v3/...``), and one ``integrity`` measurement per
     paged kline fetch (name ``GET /api/v3/klines <interval>``; response time = all pages;
@@ -93,18 +94,9 @@ class MarketDataUser(BinanceRestUser):
     """
 
     abstract = True
-    #: ``limit`` of depth requests (weight 5 up to 100, 25 up to 500, …)
-    depth_limit: int = 100
-    #: kline intervals fetched in turn, one per klines task
-    kline_intervals: tuple[str, ...] = ("1m", "5m", "1h")
-    #: candles per kline page (max 1000)
-    kline_limit: int = 500
-    #: pages per kline fetch (contiguous, walking back from now with ``endTime``)
-    kline_pages: int = 3
-    #: ``limit`` of recent-trades requests
-    trades_limit: int = 100
-    #: relative task weights: depth, klines, trades, ticker, book_ticker
-    task_weights: Mapping[str, int] = {"depth": 4, "klines": 2, "trades": 2, "ticker": 1, "book_ticker": 1}
+    letrade_kind: ClassVar[str] = "rest_market"
+    #: the profile's ``users.rest_market`` (frozen): limits, kline paging, task weights
+    settings: ClassVar[RestMarketSettings] = RestMarketSettings()
 
     def on_start(self) -> None:
         self.pick_symbol()
@@ -116,40 +108,41 @@ class MarketDataUser(BinanceRestUser):
         weighted_tasks(cls, weights, "market-data")
 
     # -- tasks -------------------------------------------------------------------------------
-    @task(4)
+    @task
     def depth(self) -> None:
-        self.call("GET", "/api/v3/depth", {"symbol": self.symbol, "limit": self.depth_limit}, validate=check_depth)
+        self.call("GET", "/api/v3/depth", {"symbol": self.symbol, "limit": self.settings.depth_limit}, validate=check_depth)
 
-    @task(2)
+    @task
     def klines(self) -> None:
-        intervals = [i for i in self.kline_intervals if i in KLINE_INTERVALS_MS] or ["1m"]
+        intervals = [i for i in self.settings.kline_intervals if i in KLINE_INTERVALS_MS] or ["1m"]
         interval = intervals[self._interval_i % len(intervals)]
         self._interval_i += 1
         self.fetch_klines(interval)
 
-    @task(2)
+    @task
     def trades(self) -> None:
-        self.call("GET", "/api/v3/trades", {"symbol": self.symbol, "limit": self.trades_limit}, validate=check_trades)
+        self.call("GET", "/api/v3/trades", {"symbol": self.symbol, "limit": self.settings.trades_limit}, validate=check_trades)
 
-    @task(1)
+    @task
     def ticker(self) -> None:
         self.call("GET", "/api/v3/ticker/24hr", {"symbol": self.symbol},
                   validate=check_object("symbol", "lastPrice", "volume"))
 
-    @task(1)
+    @task
     def book_ticker(self) -> None:
         self.call("GET", "/api/v3/ticker/bookTicker", {"symbol": self.symbol},
                   validate=check_object("symbol", "bidPrice", "askPrice"))
 
     # -- kline paging ------------------------------------------------------------------------
     def fetch_klines(self, interval: str) -> list:
-        """``kline_pages`` contiguous pages of ``kline_limit`` candles ending now (walking back
+        """``settings.kline_pages`` contiguous pages of ``settings.kline_limit`` candles ending now (walking back
         with ``endTime``), checked for integrity; the check is one ``integrity`` measurement."""
         end: int | None = None
         pages: list[list] = []
         t0 = time.perf_counter()
-        for _ in range(self.kline_pages):
-            params = {"symbol": self.symbol, "interval": interval, "limit": self.kline_limit}
+        limit = self.settings.kline_limit
+        for _ in range(self.settings.kline_pages):
+            params = {"symbol": self.symbol, "interval": interval, "limit": limit}
             if end is not None:
                 params["endTime"] = end
             res = self.call("GET", "/api/v3/klines", params)
@@ -159,7 +152,7 @@ class MarketDataUser(BinanceRestUser):
                 break
             pages.append(res.data)
             first = res.data[0][0] if isinstance(res.data[0], list) and res.data[0] else None
-            if len(res.data) < self.kline_limit or not isinstance(first, int):
+            if len(res.data) < limit or not isinstance(first, int):
                 break
             end = first - 1  # the next page ends just before this one's first candle
         elapsed = (time.perf_counter() - t0) * 1000.0
@@ -177,3 +170,4 @@ class MarketDataUser(BinanceRestUser):
         return rows
 
 
+MarketDataUser.set_task_weights({})   # the task mix of the settings' defaults

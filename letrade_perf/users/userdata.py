@@ -21,7 +21,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import gevent
 from gevent.event import AsyncResult, Event
@@ -32,6 +32,9 @@ from ..pacing import IpBanned
 from .base import Failure
 from .callpath import begin, call_failure, feedback
 from .exchange import RECV_WINDOW_MS
+
+if TYPE_CHECKING:
+    from websocket import WebSocket
 
 FINAL = frozenset({"FILLED", "CANCELED", "EXPIRED", "REJECTED", "EXPIRED_IN_MATCH"})
 _ids = itertools.count(1)
@@ -119,7 +122,7 @@ class OrderWatch:
 class UserDataTracker:
     """Balances and per-order state from the user-data stream (see the module docstring)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.balances: dict[str, tuple[Decimal, Decimal]] = {}
         self._watches: dict[str, OrderWatch] = {}
         self._awaiting_balance: list[OrderWatch] = []
@@ -160,10 +163,10 @@ class UserDataTracker:
         self.events += 1
         kind = ev.get("e")
         if kind == "executionReport":
-            cid = ev.get("c")
+            cid: Any = ev.get("c")   # a JSON value: a str, or None when absent (then no watch matches)
             w = self._watches.get(cid)
-            if w is None and ev.get("C"):
-                w = self._watches.get(ev.get("C"))  # a cancel's report names the original in C
+            if w is None and (orig := ev.get("C")):
+                w = self._watches.get(orig)  # a cancel's report names the original in C
             if w is None:
                 return
             if not w.reports:
@@ -209,7 +212,7 @@ class WsApiClient:
         self.url = url
         self.tracker = tracker
         self.on_event = on_event
-        self._conn = None
+        self._conn: WebSocket | None = None
         self._reader = None
         self._pending: dict[str, AsyncResult] = {}
         self.subscription_id: int | None = None
@@ -337,11 +340,13 @@ class WsApiClient:
         self._pending[rid] = ar
         frame = json.dumps({"id": rid, "method": method, "params": params})
         t0 = time.perf_counter()
+        err: str | None
         try:
             self._conn.send(frame)
             got = ar.get(timeout=self.request_timeout_s)
         except gevent.Timeout:
             got = None
+            err = None       # reported as "no response within …" below
         except Exception as e:
             got = None
             err = f"{type(e).__name__}"

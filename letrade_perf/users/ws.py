@@ -22,13 +22,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import gevent
 from locust import User, constant, task
 
 from ..binance.streams import parse_stream
+from ..config.profile import WsStreamSettings
 from .base import Failure, HarnessUserMixin
 
+if TYPE_CHECKING:
+    from websocket import WebSocket
+
+#: orjson's and json's ``loads`` (their signatures differ; both take the frame's ``str``/``bytes``)
+_loads: Callable[[str | bytes], Any]
 try:
     import orjson
 
@@ -70,19 +77,17 @@ class WsStreamUser(HarnessUserMixin, User):
     per stream.
 
     The work happens in a reader greenlet started in ``on_start``; the Locust task only
-    watches it. Reconnects back off exponentially between :attr:`reconnect_min_s` and
-    :attr:`reconnect_max_s`.
+    watches it. Reconnects back off exponentially between ``settings.reconnect_min_s`` and
+    ``settings.reconnect_max_s``.
     """
 
     abstract = True
     wait_time = constant(1)
-    #: stream name templates; ``{symbol}`` becomes each profile symbol in lower case
-    streams: tuple[str, ...] = ("{symbol}@trade", "{symbol}@aggTrade", "{symbol}@depth@100ms",
-                                "{symbol}@kline_1m", "{symbol}@bookTicker")
-    #: first reconnect delay (s); doubles per consecutive failure
-    reconnect_min_s: float = 0.5
-    #: longest reconnect delay (s)
-    reconnect_max_s: float = 30.0
+    letrade_kind: ClassVar[str] = "ws_streams"
+    #: the profile's ``users.ws_streams`` (frozen): stream templates (``{symbol}`` becomes each
+    #: profile symbol in lower case), reconnect back-off (``reconnect_min_s`` doubling up to
+    #: ``reconnect_max_s``)
+    settings: ClassVar[WsStreamSettings] = WsStreamSettings()
     #: handshake timeout (s)
     connect_timeout_s: float = 10.0
     #: no frame at all (data or ping) for this long ⇒ the connection is treated as dead (s)
@@ -92,7 +97,7 @@ class WsStreamUser(HarnessUserMixin, User):
         self.pick_symbol()
         names = []
         for sym in self.ctx.symbols:
-            for template in self.streams:
+            for template in self.settings.streams:
                 name = template.format(symbol=sym.lower())
                 parse_stream(name)  # ValueError for a bad template: a profile error
                 if name not in names:
@@ -100,7 +105,7 @@ class WsStreamUser(HarnessUserMixin, User):
         self.stream_names = names
         self._has_e = {n: parse_stream(n).has_event_time for n in names}
         self.counters = WsCounters()
-        self._conn = None
+        self._conn: WebSocket | None = None
         self._running = True
         self._last_tick = time.monotonic()
         self._reader = gevent.spawn(self._run)
@@ -180,11 +185,11 @@ class WsStreamUser(HarnessUserMixin, User):
             self.counters.disconnects += 1
             ctx.ws_counters.disconnects += 1
             self.fire("WSCONN", "disconnect", lasted * 1000.0, exception=Failure(f"disconnected: {reason}"))
-            failures = 1 if lasted > self.reconnect_max_s else failures + 1
+            failures = 1 if lasted > self.settings.reconnect_max_s else failures + 1
             gevent.sleep(self._backoff(failures))
 
     def _backoff(self, failures: int) -> float:
-        return min(self.reconnect_max_s, self.reconnect_min_s * (2 ** max(0, failures - 1)))
+        return min(self.settings.reconnect_max_s, self.settings.reconnect_min_s * (2 ** max(0, failures - 1)))
 
     def _read(self, conn) -> str:
         """Read until the connection ends; returns why it ended."""

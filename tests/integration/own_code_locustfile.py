@@ -1,7 +1,7 @@
 """A user's own locustfile: a subclass of letrade-perf's market-data user with tasks of its own.
 
 ``my_server_time`` goes through the harness's paced call path (``self.call``); ``my_strategy``
-stands for the user's own trading logic. With ``OWN_CODE_RAISE=1`` that logic raises on every
+stands for the user's own trading logic; ``on_stop`` reports one last measurement as the run ends. With ``OWN_CODE_RAISE=1`` that logic raises on every
 user's second step (a bug in the user's code), which must fail the verdict.
 """
 import os
@@ -16,6 +16,11 @@ RAISE = os.environ.get("OWN_CODE_RAISE") == "1"
 
 class MyMarketData(MarketDataUser):
     steps = 0
+
+    def on_stop(self) -> None:
+        # a measurement at the very end of the run (what a stopping system's last order looks
+        # like): it must reach the --csv stats as well as the summary
+        self.fire("mine", "on_stop", 1.0)
 
     @task(3)
     def my_server_time(self) -> None:

@@ -29,7 +29,7 @@ def test_every_criterion_of_a_bundled_profile_names_a_metric_its_users_produce(n
     active = p.users.active()
     custom = name.endswith(".yaml")          # example profiles drive the user's own classes
     for c, source in effective_criteria(p):
-        made = catalogue.produced(c.metric, active, p.users.places_orders)
+        made = catalogue.produced(c.metric, p.users.produces(), p.users.places_orders)
         assert made is not None, f"{name}: {c.label} ({source}) names no catalogued metric"
         if not custom:
             assert made, f"{name}: {c.label} ({source}) can never get a sample from users {sorted(active)}"

@@ -60,4 +60,4 @@ def test_unknown_names_and_all_zero_mixes_are_errors():
     with pytest.raises(ValueError, match="unknown market-data task"):
         Bare.set_task_weights({"nope": 1})
     with pytest.raises(ValueError, match="all 0"):
-        Bare.set_task_weights({k: 0 for k in Bare.task_weights})
+        Bare.set_task_weights({k: 0 for k in Bare.settings.task_weights})
