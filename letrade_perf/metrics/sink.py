@@ -18,6 +18,13 @@ either written or counted as dropped: ``written + dropped + buffered == produced
 and :meth:`InfluxSink.close` counts whatever it could not flush within its timeout as dropped.
 An unreachable InfluxDB logs one WARNING per outage, never a line per batch.
 
+One batching layer, this one: the client's write API is used synchronously (one call per batch,
+:class:`~letrade_perf.metrics.influx_io.InfluxWriter`) and its own batching writer is not. That
+writer gives a batch up once its retries are spent (an error log line or a callback, no count),
+logs every retried attempt, and runs a reactivex pipeline and a thread of its own per process;
+the verdict needs the opposite — ``written + dropped + buffered == produced``, drops counted in
+``summary.json``, one warning per outage, a bounded buffer that gives up the oldest points first.
+
 No Locust or gevent here: under Locust's monkey-patching the thread and its locks are greenlets
 (:mod:`letrade_perf.harness.sink` wires the sink into a run).
 """
