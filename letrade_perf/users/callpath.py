@@ -8,6 +8,7 @@ send exists here once::
 
     call = begin(ctx, endpoint, params)       # reserve weight / order budget (waiting is never
                                               # response time); a ban aborts the run
+    call.restart_clock()                      # the response time starts as it leaves
     ... the transport sends and waits ...
     res = call.answer(status, headers, body)  # decode, classify (ok, exchange reject, status
                                               # unknown, transport error, 429/418), feed pacing
@@ -133,10 +134,11 @@ class Call:
         self.ep = ep
         self.reservation = reservation
         self.sent_at = sent_at
-        self.t0 = time.perf_counter()
+        self.t0 = 0.0       # transports that time the call themselves pass ``elapsed_ms``
 
     def restart_clock(self) -> None:
-        """Start the response time now (after work that is not the exchange's, such as signing)."""
+        """Start the response time now (right before sending: signing is not the exchange's
+        time); :meth:`elapsed_ms` and :meth:`answer` without ``elapsed_ms`` measure from here."""
         self.t0 = time.perf_counter()
 
     def elapsed_ms(self) -> float:
@@ -152,10 +154,12 @@ class Call:
                          self.elapsed_ms() if elapsed_ms is None else elapsed_ms, error or derr)
         if answered:
             res.error, res.status = None, status or 200
-        if self.ep is not None:
-            classify(self.ep, res)
-        if self.ctx.pacer is not None:
-            feedback(self.ctx, res, self.reservation, self.sent_at)
+        ep = self.ep
+        if ep is not None and ep.order_entry:
+            classify(ep, res)
+        ctx = self.ctx
+        if ctx.pacer is not None:
+            feedback(ctx, res, self.reservation, self.sent_at)
         return res
 
 
