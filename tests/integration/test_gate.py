@@ -61,7 +61,14 @@ def workers_args(workers: int) -> list[str]:
     return ["--workers", str(workers)] if workers else []
 
 
-@pytest.mark.parametrize("workers", [0, 2])
+# The local (0-worker) variants of this test and the next are marked slow (CI time): the gate's
+# logic and the reports are the same code in a local process and in the master; the 2-worker
+# variants run by default, and local passing / failing verdicts are covered by test_run (smoke),
+# test_own_code (a user's exception fails it) and test_example_trading_system.
+LOCAL_SLOW = [pytest.param(0, marks=pytest.mark.slow), 2]
+
+
+@pytest.mark.parametrize("workers", LOCAL_SLOW)
 def test_passing_criteria_exit_0_and_reports_validate(tmp_path, workers):
     import jsonschema
     import xmlschema
@@ -117,7 +124,7 @@ def test_passing_criteria_exit_0_and_reports_validate(tmp_path, workers):
         assert abs(st["p99_ms"] - exact) <= RELATIVE_ERROR * abs(exact) + 0.0006
 
 
-@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("workers", LOCAL_SLOW)
 def test_latency_above_a_threshold_fails_the_gate_and_names_the_criterion(tmp_path, workers):
     import xmlschema
 
