@@ -9,6 +9,7 @@ from ..binance.errors import UNKNOWN_ORDER, BinanceError, error
 from ..binance.intervals import DAY_MS
 from .clock import SimClock
 from .filters import E8, STOP_TYPES, check_precision, to_e8
+from .matching import strategy_and_expiry
 from .outbox import Outbox
 from .params import Params
 from .state import ZERO, Account, Order, SymbolState, account_of, clamp_limit, fmt_e8, symbol_state
@@ -111,12 +112,7 @@ class AccountDesk:
             "workingTime": o.working_time, "origQuoteOrderQty": _fmt(o.quote_qty),
             "selfTradePreventionMode": o.stp,
         }
-        if o.strategy_id is not None:
-            d["strategyId"] = o.strategy_id
-        if o.strategy_type is not None:
-            d["strategyType"] = o.strategy_type
-        if o.status == "EXPIRED" and o.expiry_reason:
-            d["expiryReason"] = o.expiry_reason
+        strategy_and_expiry(o, d)
         return d
 
     def get_order(self, account_id: str, p: Params) -> dict[str, Any]:

@@ -404,6 +404,12 @@ def conditional_fields(o: Order, d: dict[str, Any]) -> None:
         d["stopPrice"] = _fmt(o.stop_price)
     if o.iceberg:
         d["icebergQty"] = _fmt(o.iceberg)
+    strategy_and_expiry(o, d)
+
+
+def strategy_and_expiry(o: Order, d: dict[str, Any]) -> None:
+    """Add ``strategyId`` / ``strategyType`` and an expired order's ``expiryReason`` when set (every
+    order answer; query answers carry stop price and iceberg always)."""
     if o.strategy_id is not None:
         d["strategyId"] = o.strategy_id
     if o.strategy_type is not None:

@@ -64,12 +64,6 @@ class CallResult:
     def ok(self) -> bool:
         return self.status == 200 and self.error is None
 
-    def failure(self) -> Exception:
-        """The exception reported for this (failed) call: a :class:`ClientClockError` for ``-1021``."""
-        if self.code == CLOCK_ERROR_CODE:
-            return ClientClockError(self.describe())
-        return ExchangeCallError(self.describe())
-
     def describe(self) -> str:
         if self.error:
             return self.error

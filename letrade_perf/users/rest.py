@@ -18,7 +18,7 @@ from ..binance.intervals import KLINE_INTERVALS_MS
 from ..config.profile import RestMarketSettings
 from ..pacing import IpBanned
 from .base import Failure, HarnessUserMixin, weighted_tasks
-from .callpath import CallResult, begin
+from .callpath import CallResult, begin, call_failure
 from .exchange import encode_request
 from .integrity import check_depth, check_klines, check_object, check_trades
 
@@ -73,10 +73,11 @@ class BinanceRestUser(HarnessUserMixin, FastHttpUser):
                 problem = validate(res.data)
                 if problem:
                     res.error = problem
-            if res.ok:
+            failure = call_failure(res)
+            if failure is None:
                 resp.success()
             else:
-                resp.failure(res.failure())
+                resp.failure(failure)
         return res
 
 

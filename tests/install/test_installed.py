@@ -127,6 +127,10 @@ def test_wheel_in_a_fresh_venv_runs_from_an_empty_directory(wheel_venv, tmp_path
     for board in ("letrade-live.json", "letrade-trends.json"):
         assert json.loads((dashboards / board).read_text())["panels"], board
     assert (Path(paths["grafana"]) / "provisioning" / "datasources" / "letrade.yaml").is_file()
+    # the profile's JSON Schema ships with the package and the command prints it
+    schema = json.loads(sh([wheel_venv / "letrade-perf", "profiles", "--schema"], cwd=cwd, timeout=60).stdout)
+    shipped = Path(paths["profiles"]) / "profile.schema.json"
+    assert schema == json.loads(shipped.read_text()) and "users" in schema["properties"]
 
     # the simulator serves
     ready = tmp_path / "ready"
