@@ -27,6 +27,8 @@ import gevent
 from gevent.event import AsyncResult, Event
 
 from ..binance.endpoints import WS_API_CONNECT_WEIGHT, WS_API_METHODS
+from ..binance.headers import ORDER_COUNT_PREFIX, USED_WEIGHT_PREFIX
+from ..binance.intervals import RATE_INTERVAL_LETTER
 from ..binance.signing import ws_api_payload
 from ..pacing import IpBanned
 from .base import Failure
@@ -40,19 +42,17 @@ FINAL = frozenset({"FILLED", "CANCELED", "EXPIRED", "REJECTED", "EXPIRED_IN_MATC
 _ids = itertools.count(1)
 
 
-_INTERVAL_LETTER = {"SECOND": "S", "MINUTE": "M", "HOUR": "H", "DAY": "D"}
-
-
 def _usage_headers(rate_limits: list | None) -> dict[str, str]:
     """A WebSocket API answer's ``rateLimits`` as the REST usage headers the pacer reads."""
     headers: dict[str, str] = {}
     for rl in rate_limits or ():
-        if rl.get("rateLimitType") == "REQUEST_WEIGHT" and "count" in rl:
-            letter = _INTERVAL_LETTER.get(rl.get("interval"), "M")
-            headers[f"X-MBX-USED-WEIGHT-{rl.get('intervalNum', 1)}{letter}"] = str(rl["count"])
-        elif rl.get("rateLimitType") == "ORDERS" and "count" in rl:
-            letter = _INTERVAL_LETTER.get(rl.get("interval"), "S")
-            headers[f"X-MBX-ORDER-COUNT-{rl.get('intervalNum', 1)}{letter}"] = str(rl["count"])
+        kind, num = rl.get("rateLimitType"), rl.get("intervalNum", 1)
+        if "count" not in rl:
+            continue
+        if kind == "REQUEST_WEIGHT":
+            headers[f"{USED_WEIGHT_PREFIX}{num}{RATE_INTERVAL_LETTER.get(rl.get('interval'), 'M')}"] = str(rl["count"])
+        elif kind == "ORDERS":
+            headers[f"{ORDER_COUNT_PREFIX}{num}{RATE_INTERVAL_LETTER.get(rl.get('interval'), 'S')}"] = str(rl["count"])
     return headers
 
 
