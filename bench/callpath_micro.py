@@ -1,9 +1,11 @@
 """The one call path's own cost: the sequence around one REST send — pace, decode, classify, feed
-back — through ``users.callpath`` (``begin`` → ``Call.answer``) versus the same pieces called
-inline (what every transport did before the path existed), side by side in one process.
+back, and for an order the safety gate and the ledger — through ``calls.path`` (``begin`` →
+``Call.leave`` → ``Call.answer``) versus the same pieces called inline (what every transport did
+before the path existed), side by side in one process.
 
-One ``GET /api/v3/depth`` answer (a small JSON body, a used-weight header) against a pacer with a
-budget too large to ever wait. Runs alternate (ABAB…, ``--pairs``), each ``--calls`` calls; the
+Two rows: one ``GET /api/v3/depth`` answer (a small JSON body, a used-weight header), and one
+``POST /api/v3/order`` (safety check, run notional, ledger entry, booked from a FILLED answer),
+against a pacer with a budget too large to ever wait. Runs alternate (ABAB…, ``--pairs``), each ``--calls`` calls; the
 table shows the best µs per call of each side and the per-pair ratios path ÷ inline
 (min / median / max). Pin it to one core for stable figures::
 
@@ -19,9 +21,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from decimal import Decimal  # noqa: E402
+
 from letrade_perf.binance.endpoints import endpoint  # noqa: E402
+from letrade_perf.calls.path import CallResult, Order, begin, classify, decode, feedback  # noqa: E402
+from letrade_perf.harness.ledger import OrderLedger  # noqa: E402
 from letrade_perf.pacing import Pacer, budgets_from_rate_limits  # noqa: E402
-from letrade_perf.users.callpath import CallResult, begin, classify, decode, feedback  # noqa: E402
 
 
 class _Ctx:
@@ -29,7 +34,12 @@ class _Ctx:
 
     def __init__(self) -> None:
         self.pacer = Pacer(budgets_from_rate_limits(
-            [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 10**12}]))
+            [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 10**12},
+             {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 10**12}]))
+        self.ledger = OrderLedger(None)
+
+    def order_refusal(self, symbol: str, notional: Decimal) -> str | None:
+        return None if notional <= 20 else "max_order_notional"
 
     def on_clock_error(self) -> None: ...
     def on_429(self, wait_s: float) -> None: ...
@@ -58,6 +68,35 @@ def main() -> None:
     def path() -> None:
         begin(ctx, ep, params).answer(200, headers, body, None, elapsed_ms=1.0)
 
+    oep = endpoint("POST", "/api/v3/order")
+    oparams = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quoteOrderQty": "12"}
+    obody = b'{"symbol":"BTCUSDT","orderId":1,"clientOrderId":"x","status":"FILLED","executedQty":"0.0001"}'
+    seq = iter(range(10**9))
+    notional = Decimal(12)
+
+    def order_inline() -> None:
+        cid = f"o{next(seq)}"
+        led = ctx.ledger
+        if ctx.order_refusal("BTCUSDT", notional) is not None or not led.reserve_notional(notional):
+            return
+        reservation = ctx.pacer.acquire_for(oep, oparams)
+        sent_at = ctx.pacer.now_ms()
+        led.sent(cid, "BTCUSDT", "BUY", "bench", "rest", notional)
+        data, code, msg, derr = decode(200, obody)
+        res = classify(oep, CallResult(200, data, code, msg, headers, 1.0, derr))
+        feedback(ctx, res, reservation, sent_at)
+        if res.ok and isinstance(data, dict):
+            led.accepted(cid, str(data.get("status", "NEW")), data.get("orderId"))
+        elif res.unknown:
+            led.unknown(cid)
+        else:
+            led.rejected(cid)
+
+    def order_path() -> None:
+        call = begin(ctx, oep, oparams, order=Order(f"o{next(seq)}", "BTCUSDT", "BUY", notional, "bench"))
+        call.leave()
+        call.answer(200, headers, obody, None, elapsed_ms=1.0)
+
     def per_call_us(fn) -> float:
         n = args.calls
         t0 = time.perf_counter()
@@ -65,16 +104,19 @@ def main() -> None:
             fn()
         return (time.perf_counter() - t0) / n * 1e6
 
-    per_call_us(inline), per_call_us(path)          # warm up
-    a, b = [], []
-    for _ in range(args.pairs):
-        a.append(per_call_us(inline))
-        b.append(per_call_us(path))
-    ratios = [y / x for x, y in zip(a, b)]
     print("| sequence around one REST send | inline (µs/call) | call path (µs/call) | ratio | pairs min / med / max |")
     print("|---|---:|---:|---:|---:|")
-    print(f"| pace → decode → classify → feed back | {min(a):.2f} | {min(b):.2f} | {min(b) / min(a):.2f}× | "
-          f"{min(ratios):.2f} / {statistics.median(ratios):.2f} / {max(ratios):.2f} |")
+    for label, fa, fb in (("pace → decode → classify → feed back (GET depth)", inline, path),
+                          ("+ safety gate, run notional, ledger entry and booking (POST order)", order_inline,
+                           order_path)):
+        per_call_us(fa), per_call_us(fb)          # warm up
+        a, b = [], []
+        for _ in range(args.pairs):
+            a.append(per_call_us(fa))
+            b.append(per_call_us(fb))
+        ratios = [y / x for x, y in zip(a, b)]
+        print(f"| {label} | {min(a):.2f} | {min(b):.2f} | {min(b) / min(a):.2f}× | "
+              f"{min(ratios):.2f} / {statistics.median(ratios):.2f} / {max(ratios):.2f} |")
 
 
 if __name__ == "__main__":

@@ -29,9 +29,8 @@ import sys
 
 from locust import User, constant, task
 
+from letrade_perf.api import AsyncTasksMixin, guarded_ccxt_async
 from letrade_perf.locustfile import BinanceProfileShape  # noqa: F401 - registers the plugin; the profile's stages
-from letrade_perf.users.aio import AsyncTasksMixin
-from letrade_perf.users.guarded import guarded_ccxt_async
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from trading_system import CapitalManager, ExchangeConnector, MaCrossStrategy, Reconciler, TradingEngine  # noqa: E402

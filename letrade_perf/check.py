@@ -16,9 +16,12 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, Callable, Mapping, TextIO
 
+from .binance.endpoints import ENDPOINTS
 from .binance.headers import parse_used_weight
+from .calls.path import CallResult, begin
 from .config.credentials import Credentials, load_credentials, missing_credentials_hint
 from .config.environments import ENV_NAMES, Environment, environment, target_options
 from .core.errors import ConfigError
@@ -41,27 +44,36 @@ class CheckResult:
 
 @dataclass
 class HttpResponse:
+    """One answer, as the call path read it (``result``: decoded body, Binance error code)."""
+
     status: int
     headers: Mapping[str, str]
     body: bytes
     rtt_ms: float
+    result: CallResult | None = None
 
     def json(self) -> Any:
+        """The decoded body; ``ValueError`` when it is not JSON."""
+        if self.result is not None and self.result.data is not None:
+            return self.result.data
         return json.loads(self.body)
 
     def error_text(self) -> str:
         """``HTTP 400 -1022 Signature for this request is not valid.`` (Binance error bodies)."""
-        try:
-            data = self.json()
-            if isinstance(data, dict) and "code" in data:
-                return f"HTTP {self.status} {data['code']} {data.get('msg', '')}".strip()
-        except ValueError:
-            pass
+        r = self.result
+        if r is not None and r.code is not None:
+            return f"HTTP {self.status} {r.code} {r.msg or ''}".strip()
         return f"HTTP {self.status} {self.body[:200].decode('utf-8', 'replace')}"
 
 
+#: ``check`` sends a handful of read-only requests: the call path without pacing or an order ledger
+_UNPACED = SimpleNamespace(pacer=None, ledger=None)
+
+
 class Client:
-    """A tiny stdlib HTTP client for the REST API (a handful of requests; no pacing needed)."""
+    """A tiny stdlib HTTP client for the REST API (a handful of requests; no pacing needed) on the
+    one call path (:mod:`letrade_perf.calls.path`: decoding, error codes, timing). Network errors
+    raise (``get_with_retry`` retries them)."""
 
     def __init__(self, env: Environment, credentials: Credentials | None = None, timeout: float = 10.0):
         self.env = env
@@ -83,13 +95,15 @@ class Client:
             headers["X-MBX-APIKEY"] = self.credentials.api_key
         url = f"{self.env.rest_url}{path}" + (f"?{query}" if query else "")
         req = urllib.request.Request(url, headers=headers, method="GET")
-        t0 = time.perf_counter()
+        call = begin(_UNPACED, ENDPOINTS.get(("GET", path)), params or {}, paced=False)
+        call.leave()
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as r:
                 body, status, hdrs = r.read(), r.status, dict(r.headers)
         except urllib.error.HTTPError as e:
             body, status, hdrs = e.read(), e.code, dict(e.headers or {})
-        return HttpResponse(status, hdrs, body, (time.perf_counter() - t0) * 1000.0)
+        res = call.answer(status, hdrs, body)
+        return HttpResponse(status, hdrs, body, res.elapsed_ms, res)
 
 
 def _describe_error(e: BaseException) -> str:

@@ -88,8 +88,9 @@ class Endpoint:
 
     ``weight`` is an int or a function of the request parameters. ``order_entry``: successful
     calls cost 0 weight (2026-04-02 rule). ``counts_order``: a successful call adds one to the
-    account's unfilled-order count (ORDERS limits). ``name`` is the request name the harness
-    reports (an endpoint template, never a URL).
+    account's unfilled-order count (ORDERS limits). ``shows_orders``: a successful answer shows
+    orders by client order id with their status (the call path updates the order ledger from it).
+    ``name`` is the request name the harness reports (an endpoint template, never a URL).
     """
 
     method: str
@@ -98,6 +99,7 @@ class Endpoint:
     weight: int | WeightFn
     order_entry: bool = False
     counts_order: bool = False
+    shows_orders: bool = False
     retired: bool = False
     doc: str = ""
     name: str = field(init=False)
@@ -136,10 +138,10 @@ _ENDPOINTS = [
     Endpoint("GET", "/api/v3/account", USER_DATA, 20),
     Endpoint("POST", "/api/v3/order", TRADE, 1, order_entry=True, counts_order=True),
     Endpoint("POST", "/api/v3/order/test", TRADE, order_test_weight),
-    Endpoint("GET", "/api/v3/order", USER_DATA, 4),
-    Endpoint("DELETE", "/api/v3/order", TRADE, 1, order_entry=True),
+    Endpoint("GET", "/api/v3/order", USER_DATA, 4, shows_orders=True),
+    Endpoint("DELETE", "/api/v3/order", TRADE, 1, order_entry=True, shows_orders=True),
     Endpoint("GET", "/api/v3/openOrders", USER_DATA, open_orders_weight),
-    Endpoint("DELETE", "/api/v3/openOrders", TRADE, 1, order_entry=True),
+    Endpoint("DELETE", "/api/v3/openOrders", TRADE, 1, order_entry=True, shows_orders=True),
     Endpoint("GET", "/api/v3/allOrders", USER_DATA, 20),
     Endpoint("GET", "/api/v3/myTrades", USER_DATA, my_trades_weight),
     Endpoint("GET", "/api/v3/rateLimit/order", USER_DATA, 40),
@@ -159,13 +161,15 @@ def endpoint(method: str, path: str) -> Endpoint:
 
 @dataclass(frozen=True)
 class WsApiMethod:
-    """One WebSocket API method (``/ws-api/v3``) with its weight and security."""
+    """One WebSocket API method (``/ws-api/v3``) with its weight and security (the fields as
+    :class:`Endpoint`'s)."""
 
     method: str
     security: str
     weight: int | WeightFn
     order_entry: bool = False
     counts_order: bool = False
+    shows_orders: bool = False
 
     def cost(self, params: Mapping[str, str], ok: bool = True) -> int:
         if self.order_entry and ok:
@@ -195,10 +199,10 @@ _WS_API = [
     WsApiMethod("account.status", USER_DATA, 20),
     WsApiMethod("order.place", TRADE, 1, order_entry=True, counts_order=True),
     WsApiMethod("order.test", TRADE, order_test_weight),
-    WsApiMethod("order.status", USER_DATA, 4),
-    WsApiMethod("order.cancel", TRADE, 1, order_entry=True),
+    WsApiMethod("order.status", USER_DATA, 4, shows_orders=True),
+    WsApiMethod("order.cancel", TRADE, 1, order_entry=True, shows_orders=True),
     WsApiMethod("openOrders.status", USER_DATA, open_orders_weight),
-    WsApiMethod("openOrders.cancelAll", TRADE, 1, order_entry=True),
+    WsApiMethod("openOrders.cancelAll", TRADE, 1, order_entry=True, shows_orders=True),
     WsApiMethod("order.cancelReplace", TRADE, 1, order_entry=True, counts_order=True),
     WsApiMethod("allOrders", USER_DATA, 20),
     WsApiMethod("myTrades", USER_DATA, my_trades_weight),

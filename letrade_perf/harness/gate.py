@@ -18,12 +18,16 @@ import logging
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import gevent
 
 from ..criteria.evaluate import FAIL, format_value
 from ..criteria.gate import Gate
 from ..metrics.recorder import MetricsRecorder, Snapshot
+
+if TYPE_CHECKING:
+    from .plugin import HarnessContext, ProcessState
 
 log = logging.getLogger("letrade_perf.criteria")
 
@@ -32,11 +36,16 @@ WIRE_KEY = "letrade_metrics"
 
 
 class LocustGate:
-    """Wires a :class:`Gate` into one Locust process (see the module docstring)."""
+    """Wires a :class:`Gate` into one Locust process (see the module docstring).
 
-    def __init__(self, ctx, *, baseline: dict | None = None, baseline_path: str | None = None,
-                 tolerance: float | None = None, notifier=None) -> None:
+    ``ctx`` is the process's shared :class:`~letrade_perf.harness.plugin.HarnessContext`;
+    ``state`` the plugin's :class:`~letrade_perf.harness.plugin.ProcessState` (the master's worker
+    reports, the metrics sink whose counters go into ``summary.json``)."""
+
+    def __init__(self, ctx: HarnessContext, state: ProcessState, *, baseline: dict | None = None,
+                 baseline_path: str | None = None, tolerance: float | None = None, notifier=None) -> None:
         self.ctx = ctx
+        self.state = state
         self.gate = Gate(ctx.profile)
         self.baseline = baseline
         self.baseline_path = baseline_path
@@ -213,11 +222,11 @@ class LocustGate:
                 listener(self.summary)
             except Exception:
                 log.exception("final listener failed")
-        sink = getattr(ctx, "sink", None)
+        sink = self.state.sink
         if sink is not None:
             self.summary["sink"] = sink.stats()
         if ctx.reports_dir:
-            self._write(self.summary)
+            self._write(self.summary, ctx.reports_dir)
         if self.notifier is not None:
             self.notifier.verdict(self.summary)
             self.notifier.flush(10.0)
@@ -273,7 +282,7 @@ class LocustGate:
     def _workers(self) -> int:
         runner = self.ctx.environment.runner
         if self.ctx.role == "master":
-            return max(len(self.ctx.worker_reports), getattr(runner, "worker_count", 0) or 0)
+            return max(len(self.state.worker_reports), getattr(runner, "worker_count", 0) or 0)
         return 0
 
     def _extra(self, baseline_section) -> dict:
@@ -288,10 +297,10 @@ class LocustGate:
         return {"baseline": baseline_section, "orders": s.get("orders") or {}, "pacing": pacing, "ws": ws,
                 "sink": None}
 
-    def _write(self, summary: dict) -> None:
+    def _write(self, summary: dict, reports_dir: str) -> None:
         try:
             from ..reports import write_reports
-            paths = write_reports(summary, self.ctx.reports_dir)
+            paths = write_reports(summary, reports_dir)
             log.info("reports: %s", ", ".join(os.path.basename(p) for p in paths.values()))
         except Exception as e:
             log.error("could not write the reports: %s", e)

@@ -21,10 +21,13 @@ not run); every other user class of the locustfile is left as it is. Before any 
 credentials the profile needs and the target's exchangeInfo are checked (exit code 2 naming the
 missing variables or the unreachable URL; start-up calls retry transient failures).
 
-On ``init`` the plugin builds a :class:`HarnessContext` as ``environment.letrade``. The master
+On ``init`` the plugin builds a :class:`HarnessContext` as ``environment.letrade``: what the
+users of the process share (profile, target, credentials, clock, pacer, ledger, …). What only the
+plugin uses — the embedded simulator, the budget split, the workers' reports, the criteria gate,
+the metrics sink — it keeps apart in its :class:`ProcessState` (``plugin.state``). The master
 of a distributed run only splits the pacing budget (:class:`MasterPacing`) and aggregates what
 workers report; local and worker processes sync the clock, fetch exchangeInfo once, build the
-process pacer (:class:`WorkerPacing` on workers) and the order ledger. With env ``sim`` and no
+process pacer (wrapped by :class:`WorkerPacing` on workers) and the order ledger. With env ``sim`` and no
 ``--host``, the local (or master) process starts the embedded simulator with the profile's
 ``sim:`` settings and stops it at quit; in a plain ``locust --master/--worker`` run every worker
 needs ``--host`` (and the same ``--profile``) on its command line — ``letrade-perf run`` passes
@@ -43,7 +46,7 @@ Events defined here (all on ``environment.events``):
 * ``letrade_abort(reason, exit_code)`` — the run is aborting for safety (418, kill switch)
 
 Exit code 3 (``environment.process_exit_code``) when the run aborts for safety; the kill switch
-(:func:`~letrade_perf.users.ledger.cancel_open_orders`) runs on ``test_stop``, ``quitting``,
+(:func:`~letrade_perf.harness.ledger.cancel_open_orders`) runs on ``test_stop``, ``quitting``,
 418 and abort.
 """
 from __future__ import annotations
@@ -58,7 +61,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
 import gevent
 import locust
@@ -68,10 +71,25 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from ..core.errors import ConfigError
 from ..run import make_run_id
-from ..users.exchange import ExchangeClient
-from ..users.ledger import OrderLedger, cancel_open_orders, merge_counts
 from ..users.symbols import SymbolRules, rules_from_exchange_info
 from ..users.ws import WsCounters
+from .exchange import ExchangeClient
+from .ledger import OrderLedger, cancel_open_orders, merge_counts
+
+if TYPE_CHECKING:
+    from gevent import Greenlet
+    from locust.env import Environment as LocustEnvironment
+    from locust.event import Events
+
+    from ..clock import ClockSync
+    from ..config.credentials import Credentials
+    from ..config.environments import Environment
+    from ..config.profile import Profile
+    from ..metrics.sink import InfluxSink
+    from ..pacing import Pacer
+    from ..sim.process import SimulatorProcess
+    from .distributed import MasterPacing, WorkerPacing
+    from .gate import LocustGate
 
 log = logging.getLogger("letrade_perf.harness.plugin")
 
@@ -91,47 +109,84 @@ def define_events(events) -> None:
             setattr(events, name, EventHook())
 
 
+def _hook(events: Events, name: str) -> EventHook:
+    """One of the custom event hooks :func:`define_events` added (Locust's ``Events`` does not declare them)."""
+    hook: EventHook = getattr(events, name)
+    return hook
+
+
+Role = Literal["local", "master", "worker"]
+"""What one Locust process is in the run: a plain (local) run, or a distributed run's master or worker."""
+
+
+@dataclass
+class ProcessState:
+    """What the plugin keeps for one process beside the shared context — nothing a user reads.
+
+    Owned by :class:`LetradePlugin` (``plugin.state``); the context reaches it only for its own
+    bookkeeping (the master's :meth:`HarnessContext.order_counts` and
+    :meth:`HarnessContext.summary`, the kill switch, the clock re-sync).
+
+    Fields: ``sim`` (the embedded simulator, if this process started it; stopped at quit),
+    ``master_pacing`` (master: the :class:`MasterPacing` that splits the budget among workers),
+    ``worker_pacing`` (worker: the :class:`WorkerPacing` that applies the master's share to the
+    context's pacer), ``worker_reports`` (master: the last ``letrade`` report per worker client
+    id), ``gate`` (the :class:`~letrade_perf.harness.gate.LocustGate`: metrics, criteria,
+    reports), ``sink`` (the :class:`~letrade_perf.metrics.sink.InfluxSink`, when configured),
+    ``greenlets`` (the plugin's background greenlets, killed at quit), ``resyncing`` (a ``-1021``
+    clock re-sync is under way).
+    """
+
+    sim: SimulatorProcess | None = None
+    master_pacing: MasterPacing | None = None
+    worker_pacing: WorkerPacing | None = None
+    worker_reports: dict[str, dict] = field(default_factory=dict)
+    gate: LocustGate | None = None
+    sink: InfluxSink | None = None
+    greenlets: list[Greenlet] = field(default_factory=list, repr=False)
+    resyncing: bool = False
+
+
 @dataclass
 class HarnessContext:
     """Everything the users of one process share, as ``environment.letrade``.
 
-    Fields: ``environment`` (Locust), ``profile``, ``env`` (target :class:`Environment` with its
-    URLs), ``role`` (``local`` | ``master`` | ``worker``), ``run_id``, ``reports_dir``,
-    ``credentials`` (None without keys), ``clock`` (:class:`~letrade_perf.clock.ClockSync`),
-    ``pacer`` (:class:`~letrade_perf.pacing.Pacer`; None on the master), ``exchange_info``,
-    ``symbol_rules`` (symbol → :class:`SymbolRules`), ``ledger`` (:class:`OrderLedger`),
-    ``exchange`` (process-level paced client), ``ws_counters`` (stream connection counters),
-    ``master_pacing`` / ``worker_pacing``, ``sim`` (the embedded simulator, if started here),
-    ``aborted`` (the abort reason, or None), ``worker_reports`` (master: last report per worker),
-    ``gate`` (:class:`~letrade_perf.harness.gate.LocustGate`: metrics, criteria, reports).
+    Fields: ``environment`` (Locust's :class:`~locust.env.Environment`), ``profile``
+    (:class:`~letrade_perf.config.profile.Profile`), ``env`` (the target
+    :class:`~letrade_perf.config.environments.Environment` with its URLs), ``role`` (``local`` |
+    ``master`` | ``worker``), ``run_id``, ``reports_dir`` (None: no reports), ``credentials``
+    (:class:`~letrade_perf.config.credentials.Credentials`; None without keys), ``clock``
+    (:class:`~letrade_perf.clock.ClockSync`; None on the master), ``pacer``
+    (:class:`~letrade_perf.pacing.Pacer`; None on the master — on a worker the master sets its
+    share), ``exchange_info`` (the target's exchangeInfo; None on the master), ``symbol_rules``
+    (symbol → :class:`SymbolRules`), ``ledger`` (:class:`OrderLedger`), ``exchange``
+    (:class:`ExchangeClient`, the process-level paced client; None on the master), ``ws_counters``
+    (:class:`WsCounters`, stream connection counters), ``aborted`` (the abort reason, or None),
+    ``clock_errors`` (``-1021`` answers so far).
+
+    What only the plugin uses — the embedded simulator, the budget split, the workers' reports,
+    the criteria gate and the metrics sink — is in its :class:`ProcessState`, not here.
     """
 
-    environment: Any
-    profile: Any
-    env: Any
-    role: str
+    environment: LocustEnvironment
+    profile: Profile
+    env: Environment
+    role: Role
     run_id: str
     reports_dir: str | None = None
-    credentials: Any = None
-    clock: Any = None
-    pacer: Any = None
+    credentials: Credentials | None = None
+    clock: ClockSync | None = None
+    pacer: Pacer | None = None
     exchange_info: dict | None = None
     symbol_rules: dict[str, SymbolRules] = field(default_factory=dict)
     ledger: OrderLedger | None = None
     exchange: ExchangeClient | None = None
     ws_counters: WsCounters = field(default_factory=WsCounters)
-    master_pacing: Any = None
-    worker_pacing: Any = None
-    sim: Any = None
     aborted: str | None = None
-    worker_reports: dict[str, dict] = field(default_factory=dict)
-    gate: Any = None
-    sink: Any = None
     clock_errors: int = 0
     """``-1021`` answers (timestamp outside recvWindow): each triggers a clock re-sync."""
-    _greenlets: list = field(default_factory=list, repr=False)
-    _kill_switch_runs: int = 0
-    _resyncing: bool = False
+    _process: ProcessState = field(default_factory=ProcessState, repr=False, compare=False)
+    """The plugin's :class:`ProcessState` of this process (private: only the methods below use it)."""
 
     # -- URLs and symbols ------------------------------------------------------------------------
     @property
@@ -175,21 +230,21 @@ class HarnessContext:
         """A ``-1021`` (request timestamp outside recvWindow): the local clock drifted from the
         server's. Re-sync at once (one re-sync at a time, at most one per second)."""
         self.clock_errors += 1
-        clock = self.clock
-        if clock is None or self._resyncing or not clock.resync_due():
+        clock, process = self.clock, self._process
+        if clock is None or process.resyncing or not clock.resync_due():
             return
-        self._resyncing = True
-        gevent.spawn(self._resync)
+        process.resyncing = True
+        gevent.spawn(self._resync, clock)
 
-    def _resync(self) -> None:
+    def _resync(self, clock: ClockSync) -> None:
         try:
-            est = self.clock.resync()
+            est = clock.resync()
             log.warning("-1021 (timestamp outside recvWindow): clock re-synced, server - local = %+.1f ms ± %.1f ms",
                         est.offset_ms, est.uncertainty_ms)
         except Exception as e:     # keep the last estimate; the next -1021 tries again
             log.warning("-1021: clock re-sync failed: %s", e)
         finally:
-            self._resyncing = False
+            self._process.resyncing = False
 
     def on_418(self, retry_after_s: float) -> None:
         """A 418: ban every acquire, cancel the run's orders, abort with exit code 3."""
@@ -224,10 +279,11 @@ class HarnessContext:
             runner.quit()
 
     def kill_switch(self) -> None:
-        """Cancel every order of the run still open (never raises)."""
-        if self.ledger is None or self.exchange is None or not self.ledger.open_orders():
+        """Cancel every order of the run still open, after those still being sent are answered
+        (never raises)."""
+        ledger = self.ledger
+        if ledger is None or self.exchange is None or not (ledger.in_flight or ledger.open_orders()):
             return
-        self._kill_switch_runs += 1
         try:
             cancel_open_orders(self)
         except Exception:
@@ -237,7 +293,7 @@ class HarnessContext:
     def order_counts(self) -> dict[str, int]:
         """The run's order counts (on the master: summed over the workers' last reports)."""
         if self.role == "master":
-            return merge_counts(r.get("ledger") for r in self.worker_reports.values())
+            return merge_counts(r.get("ledger") for r in self._process.worker_reports.values())
         return self.ledger.counts() if self.ledger is not None else {}
 
     def summary(self) -> dict:
@@ -246,8 +302,9 @@ class HarnessContext:
                                "target": self.env.urls(), "role": self.role, "aborted": self.aborted,
                                "orders": self.order_counts()}
         if self.role == "master":
-            out["workers"] = {cid: r for cid, r in self.worker_reports.items()}
-            out["open_orders"] = [o for r in self.worker_reports.values()
+            reports = self._process.worker_reports
+            out["workers"] = {cid: r for cid, r in reports.items()}
+            out["open_orders"] = [o for r in reports.values()
                                   for o in (r.get("ledger") or {}).get("open_orders", [])]
         else:
             snap = self.ledger.snapshot() if self.ledger is not None else {}
@@ -292,7 +349,7 @@ class ProfileShape(LoadTestShape):
 # The plugin
 # ---------------------------------------------------------------------------------------------
 
-def _role(runner) -> str:
+def _role(runner) -> Role:
     if isinstance(runner, MasterRunner):
         return "master"
     if isinstance(runner, WorkerRunner):
@@ -339,10 +396,15 @@ def _last_csv_snapshot(environment) -> Callable[..., None]:
 
 
 class LetradePlugin:
-    """The Locust plugin (see the module docstring). :meth:`register` wires one environment."""
+    """The Locust plugin (see the module docstring). :meth:`register` wires one environment.
+
+    ``ctx``: the :class:`HarnessContext` the users share (``environment.letrade``); ``state``: the
+    plugin's own :class:`ProcessState` of the process (simulator, budget split, workers' reports,
+    gate, sink, greenlets)."""
 
     def __init__(self) -> None:
         self.ctx: HarnessContext | None = None
+        self.state = ProcessState()
 
     # -- command line ----------------------------------------------------------------------------
     @staticmethod
@@ -372,19 +434,21 @@ class LetradePlugin:
         # A worker may be told to spawn users while this init still talks to the exchange (its
         # I/O yields to the runner's greenlets): users wait for the context while this is set.
         environment.letrade_initialising = True
+        state = ProcessState()
         ctx = None
         try:
-            ctx = self._build(environment)
-            self._gate(ctx, environment)     # recording listens before any user sees the context
+            ctx = self._build(environment, state)
+            self._gate(ctx, state, environment)     # recording listens before any user sees the context
         except ConfigError as e:
             environment.letrade_initialising = False
-            if ctx is not None and ctx.sim is not None:
-                ctx.sim.stop()
+            if ctx is not None and state.sim is not None:
+                state.sim.stop()
             log.error("configuration error: %s", e)
             sys.stderr.write(f"letrade-perf: {e}\n")
             sys.stderr.flush()
             raise SystemExit(EXIT_CONFIG) from None
         self.ctx = ctx
+        self.state = state
         events = environment.events
         environment.letrade = ctx
         environment.letrade_initialising = False
@@ -398,18 +462,18 @@ class LetradePlugin:
             events.worker_report.add_listener(self.on_worker_report)
             environment.runner.register_message(MSG_ABORT, self.on_abort_message)
         if ctx.role != "master":
-            ctx._greenlets.append(gevent.spawn(self._housekeeping))
+            state.greenlets.append(gevent.spawn(self._housekeeping))
         if ctx.role != "worker":
             # Locust installs its own SIGTERM handler only after a headless shape run ends; until
             # then SIGTERM would kill the process without ``quitting`` (no kill switch, and the
             # embedded simulator left running). Quit the runner instead: the normal path follows.
             gevent.signal_handler(signal.SIGTERM, self._on_sigterm)
-        if ctx.sim is not None:
-            atexit.register(ctx.sim.stop)   # last resort; stop() is idempotent
+        if state.sim is not None:
+            atexit.register(state.sim.stop)   # last resort; stop() is idempotent
         log.info("letrade-perf: profile %s, env %s at %s, role %s, run %s", ctx.profile.name, ctx.env.name,
                  ctx.base_url, ctx.role, ctx.run_id)
 
-    def _gate(self, ctx: HarnessContext, environment) -> None:
+    def _gate(self, ctx: HarnessContext, state: ProcessState, environment) -> None:
         """The criteria gate (with baseline and webhooks) and the web UI's Criteria tab."""
         from .gate import LocustGate
 
@@ -433,17 +497,17 @@ class LetradePlugin:
                 except ValueError as e:
                     raise ConfigError(f"--tolerance: {e}") from None
             notifier = build_notifier(ctx.profile)
-        gate = LocustGate(ctx, baseline=baseline, baseline_path=baseline_path, tolerance=tolerance,
+        gate = LocustGate(ctx, state, baseline=baseline, baseline_path=baseline_path, tolerance=tolerance,
                           notifier=notifier)
         gate.register(environment)
-        ctx.gate = gate
+        state.gate = gate
         from .sink import install_sink
-        install_sink(ctx, environment)
+        install_sink(ctx, state, environment)
         if ctx.role != "worker" and getattr(environment, "web_ui", None) is not None:
             from .webui import install_criteria_tab
             install_criteria_tab(environment, gate.gate.snapshot)
 
-    def _build(self, environment) -> HarnessContext:
+    def _build(self, environment, state: ProcessState) -> HarnessContext:
         from ..config.profile import load_profile
         from ..core.secrets import install_log_masking
         from ..logs import FORMAT_ENV, apply_format
@@ -472,14 +536,16 @@ class LetradePlugin:
                 raise ConfigError(f"could not start the embedded simulator: {e}") from None
             urls["host"] = sim.base_url
             log.info("embedded simulator started (pid %d) at %s", sim.pid, sim.base_url)
+            state.sim = sim
         try:
-            return self._build_with(environment, profile, env_name, urls, role, sim, opts)
+            return self._build_with(environment, profile, env_name, urls, role, state, opts)
         except BaseException:
             if sim is not None:
                 sim.stop()
             raise
 
-    def _build_with(self, environment, profile, env_name: str, urls: dict, role: str, sim, opts):
+    def _build_with(self, environment, profile, env_name: str, urls: dict, role: Role, state: ProcessState,
+                    opts) -> HarnessContext:
         from ..clock import ClockSync
         from ..config.environments import environment as target
         from ..pacing import Pacer, budgets_from_rate_limits
@@ -499,23 +565,24 @@ class LetradePlugin:
         run_id = (getattr(opts, "letrade_run_id", None) if opts is not None else None) or make_run_id(profile.name)
         reports = getattr(opts, "letrade_reports", None) if opts is not None else None
         ctx = HarnessContext(environment=environment, profile=profile, env=env, role=role, run_id=run_id,
-                             reports_dir=reports, credentials=credentials, sim=sim)
-        ctx.ledger = OrderLedger(profile.safety.max_run_notional, on_outcome=self._order_event(environment))
+                             reports_dir=reports, credentials=credentials, _process=state)
+        ledger = ctx.ledger = OrderLedger(profile.safety.max_run_notional, on_outcome=self._order_event(environment))
         self._select_users(environment, profile)
         if role == "master":
             from .distributed import MasterPacing
-            ctx.master_pacing = MasterPacing(runner)
+            state.master_pacing = MasterPacing(runner)
             return ctx
-        self._connect(ctx, ClockSync, Pacer, budgets_from_rate_limits)
+        pacer = self._connect(ctx, state, ClockSync, Pacer, budgets_from_rate_limits)
         if role == "worker":
-            ctx.ledger.cap_share = lambda: ctx.pacer.share
+            ledger.cap_share = lambda: pacer.share
         return ctx
 
-    def _connect(self, ctx: HarnessContext, ClockSync, Pacer, budgets_from_rate_limits) -> None:
+    def _connect(self, ctx: HarnessContext, state: ProcessState, ClockSync, Pacer, budgets_from_rate_limits) -> Pacer:
         """Clock, exchangeInfo, pacer: the once-per-process exchange calls of local and workers.
 
         The bootstrap calls (one exchangeInfo, the first clock samples) go out before the pacer
-        exists — it is built from exchangeInfo's rateLimits; a local pacer then reserves them."""
+        exists — it is built from exchangeInfo's rateLimits; a local pacer then reserves them.
+        Returns the pacer (also ``ctx.pacer``)."""
         from ..retry import STARTUP, retry_call, transient_status
 
         client = ExchangeClient(ctx, ctx.base_url)
@@ -547,11 +614,12 @@ class LetradePlugin:
             return int(res.data["serverTime"])
 
         ws = ctx.profile.users.ws_streams
-        ctx.clock = ClockSync(server_ms, samples=5, refresh_s=ws.clock_refresh_s if ws else 30.0)
+        clock: ClockSync = ClockSync(server_ms, samples=5, refresh_s=ws.clock_refresh_s if ws else 30.0)
+        ctx.clock = clock
 
         def sync(_timeout: float):
             try:
-                return ctx.clock.sync()
+                return clock.sync()
             except RuntimeError as e:       # every sample failed: worth another attempt
                 return e
 
@@ -560,15 +628,17 @@ class LetradePlugin:
             raise ConfigError(f"{ctx.base_url}: GET /api/v3/time: {est.__cause__ or est} "
                               f"({attempts.describe()})") from None
         pacing = ctx.profile.pacing
-        ctx.pacer = Pacer(budgets_from_rate_limits(info.data.get("rateLimits") or ()),
-                          weight_fraction=pacing.weight_fraction, orders_fraction=pacing.orders_fraction,
-                          clock=ctx.clock.server_now_ms, sleep=gevent.sleep,
-                          margin_ms=ctx.clock.estimate.uncertainty_ms)
+        pacer: Pacer = Pacer(budgets_from_rate_limits(info.data.get("rateLimits") or ()),
+                             weight_fraction=pacing.weight_fraction, orders_fraction=pacing.orders_fraction,
+                             clock=clock.server_now_ms, sleep=gevent.sleep,
+                             margin_ms=est.uncertainty_ms)
+        ctx.pacer = pacer
         if ctx.role == "worker":
             from .distributed import WorkerPacing
-            ctx.worker_pacing = WorkerPacing(ctx.environment.runner, ctx.pacer)
+            state.worker_pacing = WorkerPacing(ctx.environment.runner, pacer)
         else:
-            ctx.pacer.acquire(20 + ctx.clock.samples, name="bootstrap")  # what the bootstrap used
+            pacer.acquire(20 + clock.samples, name="bootstrap")  # what the bootstrap used
+        return pacer
 
     @staticmethod
     def _select_users(environment, profile) -> None:
@@ -620,8 +690,8 @@ class LetradePlugin:
             if time.monotonic() >= next_pacing and ctx.pacer is not None:
                 next_pacing = time.monotonic() + PACING_EVENT_EVERY_S
                 runner = ctx.environment.runner
-                ctx.environment.events.letrade_pacing.fire(stats=ctx.pacer.stats(), role=ctx.role,
-                                                           client_id=getattr(runner, "client_id", None))
+                _hook(ctx.environment.events, "letrade_pacing").fire(stats=ctx.pacer.stats(), role=ctx.role,
+                                                                     client_id=getattr(runner, "client_id", None))
 
     def _on_sigterm(self) -> None:
         log.info("SIGTERM: stopping the run")
@@ -640,10 +710,11 @@ class LetradePlugin:
             return
         if ctx.role != "master":
             ctx.kill_switch()
-        for g in ctx._greenlets:
+        state = self.state
+        for g in state.greenlets:
             g.kill(block=False)
-        if ctx.master_pacing is not None:
-            ctx.master_pacing.stop()
+        if state.master_pacing is not None:
+            state.master_pacing.stop()
         summary = ctx.summary()
         counts = summary.get("orders") or {}
         if any(counts.values()):
@@ -658,12 +729,12 @@ class LetradePlugin:
                     json.dump(summary, fh, indent=2, default=str)
             except OSError as e:
                 log.error("could not write orders.json: %s", e)
-        if ctx.sim is not None:
+        if state.sim is not None:
             if ctx.role == "master":
                 gevent.sleep(2.0)  # let workers' kill switches reach the simulator first
-            ctx.sim.stop()
+            state.sim.stop()
             log.info("embedded simulator stopped")
-            ctx.sim = None
+            state.sim = None
         if ctx.aborted is not None and environment is not None:
             environment.process_exit_code = EXIT_SAFETY
 
@@ -683,9 +754,10 @@ class LetradePlugin:
         if ctx is None or not data or "letrade" not in data:
             return
         report = data["letrade"]
-        ctx.worker_reports[client_id] = report
+        self.state.worker_reports[client_id] = report
         if report.get("pacer"):
-            ctx.environment.events.letrade_pacing.fire(stats=report["pacer"], role="worker", client_id=client_id)
+            _hook(ctx.environment.events, "letrade_pacing").fire(stats=report["pacer"], role="worker",
+                                                                 client_id=client_id)
 
     def on_abort_message(self, environment=None, msg=None, **_kw) -> None:
         ctx = self.ctx

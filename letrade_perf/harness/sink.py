@@ -1,5 +1,6 @@
 """The InfluxDB sink inside a Locust run: :func:`install_sink` wires an :class:`InfluxSink` into one
-process (``environment.letrade.sink``). The schema is in ``docs/metrics.md``.
+process (the plugin's :class:`~letrade_perf.harness.plugin.ProcessState` keeps it as ``sink``). The
+schema is in ``docs/metrics.md``.
 
 * Local and worker processes: every snapshot the criteria gate drains (a local process every
   ``gate.eval_every_s`` and at the end; a worker with each Locust report, every 3 s, and once more
@@ -22,11 +23,14 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import gevent
 
 from ..metrics.sink import InfluxSink, ProcessGauges, resolve_sink_config, run_fields
+
+if TYPE_CHECKING:
+    from .plugin import HarnessContext, ProcessState
 
 log = logging.getLogger("letrade_perf.metrics.sink")
 
@@ -45,10 +49,11 @@ def worker_tag(role: str, runner) -> str:
     return f"worker-{str(getattr(runner, 'client_id', 'x'))[-8:]}"
 
 
-def install_sink(ctx, environment, *, environ: Mapping[str, str] | None = None) -> InfluxSink | None:
+def install_sink(ctx: HarnessContext, state: ProcessState, environment, *,
+                 environ: Mapping[str, str] | None = None) -> InfluxSink | None:
     """Build the process's sink from the profile's ``sink:`` section and the ``LETRADE_INFLUX_*``
-    variables and wire it into the run (see the module docstring); sets ``ctx.sink``. None (and
-    nothing installed) when no InfluxDB URL is configured. Raises
+    variables and wire it into the run (see the module docstring) through ``state.gate``; sets
+    ``state.sink``. None (and nothing installed) when no InfluxDB URL is configured. Raises
     :class:`~letrade_perf.core.errors.ConfigError` on a bad setting."""
     config = resolve_sink_config(getattr(ctx.profile, "sink", None), os.environ if environ is None else environ)
     if config is None:
@@ -67,9 +72,10 @@ def install_sink(ctx, environment, *, environ: Mapping[str, str] | None = None) 
     gauges = ProcessGauges(role, user_count, pacer_stats)
     base = {"run_id": ctx.run_id, "profile": ctx.profile.name, "env": ctx.env.name, "worker": worker}
     sink = InfluxSink(config, base, interval_points=gauges)
-    ctx.sink = sink
+    state.sink = sink
     events = environment.events
-    gate = ctx.gate
+    gate = state.gate
+    assert gate is not None   # the plugin installs the gate first
     label = f"{ctx.profile.name} on {ctx.env.name}"
 
     if role != "master":

@@ -5,9 +5,12 @@
 * :mod:`.ws` — ``WsStreamUser`` (combined streams, lag per stream, reconnects);
 * :mod:`.userdata` — the WebSocket API client and the user-data tracker;
 * :mod:`.pipeline` — ``TradingPipelineUser`` (signal → order → fill → reconciliation);
-* :mod:`.ledger` — the process-wide ``OrderLedger`` and the kill switch;
-* :mod:`.integrity` — the kline integrity check; :mod:`.symbols` — exchangeInfo order rules;
-* :mod:`.exchange` — the call result, pacing feedback and the harness's own REST client.
+* :mod:`.own`, :mod:`.guarded`, :mod:`.aio` — your own code: a profile's factory, guarded ccxt,
+  the asyncio ↔ gevent bridge (the public face is :mod:`letrade_perf.api`);
+* :mod:`.integrity` — the kline integrity check; :mod:`.symbols` — exchangeInfo order rules.
+
+Every exchange call takes the one call path (:mod:`letrade_perf.calls.path`); the order ledger,
+the kill switch and the harness's own REST client are in the harness wing.
 
 Every base class is ``abstract = True``; concrete classes live in ``locustfiles/``. The
 plugin (:mod:`letrade_perf.harness.plugin`) configures them from the profile.

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from locust.exception import StopUser
 
-from .callpath import Failure  # noqa: F401 - re-exported: every user reports its failures with it
+from ..calls.path import Failure  # noqa: F401 - re-exported: every user reports its failures with it
 
 _seq_lock = threading.Lock()
 _sequences: dict[str, itertools.count] = {}

@@ -19,10 +19,11 @@ from locust.exception import StopUser
 
 from ..binance.ccxt_compat import ccxt_binance
 from ..binance.endpoints import endpoint
+from ..calls.path import CallResult, Order, SafetyRefusal, begin, call_failure
 from ..config.profile import CcxtSettings
+from ..harness.ledger import shielded
 from ..pacing import IpBanned
 from .base import HarnessUserMixin, next_index, weighted_tasks
-from .callpath import CallResult, begin, call_failure
 from .orders import client_order_id
 
 _markets_lock = Semaphore()
@@ -94,34 +95,40 @@ class CcxtUser(HarnessUserMixin, User):
 
     # -- the one call path -----------------------------------------------------------------------
     def ccxt_call(self, name: str, method: str, path: str, cost_params: Mapping[str, Any],
-                  fn: Callable[[], Any]) -> tuple[Any, CallResult]:
-        """Pace by the endpoint ccxt will hit, run ``fn``, report ``ccxt <name>``.
+                  fn: Callable[[], Any], order: Order | None = None) -> tuple[Any, CallResult]:
+        """Pace by the endpoint ccxt will hit, run ``fn``, report ``ccxt <name>``. ``order``: the
+        call places it (safety gate: :class:`~letrade_perf.calls.path.SafetyRefusal`; ledger).
 
         Returns ``(result or None, CallResult)``; never raises ccxt errors."""
         import ccxt
 
         ctx = self.ctx
         try:
-            call = begin(ctx, endpoint(method, path), {k: str(v) for k, v in cost_params.items()})
+            call = begin(ctx, endpoint(method, path), {k: str(v) for k, v in cost_params.items()}, order=order)
         except IpBanned:
             raise StopUser() from None
         self._last = None
         if ctx.clock is not None:    # the clock may have been re-synced (refresh, or a -1021) since the last call
             self.exchange.options["timeDifference"] = -int(ctx.clock.offset_ms)
-        call.restart_clock()
-        exc: BaseException | None = None
-        try:
-            result = fn()
-        except ccxt.BaseError as e:
-            result, exc = None, e
-        elapsed = call.elapsed_ms()
-        headers: dict
-        status, headers, body = self._last or (0, {}, "")
-        res = call.answer(status, headers, body, None if exc is None else type(exc).__name__,
-                          elapsed_ms=elapsed, answered=exc is None)
-        self.fire("ccxt", f"ccxt {name}", elapsed, length=len(body) if body else 0,
-                  exception=None if exc is None else call_failure(res, exc))
-        return result, res
+
+        def exchange() -> tuple[Any, CallResult]:
+            call.leave()
+            exc: BaseException | None = None
+            try:
+                result = fn()
+            except ccxt.BaseError as e:
+                result, exc = None, e
+            elapsed = call.elapsed_ms()
+            headers: dict
+            status, headers, body = self._last or (0, {}, "")
+            res = call.answer(status, headers, body, None if exc is None else type(exc).__name__,
+                              elapsed_ms=elapsed, answered=exc is None)
+            self.fire("ccxt", f"ccxt {name}", elapsed, length=len(body) if body else 0,
+                      exception=None if exc is None else call_failure(res, exc))
+            return result, res
+
+        # an order leaves and is booked in a greenlet stopping this user cannot cut short
+        return shielded(ctx.ledger, exchange) if order is not None else exchange()
 
     # -- tasks ---------------------------------------------------------------------------------
     @task
@@ -157,12 +164,7 @@ class CcxtUser(HarnessUserMixin, User):
         if not self.settings.orders or ctx.credentials is None:
             gevent.sleep(1.0)
             return
-        ledger = ctx.ledger
         notional = Decimal(str(self.settings.order_notional))
-        refusal = ctx.order_refusal(self.symbol, notional)
-        if refusal:
-            ledger.refused(self.symbol, "BUY", "ccxt", refusal)
-            return
         ticker, res = self.ccxt_call("fetch_ticker", "GET", "/api/v3/ticker/24hr", {"symbol": self.symbol},
                                      lambda: self.exchange.fetch_ticker(self.market))
         if not ticker or not ticker.get("bid"):
@@ -174,50 +176,33 @@ class CcxtUser(HarnessUserMixin, User):
         if rules is not None and rules.check(Decimal(str(amount)), Decimal(str(price)), market=False):
             return
         value = Decimal(str(amount)) * Decimal(str(price))
-        if not ledger.reserve_notional(value):
-            ledger.refused(self.symbol, "BUY", "ccxt", "max_run_notional reached")
-            return
         self._seq += 1
         worker = getattr(self.environment.runner, "worker_index", 0) or 0
         cid = client_order_id("lc", ctx.run_id, worker, self.user_index, self._seq)
-        ledger.sent(cid, self.symbol, "BUY", "ccxt", "ccxt", value)
-        order, res = self.ccxt_call("create_order", "POST", "/api/v3/order", {},
-                                    lambda: ex.create_order(self.market, "limit", "buy", amount, price,
-                                                            {"newClientOrderId": cid}))
-        if order is not None:
-            ledger.accepted(cid, (order.get("info") or {}).get("status", "NEW"), _int(order.get("id")))
-        elif res.unknown:
-            ledger.unknown(cid)
+        try:   # the call path gates, enters and books the order
+            order, res = self.ccxt_call("create_order", "POST", "/api/v3/order", {},
+                                        lambda: ex.create_order(self.market, "limit", "buy", amount, price,
+                                                                {"newClientOrderId": cid}),
+                                        order=Order(cid, str(self.symbol), "BUY", value, "ccxt", "ccxt"))
+        except SafetyRefusal:
+            return
+        if order is None and res.unknown:
             found, q = self.ccxt_call("fetch_order", "GET", "/api/v3/order", {},
                                       lambda: ex.fetch_order(None, self.market, {"origClientOrderId": cid}))
-            if found is not None:
-                ledger.resolved(cid, (found.get("info") or {}).get("status"), _int(found.get("id")))
-            elif q.code == -2013:
-                ledger.resolved(cid, None)
-                return
-            else:
-                return  # still unknown: the kill switch resolves it at the end
-        else:
-            ledger.rejected(cid)
-            return
-        found, _ = self.ccxt_call("fetch_order", "GET", "/api/v3/order", {},
-                                  lambda: ex.fetch_order(None, self.market, {"origClientOrderId": cid}))
-        if found is not None:
-            ledger.status(cid, (found.get("info") or {}).get("status", "NEW"))
+            if found is None:
+                if q.code == -2013:
+                    ctx.ledger.resolved(cid, None)
+                return   # else still unknown: the kill switch resolves it at the end
+        elif order is None:
+            return       # rejected
+        self.ccxt_call("fetch_order", "GET", "/api/v3/order", {},
+                       lambda: ex.fetch_order(None, self.market, {"origClientOrderId": cid}))
         canceled, res = self.ccxt_call("cancel_order", "DELETE", "/api/v3/order", {},
                                        lambda: ex.cancel_order(None, self.market, {"origClientOrderId": cid}))
         if canceled is not None:
-            status = (canceled.get("info") or {}).get("status", "CANCELED")
-            ledger.status(cid, status)
-            if status == "CANCELED" and not Decimal(str((canceled.get("info") or {}).get("executedQty", "0"))):
-                ledger.release_notional(value)
-
-
-def _int(v) -> int | None:
-    try:
-        return int(v)
-    except (TypeError, ValueError):
-        return None
+            info = canceled.get("info") or {}
+            if info.get("status", "CANCELED") == "CANCELED" and not Decimal(str(info.get("executedQty", "0"))):
+                ctx.ledger.release_notional(value)
 
 
 CcxtUser.set_task_weights({})   # the task mix of the settings' defaults

@@ -56,12 +56,12 @@ from locust.exception import StopUser
 
 from ..binance.ccxt_compat import ccxt_binance
 from ..binance.endpoints import ENDPOINTS, Endpoint
+from ..calls.path import Call, Order, SafetyRefusal, begin, call_failure, refuse
+from ..harness.ledger import shielded
 from ..pacing.pacer import IpBanned
-from .callpath import Call, CallResult, begin, call_failure
 
 SOURCE = "user"
 _ORDER = ("POST", "/api/v3/order")
-_LEDGER_STATUS = {("GET", "/api/v3/order"), ("DELETE", "/api/v3/order")}
 
 
 class OrderRefused(ccxt.InvalidOrder):
@@ -70,6 +70,28 @@ class OrderRefused(ccxt.InvalidOrder):
 
 class _Unpriced(Exception):
     pass
+
+
+def order_notional(ctx, params: Mapping[str, str]) -> Decimal:
+    """What an order is worth in its quote asset, for the safety gate: ``quoteOrderQty``, else
+    ``quantity × price``, else (a MARKET order by quantity) ``quantity ×`` the symbol's current
+    price (one paced ``GET /api/v3/ticker/price``). Raises ``_Unpriced`` when it cannot be valued."""
+    quote = _dec(params.get("quoteOrderQty"))
+    if quote is not None:
+        return quote
+    qty = _dec(params.get("quantity"))
+    if qty is None:
+        raise _Unpriced("an order without quantity or quoteOrderQty cannot be valued")
+    price = _dec(params.get("price"))
+    if price is None:
+        symbol = params.get("symbol", "")
+        client = ctx.exchange
+        res = client.call("GET", "/api/v3/ticker/price", {"symbol": symbol}) if client is not None else None
+        price = _dec(res.data.get("price")) if res is not None and res.ok and isinstance(res.data, dict) else None
+        if price is None:
+            raise _Unpriced(f"no price for {symbol} to value a MARKET order"
+                            + (f" ({res.describe()})" if res is not None and not res.ok else ""))
+    return qty * price
 
 
 def _ctx_of(user):
@@ -87,18 +109,35 @@ def _fire(ctx, kind: str, name: str, elapsed_ms: float, length: int, exception: 
                                 response=None, context=context or {"source": SOURCE}, exception=exception)
 
 
+def report(user, kind: str, name: str, elapsed_ms: float, exception: BaseException | None = None) -> None:
+    """One measurement of your code's, ``kind``/``name``, on Locust's request event — from a
+    greenlet at once, from the asyncio loop (an :class:`~letrade_perf.users.aio.AsyncTasksMixin`
+    user) queued and fired in the user's greenlet when the bridged call returns."""
+    ctx = _ctx_of(user)
+    fire_request = getattr(user, "fire_request", None)
+    if fire_request is not None:
+        from .aio import in_loop_thread
+        if in_loop_thread():
+            fire_request(name, elapsed_ms, request_type=kind, exception=exception, context={"source": SOURCE})
+            return
+    _fire(ctx, kind, name, elapsed_ms, 0, exception)
+
+
 @contextmanager
 def measure(user, name: str, kind: str = "user") -> Iterator[None]:
     """Time the block as one measurement ``kind``/``name`` (Locust stats, criteria, InfluxDB,
-    reports). An exception leaving the block is recorded as a failure and re-raised."""
-    ctx = _ctx_of(user)
+    reports). An exception leaving the block is recorded as a failure and re-raised; a user
+    stopped inside it (``GreenletExit``, a cancellation) leaves no measurement."""
+    _ctx_of(user)
     t0 = time.perf_counter()
     try:
         yield
-    except BaseException as e:
-        _fire(ctx, kind, name, (time.perf_counter() - t0) * 1000.0, 0, e)
+    except Exception as e:
+        report(user, kind, name, (time.perf_counter() - t0) * 1000.0, e)
         raise
-    _fire(ctx, kind, name, (time.perf_counter() - t0) * 1000.0, 0, None)
+    # a BaseException that is not an Exception (the user stopped: GreenletExit, a cancellation,
+    # Ctrl-C) ends the block unmeasured: the code did not fail, it was interrupted
+    report(user, kind, name, (time.perf_counter() - t0) * 1000.0)
 
 
 def _params(url: str, body: Any) -> tuple[str, dict[str, str]]:
@@ -123,12 +162,11 @@ def _dec(v: str | None) -> Decimal | None:
 class _Pending:
     """One guarded request between its two halves (before sending / after the answer)."""
 
-    __slots__ = ("method", "path", "ep", "cid", "order", "call", "last")
+    __slots__ = ("method", "path", "ep", "order", "call", "last")
 
     def __init__(self, method: str, path: str, ep: Endpoint | None):
         self.method, self.path, self.ep = method, path, ep
-        self.cid: str | None = None
-        self.order: tuple[str, str, Decimal] | None = None   # (symbol, side, notional) of an order
+        self.order = False                                  # it places an order
         self.call: Call | None = None                       # on the one call path once paced
         self.last: tuple[int, dict, str] | None = None     # (status, headers, body) ccxt received
 
@@ -167,108 +205,49 @@ class _GuardCore:
         path, params = _params(url, body)
         method = method.upper()
         pending = _Pending(method, path, ENDPOINTS.get((method, path)))
-        order = (method, path) == _ORDER
-        notional = self._letrade_order_gate(params) if order else None
+        order = None
+        if (method, path) == _ORDER:
+            symbol, side = params.get("symbol", ""), params.get("side", "")
+            try:
+                notional = order_notional(ctx, params)
+                order = Order(params.get("newClientOrderId") or f"lu-{ctx.run_id}-{time.monotonic_ns()}", symbol,
+                              side, notional, self.letrade_source, "ccxt")
+            except _Unpriced as e:
+                self._letrade_refuse(symbol, side, str(e))
         try:
-            pending.call = begin(ctx, pending.ep, params)
+            pending.call = begin(ctx, pending.ep, params, order=order)
+        except SafetyRefusal as e:
+            raise OrderRefused(str(e)) from None
         except IpBanned:
-            if order:
-                ctx.ledger.release_notional(notional)
-                ctx.ledger.refused(params.get("symbol", ""), params.get("side", ""), self.letrade_source,
-                                   "IP banned")
             raise ccxt.DDoSProtection("letrade-perf: the IP is banned (HTTP 418); the run is aborted") from None
-        if notional is not None:   # exactly when ``order``: the gate returns a Decimal or raises
-            pending.cid = params.get("newClientOrderId") or f"lu-{ctx.run_id}-{time.monotonic_ns()}"
-            pending.order = (params.get("symbol", ""), params.get("side", ""), notional)
-        pending.call.restart_clock()
+        pending.order = order is not None
+        if order is None:
+            pending.call.leave()      # an order leaves in _letrade_enter, as it is entered
         return pending
 
-    def _letrade_enter(self, pending: _Pending) -> None:
-        """Enter an order in the ledger as it leaves (the kill switch then knows it may exist)."""
-        if pending.order is None:
-            return
-        ledger = self.letrade_ctx.ledger
-        symbol, side, notional = pending.order
+    def _letrade_refuse(self, symbol: str, side: str, reason: str) -> None:
         try:
-            ledger.sent(pending.cid, symbol, side, self.letrade_source, "ccxt", notional)
-        except ValueError:
-            ledger.release_notional(notional)
-            raise
+            refuse(self.letrade_ctx, symbol, side, self.letrade_source, reason)
+        except SafetyRefusal as e:
+            raise OrderRefused(str(e)) from None
+
+    def _letrade_enter(self, pending: _Pending) -> None:
+        """An order leaves: the call path enters it in the ledger (the kill switch then knows it
+        may exist) and starts its clock."""
+        if pending.order:
+            assert pending.call is not None
+            pending.call.leave()
 
     def _letrade_after(self, pending: _Pending, exc: BaseException | None) -> None:
-        """Classify, feed pacing back, measure, update the ledger — after the answer (or none)."""
-        ctx = self.letrade_ctx
+        """Classify, feed pacing back, book the ledger (the call path), measure — after the
+        answer (or none)."""
         call = pending.call
         assert call is not None   # set by _letrade_before, which every request passed before this
         status, hdrs, text = pending.last or (0, {}, "")
         res = call.answer(status, hdrs, text, None if exc is None else type(exc).__name__, answered=exc is None)
         name = pending.ep.name if pending.ep is not None else f"{pending.method} {pending.path}"
-        _fire(ctx, "ccxt", name, res.elapsed_ms, len(text) if text else 0,
+        _fire(self.letrade_ctx, "ccxt", name, res.elapsed_ms, len(text) if text else 0,
               None if exc is None else call_failure(res, exc))
-        self._letrade_ledger(pending.method, pending.path, pending.cid, res, res.data)
-
-    # -- safety and ledger -------------------------------------------------------------------------
-    def _letrade_order_gate(self, params: Mapping[str, str]) -> Decimal:
-        """Check ``safety`` and take the order's value from the run's notional cap before it is
-        sent; returns the value. Raises :class:`OrderRefused` (counted ``refused``)."""
-        ctx = self.letrade_ctx
-        ledger = ctx.ledger
-        symbol, side = params.get("symbol", ""), params.get("side", "")
-        try:
-            notional = self._letrade_notional(params)
-        except _Unpriced as e:
-            ledger.refused(symbol, side, self.letrade_source, str(e))
-            raise OrderRefused(f"letrade-perf safety: {e}") from None
-        refusal = ctx.order_refusal(symbol, notional)
-        if refusal is None and not ledger.reserve_notional(notional):
-            refusal = "max_run_notional reached"
-        if refusal is not None:
-            ledger.refused(symbol, side, self.letrade_source, refusal)
-            raise OrderRefused(f"letrade-perf safety: order refused ({refusal})")
-        return notional
-
-    def _letrade_notional(self, params: Mapping[str, str]) -> Decimal:
-        quote = _dec(params.get("quoteOrderQty"))
-        if quote is not None:
-            return quote
-        qty = _dec(params.get("quantity"))
-        if qty is None:
-            raise _Unpriced("an order without quantity or quoteOrderQty cannot be valued")
-        price = _dec(params.get("price"))
-        if price is None:
-            price = self._letrade_price(params.get("symbol", ""))
-        return qty * price
-
-    def _letrade_price(self, symbol: str) -> Decimal:
-        client = self.letrade_ctx.exchange
-        res = client.call("GET", "/api/v3/ticker/price", {"symbol": symbol}) if client is not None else None
-        price = _dec(res.data.get("price")) if res is not None and res.ok and isinstance(res.data, dict) else None
-        if price is None:
-            raise _Unpriced(f"no price for {symbol} to value a MARKET order"
-                            + (f" ({res.describe()})" if res is not None and not res.ok else ""))
-        return price
-
-    def _letrade_ledger(self, method: str, path: str, cid: str | None, res: CallResult, data: Any) -> None:
-        ledger = self.letrade_ctx.ledger
-        if ledger is None:
-            return
-        if cid is not None:
-            if res.ok and isinstance(data, dict):
-                ledger.accepted(cid, str(data.get("status", "NEW")), data.get("orderId"))
-            elif res.unknown:
-                ledger.unknown(cid)
-            else:
-                ledger.rejected(cid)
-        elif (method, path) in _LEDGER_STATUS and res.ok and isinstance(data, dict):
-            known = data.get("clientOrderId") if method == "GET" else data.get("origClientOrderId")
-            if known and data.get("status"):
-                ledger.status(str(known), str(data["status"]))
-        elif (method, path) == ("DELETE", "/api/v3/openOrders") and res.ok and isinstance(data, list):
-            for o in data:
-                if isinstance(o, dict) and o.get("origClientOrderId") and o.get("status"):
-                    ledger.status(str(o["origClientOrderId"]), str(o["status"]))
-
-
 
 
 class GuardedBinanceMixin(_GuardCore):
@@ -280,10 +259,16 @@ class GuardedBinanceMixin(_GuardCore):
 
     def fetch(self, url, method="GET", headers=None, body=None):
         pending = self._letrade_before(url, method, body)
+        if pending.order:   # it leaves and is booked in a greenlet stopping the user cannot cut short
+            return shielded(self.letrade_ctx.ledger, lambda: self._letrade_send(pending, url, method, headers, body))
+        return self._letrade_send(pending, url, method, headers, body)
+
+    def _letrade_send(self, pending: _Pending, url, method, headers, body):
         self._letrade_enter(pending)
         token = _in_flight.set(pending)
         try:
-            result = super().fetch(url, method, headers, body)
+            # fetch is ccxt's: the base guarded_class() combines this mixin with at run time
+            result = super().fetch(url, method, headers, body)  # type: ignore[misc]
         except ccxt.BaseError as e:
             self._letrade_after(pending, e)
             raise
@@ -309,7 +294,7 @@ class GuardedAsyncBinanceMixin(_GuardCore):
         from .aio import call_in_gevent
 
         pending = await call_in_gevent(self._letrade_before, url, method, body)
-        if pending.order is None:
+        if not pending.order:
             return await self._letrade_send(pending, url, method, headers, body)
         # An order: once it is in the ledger it is sent and its answer recorded even if the caller
         # is cancelled meanwhile (Locust stopping the user), so the ledger never holds an order
@@ -319,7 +304,7 @@ class GuardedAsyncBinanceMixin(_GuardCore):
     async def _letrade_send(self, pending: _Pending, url, method, headers, body):
         from .aio import call_in_gevent
 
-        if pending.order is not None:
+        if pending.order:
             await call_in_gevent(self._letrade_enter, pending)
         token = _in_flight.set(pending)
         try:
@@ -406,4 +391,4 @@ async def guarded_ccxt_async(user, base: type | None = None, timeout_ms: int = 1
 
 
 __all__ = ["OrderRefused", "GuardedBinanceMixin", "GuardedAsyncBinanceMixin", "guarded_class", "guarded_ccxt",
-           "guarded_ccxt_async", "measure"]
+           "guarded_ccxt_async", "measure", "order_notional", "report"]

@@ -18,7 +18,7 @@ profile's symbols). Per order it reports:
 
 Orders whose status is unknown (5xx, -1006/-1007/-1008, no answer) are resolved with
 ``GET /api/v3/order?origClientOrderId=`` — every order carries its own ``newClientOrderId`` —
-and counted once in the process :class:`~letrade_perf.users.ledger.OrderLedger`.
+and counted once in the process :class:`~letrade_perf.harness.ledger.OrderLedger`.
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from typing import ClassVar
 import gevent
 from locust import task
 
+from ..calls.path import Order, SafetyRefusal
 from ..config.profile import PipelineSettings
 from .base import Failure, next_index
 from .orders import client_order_id, ma_signal
@@ -187,11 +188,6 @@ class TradingPipelineUser(BinanceRestUser):
             self._stop_trading(f"{sym} not in exchangeInfo")
             return
         notional = Decimal(str(self.settings.notional))
-        refusal = ctx.order_refusal(sym, notional)
-        if refusal:
-            ledger.refused(sym, side, "pipeline", refusal)
-            self._stop_trading(refusal)
-            return
         if not self._ensure_stream():
             finish("user data stream unavailable")
             return
@@ -213,11 +209,6 @@ class TradingPipelineUser(BinanceRestUser):
         if side == "SELL" and free.get(rules.base, Decimal(0)) < qty:
             finish(f"pre-trade: insufficient {rules.base}")
             return
-        value = qty * px
-        if not ledger.reserve_notional(value):
-            ledger.refused(sym, side, "pipeline", "max_run_notional reached")
-            self._stop_trading("safety.max_run_notional reached")
-            return
 
         self._seq += 1
         worker = getattr(self.environment.runner, "worker_index", 0) or 0
@@ -228,10 +219,16 @@ class TradingPipelineUser(BinanceRestUser):
             params["timeInForce"] = "IOC"
             params["price"] = format(px, "f")
         watch = self.tracker.watch(cid)
-        ledger.sent(cid, sym, side, "pipeline", self.settings.order_via, value)
-        self.orders_sent += 1
         try:
-            outcome = self._place(cid, params)
+            try:   # the call path gates (safety, run notional), enters and books the order
+                outcome = self._place(cid, params, Order(cid, str(sym), side, qty * px, "pipeline", self.settings.order_via))
+            except SafetyRefusal as e:
+                self._stop_trading(f"safety.{e.reason}" if e.reason.startswith("max_run_notional") else e.reason)
+                return
+            if outcome == "not_sent":
+                finish("order not sent: the WebSocket API is not connected")
+                return
+            self.orders_sent += 1
             if outcome == "rejected":
                 finish("order rejected")
                 return
@@ -260,40 +257,39 @@ class TradingPipelineUser(BinanceRestUser):
         finally:
             self.tracker.unwatch(cid)
 
-    def _place(self, cid: str, params: dict) -> str:
-        """Send the order; returns ``placed``, ``rejected``, ``not_executed`` or ``unresolved``."""
-        ledger = self.ctx.ledger
+    def _place(self, cid: str, params: dict, order: Order) -> str:
+        """Send the order on the call path (which enters and books it in the ledger); returns
+        ``placed``, ``rejected``, ``not_executed``, ``unresolved`` or ``not_sent``. Raises
+        :class:`~letrade_perf.calls.path.SafetyRefusal` when the safety gate refuses it."""
         if self.settings.order_via == "ws_api":
             ws = self.ws
             assert ws is not None   # run_order placed only after _ensure_stream() connected it
-            wres = ws.request("order.place", params, signed=True)
+            wres = ws.request("order.place", params, signed=True, order=order)
             ok, unknown, result = wres.ok, wres.unknown, wres.result
         else:
-            res = self.call("POST", "/api/v3/order", params)
+            res = self.call("POST", "/api/v3/order", params, order=order)
             ok, unknown, result = res.ok, res.unknown, res.data
+        if self.ctx.ledger.get(cid) is None:
+            return "not_sent"
         if ok and isinstance(result, dict):
-            ledger.accepted(cid, result.get("status", "NEW"), result.get("orderId"))
             return "placed"
         if not unknown:
-            ledger.rejected(cid)
             return "rejected"
-        ledger.unknown(cid)
         return self._resolve(cid, params["symbol"])
 
     def _resolve(self, cid: str, symbol: str) -> str:
-        """Resolve an unknown status with ``GET /api/v3/order?origClientOrderId=``."""
-        ledger = self.ctx.ledger
+        """Resolve an unknown status with ``GET /api/v3/order?origClientOrderId=`` (the call path
+        books a found order); ``-2013`` on every attempt: the exchange never had it."""
         last_code = None
         for attempt in range(max(1, self.resolve_attempts)):
             if attempt:
                 gevent.sleep(self.resolve_delay_s)
             q = self.call("GET", "/api/v3/order", {"symbol": symbol, "origClientOrderId": cid})
             if q.ok and isinstance(q.data, dict):
-                ledger.resolved(cid, q.data.get("status"), q.data.get("orderId"))
                 return "placed"
             last_code = q.code
         if last_code == -2013:
-            ledger.resolved(cid, None)
+            self.ctx.ledger.resolved(cid, None)
             return "not_executed"
         return "unresolved"   # stays open in the ledger: the kill switch resolves it
 

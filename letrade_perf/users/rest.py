@@ -15,11 +15,12 @@ from locust.exception import StopUser
 
 from ..binance.endpoints import endpoint
 from ..binance.intervals import KLINE_INTERVALS_MS
+from ..calls.path import CallResult, Order, begin, call_failure
+from ..calls.request import encode_request
 from ..config.profile import RestMarketSettings
+from ..harness.ledger import shielded
 from ..pacing import IpBanned
 from .base import Failure, HarnessUserMixin, weighted_tasks
-from .callpath import CallResult, begin, call_failure
-from .exchange import encode_request
 from .integrity import check_depth, check_klines, check_object, check_trades
 
 
@@ -40,11 +41,13 @@ class BinanceRestUser(HarnessUserMixin, FastHttpUser):
     paced_wait_s: float = 0.0
 
     def call(self, method: str, path: str, params: Mapping[str, Any] | None = None, *,
-             validate: Callable[[Any], str | None] | None = None) -> CallResult:
+             validate: Callable[[Any], str | None] | None = None, order: Order | None = None) -> CallResult:
         """One paced (and, when the endpoint needs it, signed) request; never raises for HTTP errors.
 
         ``validate(data)`` may return an error text for a 200 response whose content is wrong;
-        the request is then reported as a failure. Raises ``StopUser`` when the IP is banned.
+        the request is then reported as a failure. ``order``: the request places it (the call
+        path's safety gate — :class:`~letrade_perf.calls.path.SafetyRefusal` when refused — and
+        ledger). Raises ``StopUser`` when the IP is banned.
         """
         ctx = self.ctx
         ep = endpoint(method, path)
@@ -52,33 +55,39 @@ class BinanceRestUser(HarnessUserMixin, FastHttpUser):
         if None in params.values():
             params = {k: v for k, v in params.items() if v is not None}
         try:
-            call = begin(ctx, ep, params)   # weight functions read ints or strings
+            call = begin(ctx, ep, params, order=order)   # weight functions read ints or strings
         except IpBanned:
             raise StopUser() from None
         if call.reservation is not None:
             self.paced_wait_s += call.reservation.waited_s
         target, body, headers = encode_request(ctx, ep, params)
-        with self.client.request(ep.method, target, name=ep.name, data=body, headers=headers,
-                                 catch_response=True) as resp:
-            status = resp.status_code or 0
-            err = None
-            if not status:
-                err = f"no response: {type(resp.error).__name__}: {resp.error}" if getattr(resp, "error", None) \
-                    else "no response"
-            res = call.answer(status, resp.headers if resp.headers is not None else {},   # case-insensitive .get()
-                              resp.content if status else b"", err,
-                              elapsed_ms=resp.request_meta.get("response_time", 0.0)
-                              if hasattr(resp, "request_meta") else 0.0)
-            if res.ok and validate is not None:
-                problem = validate(res.data)
-                if problem:
-                    res.error = problem
-            failure = call_failure(res)
-            if failure is None:
-                resp.success()
-            else:
-                resp.failure(failure)
-        return res
+
+        def exchange() -> CallResult:
+            call.leave()
+            with self.client.request(ep.method, target, name=ep.name, data=body, headers=headers,
+                                     catch_response=True) as resp:
+                status = resp.status_code or 0
+                err = None
+                if not status:
+                    err = f"no response: {type(resp.error).__name__}: {resp.error}" if getattr(resp, "error", None) \
+                        else "no response"
+                res = call.answer(status, resp.headers if resp.headers is not None else {},   # case-insensitive
+                                  resp.content if status else b"", err,
+                                  elapsed_ms=resp.request_meta.get("response_time", 0.0)
+                                  if hasattr(resp, "request_meta") else 0.0)
+                if res.ok and validate is not None:
+                    problem = validate(res.data)
+                    if problem:
+                        res.error = problem
+                failure = call_failure(res)
+                if failure is None:
+                    resp.success()
+                else:
+                    resp.failure(failure)
+            return res
+
+        # an order leaves and is booked in a greenlet stopping this user cannot cut short
+        return shielded(ctx.ledger, exchange) if order is not None else exchange()
 
 
 # -- response checks ------------------------------------------------------------------------------

@@ -30,10 +30,11 @@ from ..binance.endpoints import WS_API_CONNECT_WEIGHT, WS_API_METHODS
 from ..binance.headers import ORDER_COUNT_PREFIX, USED_WEIGHT_PREFIX
 from ..binance.intervals import RATE_INTERVAL_LETTER
 from ..binance.signing import ws_api_payload
+from ..calls.path import Order, begin, call_failure, feedback
+from ..calls.request import RECV_WINDOW_MS
+from ..harness.ledger import shielded
 from ..pacing import IpBanned
 from .base import Failure
-from .callpath import begin, call_failure, feedback
-from .exchange import RECV_WINDOW_MS
 
 if TYPE_CHECKING:
     from websocket import WebSocket
@@ -315,15 +316,17 @@ class WsApiClient:
 
     # -- requests -----------------------------------------------------------------------------
     def request(self, method: str, params: Mapping[str, Any] | None = None, *, signed: bool = False,
-                report: bool = True) -> WsApiResult:
-        """Send one request and wait for its response (paced; never raises for API errors)."""
+                report: bool = True, order: Order | None = None) -> WsApiResult:
+        """Send one request and wait for its response (paced; never raises for API errors).
+        ``order``: the request places it (the call path's safety gate —
+        :class:`~letrade_perf.calls.path.SafetyRefusal` when refused — and ledger)."""
         ctx = self.ctx
         m = WS_API_METHODS[method]
         params = {k: v for k, v in (params or {}).items() if v is not None}
         if self.closed or self._conn is None:
             return WsApiResult(0, msg="not connected")
         try:
-            call = begin(ctx, m, {k: str(v) for k, v in params.items()})
+            call = begin(ctx, m, {k: str(v) for k, v in params.items()}, order=order)
         except IpBanned:
             return WsApiResult(418, code=-1003, msg="IP banned")
         reservation = call.reservation
@@ -335,49 +338,58 @@ class WsApiClient:
             params.setdefault("recvWindow", RECV_WINDOW_MS)
             params["timestamp"] = int(ctx.clock.server_now_ms())
             params["signature"] = creds.sign(ws_api_payload(params))
-        rid = f"r{next(_ids)}"
-        ar = AsyncResult()
-        self._pending[rid] = ar
-        frame = json.dumps({"id": rid, "method": method, "params": params})
-        t0 = time.perf_counter()
-        err: str | None
-        try:
-            self._conn.send(frame)
-            got = ar.get(timeout=self.request_timeout_s)
-        except gevent.Timeout:
-            got = None
-            err = None       # reported as "no response within …" below
-        except Exception as e:
-            got = None
-            err = f"{type(e).__name__}"
-        else:
-            err = None
-        finally:
-            self._pending.pop(rid, None)
-        if got is None:
-            res = WsApiResult(0, msg=err or f"no response within {self.request_timeout_s:g}s",
-                              elapsed_ms=(time.perf_counter() - t0) * 1000.0)
-        else:
-            msg, received = got
-            res = WsApiResult(int(msg.get("status", 0) or 0), elapsed_ms=(received - t0) * 1000.0,
-                              rate_limits=msg.get("rateLimits"))
-            if res.status == 200:
-                res.result = msg.get("result")
+        conn = self._conn
+
+        def exchange() -> WsApiResult:
+            rid = f"r{next(_ids)}"
+            ar = AsyncResult()
+            self._pending[rid] = ar
+            frame = json.dumps({"id": rid, "method": method, "params": params})
+            call.leave()
+            t0 = time.perf_counter()
+            err: str | None
+            try:
+                conn.send(frame)
+                got = ar.get(timeout=self.request_timeout_s)
+            except gevent.Timeout:
+                got = None
+                err = None       # reported as "no response within …" below
+            except Exception as e:
+                got = None
+                err = f"{type(e).__name__}"
             else:
-                error = msg.get("error") or {}
-                res.code = error.get("code")
-                res.msg = error.get("msg")
-                data = error.get("data") or {}
-                res.retry_after_ms = data.get("retryAfter") if isinstance(data, dict) else None
-        feedback(ctx, res, reservation, call.sent_at, headers=_usage_headers(res.rate_limits),
-                 retry_after_s=None if not res.retry_after_ms else
-                 max(0.0, (float(res.retry_after_ms) - ctx.clock.server_now_ms()) / 1000.0),
-                 unknown=m.order_entry and res.unknown)
-        if report:
-            self.environment.events.request.fire(
-                request_type="WSAPI", name=method, response_time=res.elapsed_ms, response_length=len(frame),
-                response=None, context={}, exception=call_failure(res, plain=Failure))
-        return res
+                err = None
+            finally:
+                self._pending.pop(rid, None)
+            if got is None:
+                res = WsApiResult(0, msg=err or f"no response within {self.request_timeout_s:g}s",
+                                  elapsed_ms=(time.perf_counter() - t0) * 1000.0)
+            else:
+                msg, received = got
+                res = WsApiResult(int(msg.get("status", 0) or 0), elapsed_ms=(received - t0) * 1000.0,
+                                  rate_limits=msg.get("rateLimits"))
+                if res.status == 200:
+                    res.result = msg.get("result")
+                else:
+                    error = msg.get("error") or {}
+                    res.code = error.get("code")
+                    res.msg = error.get("msg")
+                    data = error.get("data") or {}
+                    res.retry_after_ms = data.get("retryAfter") if isinstance(data, dict) else None
+            feedback(ctx, res, reservation, call.sent_at, headers=_usage_headers(res.rate_limits),
+                     retry_after_s=None if not res.retry_after_ms else
+                     max(0.0, (float(res.retry_after_ms) - ctx.clock.server_now_ms()) / 1000.0),
+                     unknown=m.order_entry and res.unknown)
+            if order is not None or m.shows_orders:
+                call.book(res.ok, m.order_entry and res.unknown, res.result)
+            if report:
+                self.environment.events.request.fire(
+                    request_type="WSAPI", name=method, response_time=res.elapsed_ms, response_length=len(frame),
+                    response=None, context={}, exception=call_failure(res, plain=Failure))
+            return res
+
+        # an order leaves and is booked in a greenlet stopping this user cannot cut short
+        return shielded(ctx.ledger, exchange) if order is not None else exchange()
 
     # -- user data ------------------------------------------------------------------------------
     def subscribe_user_data(self) -> WsApiResult:

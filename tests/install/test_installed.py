@@ -12,6 +12,7 @@ run from empty directories outside the checkout.
 """
 from __future__ import annotations
 
+import csv
 import glob
 import json
 import os
@@ -148,14 +149,28 @@ def test_wheel_in_a_fresh_venv_runs_from_an_empty_directory(wheel_venv, tmp_path
         sim.terminate()
         sim.wait(15)
 
-    # Locust loads the harness from the installed package (no source tree): a short profile
+    # Locust loads the harness from the installed package (no source tree): a user's own
+    # locustfile (the drop-in import and the public API beside letrade-perf's users), a short profile
     short = cwd / "short.yaml"
     short.write_text("description: installed locust -f\nstages: [{duration: 6s, users: 2, spawn_rate: 2}]\n"
                      "users: {rest_market: {weight: 1}}\n")
-    p = sh([py, "-m", "locust", "-f", paths["locustfile"], "--profile", str(short), "--headless",
+    mine = cwd / "mine.py"
+    mine.write_text("from locust import User, constant, task\n"
+                    "from letrade_perf.locustfile import *  # noqa\n"
+                    "from letrade_perf.api import call, measure\n\n"
+                    "class Mine(User):\n"
+                    "    wait_time = constant(0.5)\n\n"
+                    "    @task\n"
+                    "    def depth(self):\n"
+                    "        with measure(self, 'my step'):\n"
+                    "            assert call(self, 'GET', '/api/v3/depth', {'symbol': 'BTCUSDT', 'limit': 5}).ok\n")
+    p = sh([py, "-m", "locust", "-f", mine, "--profile", str(short), "--headless", "--csv", cwd / "installed",
             "--letrade-reports", cwd / "locust-reports", "--only-summary"], cwd=cwd, timeout=120, check=False)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert json.loads((cwd / "locust-reports" / "summary.json").read_text())["verdict"] == "pass"
+    rows = {(r["Type"], r["Name"]): int(r["Request Count"])
+            for r in csv.DictReader((cwd / "installed_stats.csv").open(encoding="utf-8"))}
+    assert rows.get(("user", "my step"), 0) >= 2 and rows.get(("GET", "GET /api/v3/depth"), 0) >= 2, rows
 
     smoke_passes(wheel_venv, cwd)
 

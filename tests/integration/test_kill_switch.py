@@ -8,9 +8,9 @@ from letrade_perf.binance.endpoints import DEFAULT_RATE_LIMITS
 from letrade_perf.clock import ClockSync
 from letrade_perf.config.credentials import load_credentials
 from letrade_perf.config.environments import environment
+from letrade_perf.harness.exchange import ExchangeClient
+from letrade_perf.harness.ledger import OrderLedger, cancel_open_orders
 from letrade_perf.pacing import Pacer, budgets_from_rate_limits
-from letrade_perf.users.exchange import ExchangeClient
-from letrade_perf.users.ledger import OrderLedger, cancel_open_orders
 
 
 def make_ctx(base_url: str):
@@ -81,3 +81,38 @@ def test_kill_switch_gives_up_on_a_long_ban(sim_factory):
     assert report.canceled == 0 and len(report.failed) == 1 and "IpBanned" in report.failed[0]
     assert [r.client_order_id for r in ctx.ledger.open_orders()] == ["run-placed-2"]
     assert open_cids(sim) == {"run-placed-2"}
+
+
+def test_an_order_whose_user_is_stopped_mid_request_still_leaves_and_is_booked(sim_factory):
+    """Locust kills a stopping user's greenlet wherever it is. Killed right after its order was
+    entered in the ledger — before the request was on the wire — the order must still leave and
+    be booked (never ``sent`` in the ledger yet unseen by the exchange), and the kill switch waits
+    for it before cancelling."""
+    from decimal import Decimal
+
+    import gevent
+
+    from letrade_perf.calls.path import Order
+
+    sim = sim_factory()
+    ctx = make_ctx(sim.base_url)
+    ctx.order_refusal = lambda symbol, notional: None
+    ctx.abort = lambda reason: None
+    bid = float(sim.get("/api/v3/ticker/bookTicker", {"symbol": "BTCUSDT"}).json()["bidPrice"])
+    price = f"{bid * 0.9:.2f}"
+    placed = []
+    for i in range(3):
+        params = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.0002",
+                  "price": price, "newClientOrderId": f"stopped-{i}"}
+        intent = Order(f"stopped-{i}", "BTCUSDT", "BUY", Decimal("0.0002") * Decimal(price), "test")
+        user = gevent.spawn(ctx.exchange.call, "POST", "/api/v3/order", params, order=intent)
+        gevent.sleep(0)           # the user runs until its first wait (its request under way)
+        user.kill()               # ... and is stopped there, as Locust stops users
+        placed.append(f"stopped-{i}")
+    report = cancel_open_orders(ctx)
+    counts = ctx.ledger.counts()
+    assert counts["sent"] == counts["placed"] == 3 and counts["not_executed"] == 0, counts
+    assert report.canceled == 3 and not report.failed, report
+    by_status = sim.stats()["orders"]["by_status"]
+    assert sum(by_status.values()) == 3, by_status          # every order the ledger holds reached it
+    assert open_cids(sim) == set() and ctx.ledger.open_orders() == []

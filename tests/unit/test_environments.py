@@ -26,6 +26,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from letrade_perf.calls.path import ClientClockError
 from letrade_perf.cli import LOG_LEVELS, build_parser, main
 from letrade_perf.config.environments import (
     BINANCE_REST_HOSTS,
@@ -50,7 +51,6 @@ from letrade_perf.preflight import (
 )
 from letrade_perf.retry import STARTUP, Attempts, RetryPolicy, retry_call
 from letrade_perf.sim.config import DEMO_API_KEY
-from letrade_perf.users.exchange import ClientClockError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -748,7 +748,7 @@ def _store(rec: MetricsRecorder) -> MetricsStore:
 
 def test_client_clock_error_class_is_marked():
     assert ClientClockError("HTTP 400 code -1021: x").client_clock_error is True
-    out = subprocess.run([sys.executable, "-c", "import sys, letrade_perf.users.exchange; "
+    out = subprocess.run([sys.executable, "-c", "import sys, letrade_perf.calls.path, letrade_perf.calls.request; "
                           "print(sorted(m for m in sys.modules if m.split('.')[0] in ('locust', 'gevent')))"],
                          capture_output=True, text=True, cwd=REPO, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from letrade_perf.users.ledger import OrderLedger, merge_counts
+from letrade_perf.harness.ledger import OrderLedger, merge_counts
 from letrade_perf.users.orders import client_order_id, ma_signal
 from letrade_perf.users.symbols import SymbolRules
 

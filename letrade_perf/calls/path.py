@@ -2,27 +2,36 @@
 
 Raw REST (:class:`~letrade_perf.users.rest.BinanceRestUser`), ccxt sync and asyncio
 (:class:`~letrade_perf.users.ccxt_user.CcxtUser`, :mod:`~letrade_perf.users.guarded`), the
-WebSocket API (:class:`~letrade_perf.users.userdata.WsApiClient`) and the harness's own client
-(:class:`~letrade_perf.users.exchange.ExchangeClient`) each only *send*; the sequence around the
-send exists here once::
+WebSocket API (:class:`~letrade_perf.users.userdata.WsApiClient`), the harness's own client
+(:class:`~letrade_perf.harness.exchange.ExchangeClient`, also behind the public
+:func:`~letrade_perf.api.call` / :func:`~letrade_perf.api.order`) and ``letrade-perf check`` each
+only *send*; the sequence around the send exists here once::
 
-    call = begin(ctx, endpoint, params)       # reserve weight / order budget (waiting is never
+    call = begin(ctx, endpoint, params,       # an order: safety and the run's notional cap first
+                 order=Order(...))            # (refused → SafetyRefusal, counted ``refused``);
+                                              # reserve weight / order budget (waiting is never
                                               # response time); a ban aborts the run
-    call.restart_clock()                      # the response time starts as it leaves
+    call.leave()                              # it leaves now: an order enters the ledger as
+                                              # ``sent``, the response time starts
     ... the transport sends and waits ...
     res = call.answer(status, headers, body)  # decode, classify (ok, exchange reject, status
-                                              # unknown, transport error, 429/418), feed pacing
+                                              # unknown, transport error, 429/418), feed pacing,
+                                              # update the ledger (the order's outcome; order
+                                              # statuses an answer shows)
     failure = call_failure(res)               # what the metric records (None when ok)
 
-Orders add the safety gate and the ledger around it (:mod:`~letrade_perf.users.guarded`,
-:mod:`~letrade_perf.users.pipeline`): an order counts as ``sent`` only as it leaves.
+The transport records the metric itself (each has its own Locust request type). The path needs
+of ``ctx`` only: ``pacer`` (None: unpaced), ``ledger`` (None: no order book-keeping),
+``order_refusal(symbol, notional)``, ``abort(reason)``, ``on_429`` / ``on_418`` /
+``on_clock_error``. It imports no Locust and no gevent.
 """
 from __future__ import annotations
 
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from decimal import Decimal
+from typing import Any, Callable, Mapping, NoReturn
 
 from ..binance.endpoints import Endpoint, WsApiMethod
 from ..binance.errors import IpBanned, is_status_unknown
@@ -115,24 +124,64 @@ class ClientClockError(ExchangeCallError):
 
     client_clock_error = True
 
-__all__ = ["Call", "CallResult", "Failure", "begin", "call_failure", "classify", "decode", "feedback", "IpBanned"]
+class SafetyRefusal(Exception):
+    """An order the harness refused before sending it (profile ``safety``, the run's notional cap,
+    a banned IP); counted ``refused`` in the ledger, never ``sent``. ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"letrade-perf safety: order refused ({reason})")
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class Order:
+    """An order about to take the call path: the ledger's key (``client_order_id``, sent as
+    ``newClientOrderId``), what the safety gate judges (``symbol``, ``notional`` in the quote
+    asset) and what the counts are kept by (``source``: the user kind or ``user``; ``via``:
+    ``rest`` | ``ws_api`` | ``ccxt``)."""
+
+    client_order_id: str
+    symbol: str
+    side: str
+    notional: Decimal
+    source: str
+    via: str = "rest"
+
+
+__all__ = ["Call", "CallResult", "Failure", "Order", "SafetyRefusal", "begin", "call_failure", "classify", "decode",
+           "feedback", "IpBanned"]
 
 
 class Call:
     """One exchange call between :func:`begin` and :meth:`answer`."""
 
-    __slots__ = ("ctx", "ep", "reservation", "sent_at", "t0")
+    __slots__ = ("ctx", "ep", "reservation", "sent_at", "t0", "order")
 
-    def __init__(self, ctx: Any, ep: Endpoint | WsApiMethod | None, reservation: Any, sent_at: float | None) -> None:
+    def __init__(self, ctx: Any, ep: Endpoint | WsApiMethod | None, reservation: Any, sent_at: float | None,
+                 order: Order | None = None) -> None:
         self.ctx = ctx
         self.ep = ep
         self.reservation = reservation
         self.sent_at = sent_at
         self.t0 = 0.0       # transports that time the call themselves pass ``elapsed_ms``
+        self.order = order
 
-    def restart_clock(self) -> None:
-        """Start the response time now (right before sending: signing is not the exchange's
-        time); :meth:`elapsed_ms` and :meth:`answer` without ``elapsed_ms`` measure from here."""
+    def leave(self) -> None:
+        """The request leaves now (after signing: that is not the exchange's time): an order is
+        entered in the ledger as ``sent`` — the kill switch then knows it may exist — and the
+        response time starts (:meth:`elapsed_ms`, :meth:`answer` without ``elapsed_ms``).
+        A client order id the ledger already holds raises ``ValueError`` (nothing is sent)."""
+        order = self.order
+        if order is not None:
+            ledger = self.ctx.ledger
+            if ledger is not None:
+                try:
+                    ledger.sent(order.client_order_id, order.symbol, order.side, order.source, order.via,
+                                order.notional)
+                except ValueError:
+                    ledger.release_notional(order.notional)
+                    self.order = None
+                    raise
         self.t0 = time.perf_counter()
 
     def elapsed_ms(self) -> float:
@@ -154,28 +203,87 @@ class Call:
         ctx = self.ctx
         if ctx.pacer is not None:
             feedback(ctx, res, self.reservation, self.sent_at)
+        if self.order is not None or (ep is not None and ep.shows_orders):
+            self.book(res.ok, res.unknown, res.data)
         return res
+
+    def book(self, ok: bool, unknown: bool, data: Any) -> None:
+        """The ledger step (called by :meth:`answer`; a transport with its own answer format —
+        the WebSocket API — calls it with its result): an order's outcome (placed with the status
+        and id the exchange gave, status unknown, or rejected), and the status of every order of
+        the run that a successful status or cancel answer shows."""
+        ledger = self.ctx.ledger
+        if ledger is None:
+            return
+        order = self.order
+        if order is not None:
+            cid = order.client_order_id
+            if ledger.get(cid) is None:        # never left (the transport failed before leave())
+                ledger.release_notional(order.notional)
+                return
+            if ok and isinstance(data, dict):
+                ledger.accepted(cid, str(data.get("status", "NEW")), data.get("orderId"))
+            elif unknown:
+                ledger.unknown(cid)
+            else:
+                ledger.rejected(cid)
+            return
+        if ok:
+            for o in (data if isinstance(data, list) else (data,)):
+                if isinstance(o, dict) and o.get("status"):
+                    shown = o.get("origClientOrderId") or o.get("clientOrderId")
+                    if shown:
+                        ledger.seen(str(shown), str(o["status"]), o.get("orderId"))
 
 
 def begin(ctx: Any, ep: Endpoint | WsApiMethod | None, params: Mapping[str, Any], *, paced: bool = True,
-          abort_on_ban: bool = True) -> Call:
-    """Reserve ``ep``'s weight (and order count) for ``params`` with the process pacer — the
-    wait is not part of the response time. While the IP is banned the run is aborted (unless
+          abort_on_ban: bool = True, order: Order | None = None) -> Call:
+    """Start one call of ``ep`` with ``params``.
+
+    An ``order`` first passes the safety gate (:func:`gate`: refused → :class:`SafetyRefusal`).
+    Then ``ep``'s weight (and order count) is reserved with the process pacer — the wait is not
+    part of the response time. While the IP is banned the run is aborted (unless
     ``abort_on_ban`` is false: the kill switch's own calls) and
     :class:`~letrade_perf.pacing.IpBanned` raised (each transport maps it: ``StopUser``, a ccxt
-    ``DDoSProtection``, a 418 result)."""
+    ``DDoSProtection``, a 418 result); an order is then counted ``refused``."""
+    if order is not None:
+        gate(ctx, order)
     pacer = ctx.pacer
     reservation = None
     if pacer is None:
-        return Call(ctx, ep, None, None)
+        return Call(ctx, ep, None, None, order)
     if paced and ep is not None:
         try:
             reservation = pacer.acquire_for(ep, params)
         except IpBanned:
             if abort_on_ban:
                 ctx.abort("IP banned (HTTP 418)")
+            if order is not None and ctx.ledger is not None:
+                ctx.ledger.release_notional(order.notional)
+                ctx.ledger.refused(order.symbol, order.side, order.source, "IP banned")
             raise
-    return Call(ctx, ep, reservation, pacer.now_ms())
+    return Call(ctx, ep, reservation, pacer.now_ms(), order)
+
+
+def gate(ctx: Any, order: Order) -> None:
+    """The safety gate an order passes before anything is sent: the profile's ``safety``
+    (``ctx.order_refusal``: an aborted run, production, the symbol allowlist,
+    ``max_order_notional``), then its notional taken from the run's cap (``max_run_notional``).
+    Refused: counted ``refused`` and :class:`SafetyRefusal` raised."""
+    ledger = ctx.ledger
+    refusal = ctx.order_refusal(order.symbol, order.notional)
+    if refusal is None and ledger is not None and not ledger.reserve_notional(order.notional):
+        refusal = "max_run_notional reached"
+    if refusal is not None:
+        refuse(ctx, order.symbol, order.side, order.source, refusal)
+
+
+def refuse(ctx: Any, symbol: str, side: str, source: str, reason: str) -> NoReturn:
+    """Count an order refused before sending and raise :class:`SafetyRefusal` — for a refusal
+    the gate cannot judge (an order that cannot be valued)."""
+    if ctx.ledger is not None:
+        ctx.ledger.refused(symbol, side, source, reason)
+    raise SafetyRefusal(reason)
 
 
 def feedback(ctx: Any, res: Any, reservation: Any, sent_at_ms: float | None = None, *,
@@ -207,7 +315,7 @@ def feedback(ctx: Any, res: Any, reservation: Any, sent_at_ms: float | None = No
 def call_failure(res: Any, raised: BaseException | None = None, *,
                  plain: type[Exception] = ExchangeCallError) -> Exception | None:
     """What the measurement records for a call: None when it succeeded; a
-    :class:`~letrade_perf.users.exchange.ClientClockError` for ``-1021`` (the client's clock
+    :class:`ClientClockError` for ``-1021`` (the client's clock
     failed, not the exchange); otherwise a failure naming the status and code — and, when the
     client library raised, the exception's class (``ExchangeError (code -2010)``)."""
     if raised is None:

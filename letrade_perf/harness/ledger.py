@@ -27,7 +27,11 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Callable
+from typing import Any, Callable, TypeVar
+
+import gevent
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +86,8 @@ class OrderLedger:
         self.on_outcome = on_outcome
         #: this process's share of the run cap (a distributed worker: its pacing share)
         self.cap_share = cap_share
+        #: greenlets sending an order right now (:func:`shielded`); the kill switch waits for them
+        self.in_flight: set[Any] = set()
 
     # -- counting --------------------------------------------------------------------------
     def _count(self, rec: OrderRecord, key: str) -> None:
@@ -200,6 +206,19 @@ class OrderLedger:
                 rec.state = PENDING
                 self.accepted(client_order_id, status, order_id)
 
+    def seen(self, client_order_id: str, status: str, order_id: int | None = None) -> None:
+        """An exchange answer (a query, a cancel) showed the order with ``status``: a later status
+        of a placed order, or the resolution of one whose placement answer was unknown or has not
+        arrived. Orders the run does not know are ignored."""
+        with self._lock:
+            rec = self._orders.get(client_order_id)
+            if rec is None:
+                return
+            if rec.state == UNKNOWN or not rec.placed:
+                self.resolved(client_order_id, status, order_id)
+            else:
+                self._status(rec, status)
+
     # -- views -----------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
         with self._lock:
@@ -227,6 +246,20 @@ class OrderLedger:
                                     for r in self._orders.values() if r.outcome is None]}
 
 
+def shielded(ledger: OrderLedger | None, send: Callable[[], T]) -> T:
+    """Run ``send`` — an order leaving, its answer booked and measured — in a greenlet of its own
+    that stopping the calling user cannot cut short: Locust kills a user's greenlet wherever it
+    is, and an order cut between its ledger entry and the socket would be counted ``sent`` though
+    it never left (or, cut after it left, never booked). The caller waits for the result; killed,
+    it stops waiting and the send goes on. The kill switch waits for these first."""
+    if ledger is None:
+        return send()
+    g = gevent.spawn(send)
+    ledger.in_flight.add(g)
+    g.link(ledger.in_flight.discard)
+    return g.get()
+
+
 def merge_counts(snapshots) -> dict[str, int]:
     """Sum the ``counts`` of several ledger snapshots (one per worker)."""
     total = {k: 0 for k in COUNT_KEYS}
@@ -250,30 +283,35 @@ class CancelReport:
 MAX_BAN_WAIT_S = 30.0
 
 
+#: answers the kill switch expects (the order is no longer open / never existed): not API failures
+EXPECTED_CODES = (-2011, -2013)
+
+
 def _call(ctx, client, method: str, path: str, params: dict, timeout_s: float, max_ban_wait_s: float):
     """One kill-switch call; while the IP is banned, wait for the ban to end if it is short."""
     from ..pacing import IpBanned
 
     try:
-        return client.call(method, path, params, timeout=timeout_s)
+        return client.call(method, path, params, timeout=timeout_s, expected_codes=EXPECTED_CODES)
     except IpBanned as e:
         pacer = ctx.pacer
         wait_s = (e.until_ms - pacer.now_ms()) / 1000.0 if pacer is not None else max_ban_wait_s + 1
         if wait_s > max_ban_wait_s:
             raise
         log.warning("kill switch: IP banned, waiting %.1fs for the ban to end", wait_s)
-        import gevent
         gevent.sleep(max(0.0, wait_s) + 0.5)
-        return client.call(method, path, params, timeout=timeout_s)
+        return client.call(method, path, params, timeout=timeout_s, expected_codes=EXPECTED_CODES)
 
 
 def cancel_open_orders(ctx, timeout_s: float = 10.0, max_ban_wait_s: float = MAX_BAN_WAIT_S) -> CancelReport:
     """Kill switch: cancel every order of the run that may still be open.
 
     One ``DELETE /api/v3/order?symbol=&origClientOrderId=`` per order through ``ctx.exchange``
-    (a paced, signed process-level client). An order the exchange no longer knows as open
-    (-2011) is resolved with ``GET /api/v3/order`` so the ledger ends exact. While the IP is
+    (a paced, signed process-level client on the one call path, which books each answer in the
+    ledger). An order the exchange no longer knows as open (-2011) is looked up with
+    ``GET /api/v3/order`` so the ledger ends exact. While the IP is
     banned (418) it waits for the ban to end when that is at most ``max_ban_wait_s`` away;
+    orders still being sent (:func:`shielded`) are waited for (≤ ``timeout_s``) first;
     a longer ban leaves the orders listed as possibly open. Safe to call more than once;
     orders already final are skipped.
     """
@@ -282,6 +320,9 @@ def cancel_open_orders(ctx, timeout_s: float = 10.0, max_ban_wait_s: float = MAX
     client = getattr(ctx, "exchange", None)
     if ledger is None or client is None:
         return report
+    sending = list(ledger.in_flight)
+    if sending:      # orders leaving as their users were stopped: their answers first
+        gevent.joinall(sending, timeout=timeout_s)
     for rec in ledger.open_orders():
         report.attempted += 1
         params = {"symbol": rec.symbol, "origClientOrderId": rec.client_order_id}
@@ -290,12 +331,9 @@ def cancel_open_orders(ctx, timeout_s: float = 10.0, max_ban_wait_s: float = MAX
         except Exception as e:  # the kill switch goes on with the next order
             report.failed.append(f"{rec.client_order_id}: {type(e).__name__}: {e}")
             continue
+        # the call path books what each answer shows (the cancel's CANCELED, the query's status)
         if res.ok:
             report.canceled += 1
-            if rec.placed:
-                ledger.status(rec.client_order_id, "CANCELED")
-            else:  # unknown or still pending when its user stopped: it existed after all
-                ledger.resolved(rec.client_order_id, "CANCELED", (res.data or {}).get("orderId"))
             continue
         if res.code in (-2011, -2013):
             try:
@@ -305,10 +343,6 @@ def cancel_open_orders(ctx, timeout_s: float = 10.0, max_ban_wait_s: float = MAX
                 continue
             if q.ok:
                 report.already_closed += 1
-                if rec.state == UNKNOWN or not rec.placed:
-                    ledger.resolved(rec.client_order_id, q.data.get("status"), q.data.get("orderId"))
-                else:
-                    ledger.status(rec.client_order_id, q.data.get("status"))
                 continue
             if q.code == -2013:
                 report.already_closed += 1
