@@ -153,16 +153,17 @@ def format_value(value: float | None, unit: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 def default_criteria(profile: Profile) -> tuple[Criterion, ...]:
-    """The test plan's criteria for the metrics ``profile``'s users produce.
+    """The test plan's criteria for the metrics ``profile``'s users produce (the metric
+    catalogue's ``produced_by``: a WebSocket-only profile gets no REST criteria).
 
-    Always: ``request avg<200``, ``api_success rate>99.9%``, ``uptime rate>99.9%``,
-    ``http_418 count==0`` (abort_on_fail), ``http_429 count<=gate.max_429``,
-    ``clock_errors count<=gate.max_clock_errors``, ``user_errors count<=gate.max_user_errors``.
-    With WS streams or
-    a trading pipeline (its user-data connection): ``ws_connection rate>99.9%``; with WS streams:
-    ``ws_lag avg<50``; with orders: ``order_success rate>99.5%``; with the pipeline:
-    ``pipeline avg<500``, ``reconciliation rate==100%``, ``slippage avg<10`` (bps = 0.1 %) and
-    ``fees avg>=gate.fees_min_bps``, ``fees avg<=gate.fees_max_bps``."""
+    ``request avg<200``, ``api_success rate>99.9%``, ``uptime rate>99.9%`` (users that call the
+    API); ``http_418 count==0`` (abort_on_fail), ``http_429 count<=gate.max_429``,
+    ``clock_errors count<=gate.max_clock_errors``, ``user_errors count<=gate.max_user_errors``
+    (always); ``ws_connection rate>99.9%`` (WS streams, the pipeline's user-data connection);
+    ``ws_lag avg<50`` (WS streams); ``order_success rate>99.5%`` (orders); ``pipeline avg<500``,
+    ``reconciliation rate==100%`` (unless the pipeline does not reconcile), ``slippage avg<10``
+    (bps = 0.1 %) and ``fees avg>=gate.fees_min_bps``, ``fees avg<=gate.fees_max_bps`` (the
+    pipeline)."""
     users, gate = profile.users, profile.gate
     spec: dict[str, list[str | dict[str, Any]]] = {
         "request": ["avg<200"],
@@ -172,20 +173,19 @@ def default_criteria(profile: Profile) -> tuple[Criterion, ...]:
         "http_429": [f"count<={gate.max_429}"],
         "clock_errors": [f"count<={gate.max_clock_errors}"],
         "user_errors": [f"count<={gate.max_user_errors}"],
+        "ws_connection": ["rate>99.9%"],
+        "ws_lag": ["avg<50"],
+        "order_success": ["rate>99.5%"],
+        "pipeline": ["avg<500"],
+        "reconciliation": ["rate==100%"],
+        "slippage": ["avg<10"],
+        "fees": [f"avg>={gate.fees_min_bps:g}", f"avg<={gate.fees_max_bps:g}"],
     }
-    if users.ws_streams is not None or users.pipeline is not None:
-        spec["ws_connection"] = ["rate>99.9%"]
-    if users.ws_streams is not None:
-        spec["ws_lag"] = ["avg<50"]
-    if users.places_orders:
-        spec["order_success"] = ["rate>99.5%"]
-    if users.pipeline is not None:
-        spec["pipeline"] = ["avg<500"]
-        if getattr(users.pipeline, "reconcile", True):
-            spec["reconciliation"] = ["rate==100%"]
-        spec["slippage"] = ["avg<10"]
-        spec["fees"] = [f"avg>={gate.fees_min_bps:g}", f"avg<={gate.fees_max_bps:g}"]
-    return parse_criteria(spec, "test plan defaults")
+    if users.pipeline is not None and not getattr(users.pipeline, "reconcile", True):
+        del spec["reconciliation"]
+    made, orders = users.produces(), users.places_orders
+    return parse_criteria({m: v for m, v in spec.items() if catalogue.produced(m, made, orders)},
+                          "test plan defaults")
 
 
 def effective_criteria(profile: Profile) -> list[tuple[Criterion, str]]:

@@ -161,6 +161,12 @@ def test_defaults_follow_the_user_mix_and_profile_criteria_replace_them():
     labels = {c.label for c in default_criteria(full)}
     assert {"ws_lag avg<50", "pipeline avg<500", "reconciliation rate==100%", "order_success rate>99.5%",
             "ws_connection rate>99.9%", "slippage avg<10", "fees avg>=0", "fees avg<=10.1"} <= labels
+    # a WebSocket-only profile calls no API: no REST defaults it could never get samples for
+    ws_only = {c.label for c in default_criteria(_profile({"users": {"ws_streams": {"fixed_count": 1}}}))}
+    assert ws_only == {"ws_lag avg<50", "ws_connection rate>99.9%", "http_418 count==0", "http_429 count<=0",
+                       "clock_errors count<=10", "user_errors count<=0"}
+    no_reconcile = _profile({"users": {"pipeline": {"fixed_count": 1, "notional": 12, "reconcile": False}}})
+    assert "reconciliation rate==100%" not in {c.label for c in default_criteria(no_reconcile)}
     own = _profile({"criteria": {"request": ["p(95)<100"], 'request{name="GET /api/v3/depth"}': ["avg<5"]}})
     eff = effective_criteria(own)
     labels = [(c.label, src) for c, src in eff]
