@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from typing import Callable
 
 from .sim.args import LOG_LEVELS  # noqa: F401 - re-exported (tests, callers)
 from .sim.args import add_arguments as add_sim_arguments
@@ -19,6 +21,38 @@ class _VersionAction(argparse.Action):
         from .core.runmeta import versions_line
         print(versions_line())
         parser.exit()
+
+
+#: Most Locust worker processes ``letrade-perf run --workers`` starts on this machine.
+MAX_WORKERS = 256
+
+
+def int_within(low: int, high: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer within ``low..high`` (argparse exits 2 naming the option otherwise)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text[:40]!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be within {low}..{high}, got {value}")
+        return value
+    parse.__name__ = "integer"      # argparse names the type in some messages
+    return parse
+
+
+def seconds_within(high: float) -> Callable[[str], float]:
+    """An argparse ``type``: a finite number of seconds within ``(0, high]``."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text[:40]!r}") from None
+        if not (math.isfinite(value) and 0 < value <= high):
+            raise argparse.ArgumentTypeError(f"must be within (0, {high:g}] seconds, got {text[:40]}")
+        return value
+    parse.__name__ = "seconds"
+    return parse
 
 
 def _target_options(parser: argparse.ArgumentParser, host_help: str) -> None:
@@ -49,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     _target_options(run, "base URL from which the REST, stream and WebSocket API URLs derive (default: the "
                          "env's own URLs; sim: an embedded simulator)")
     run.add_argument("--web", action="store_true", help="run with Locust's web UI on 127.0.0.1:8089")
-    run.add_argument("--workers", type=int, default=0, help="run a local master and N worker processes")
+    run.add_argument("--workers", type=int_within(0, MAX_WORKERS), default=0, metavar="N",
+                     help=f"run a local master and N worker processes (0..{MAX_WORKERS}; default 0: one process)")
     run.add_argument("--reports", default="reports", help="reports directory (default reports/)")
     run.add_argument("--run-id", default=None, help="run id (default: UTC time and profile name)")
     run.add_argument("--key-file", default=None, help="API key file (mode 0600)")
@@ -94,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     profiles.add_argument("refs", nargs="*", metavar="PROFILE",
                           help="with --validate: profiles or YAML paths to validate instead of the bundled ones")
     demo = sub.add_parser("demo", help="a short, bounded tour of the simulator with ccxt and websocket-client")
-    demo.add_argument("--seconds", type=float, default=3.0, help="how long to listen to the trade stream")
+    demo.add_argument("--seconds", type=seconds_within(600), default=3.0,
+                      help="how long to listen to the trade stream (at most 600)")
     from .compare_cli import add_parser as add_compare_parser
     add_compare_parser(sub)
     paths = sub.add_parser("paths", help="where the installed locustfile, profiles and Grafana dashboards are",

@@ -309,15 +309,54 @@ def _influx_env(args) -> dict:
 
 
 def run_from_args(args) -> int:
-    from .config.profile import load_profile
-    from .core.errors import ConfigError
     from .logs import configure
 
     configure(args.log_format, args.log_level or "INFO")
+    planned = plan_from_args(args)
+    if isinstance(planned, int):
+        return planned
+    return execute(*planned)
+
+
+def _reports_problem(reports: str) -> str | None:
+    """Why the run directory ``reports`` cannot be created (without creating anything), or None."""
+    if "\0" in reports:
+        return "contains a NUL character"
+    path = reports
+    while not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+    if not os.path.isdir(path):
+        return f"{path} exists and is not a directory"
+    if path != reports and not os.access(path, os.W_OK | os.X_OK):
+        return f"{path} is not writable"
+    return None
+
+
+def _run_id_problem(run_id: str) -> str | None:
+    if not run_id.strip() or run_id in (".", "..") or "/" in run_id or os.sep in run_id or "\0" in run_id:
+        return f"expected a name for the run's directory (no path separators), got {run_id!r}"
+    return None
+
+
+def plan_from_args(args):
+    """The :class:`RunPlan` and the loaded profile the command line asks for, validated without
+    starting anything (no simulator, no Locust, no directory created) — or, after printing why not,
+    the exit code (2 for a config or usage error, 3 for refused production orders)."""
+    from .config.profile import load_profile
+    from .core.errors import ConfigError
+
     try:
         profile = load_profile(args.profile)
     except ConfigError as e:
-        print(f"letrade-perf run: {e}", file=sys.stderr)
+        for one in e.errors:        # several found at once: one per line
+            print(f"letrade-perf run: {one}", file=sys.stderr)
+        return EXIT_CONFIG
+    from .cli import MAX_WORKERS
+    if not 0 <= args.workers <= MAX_WORKERS:      # the parser's bound, for callers that build args themselves
+        print(f"letrade-perf run: --workers: must be within 0..{MAX_WORKERS}, got {args.workers}", file=sys.stderr)
         return EXIT_CONFIG
     env = args.env or profile.env
     places_orders = profile.users.places_orders
@@ -328,8 +367,19 @@ def run_from_args(args) -> int:
               "`safety: {allow_production_orders: true}` in the profile and --allow-production-orders",
               file=sys.stderr)
         return EXIT_SAFETY
+    if args.run_id and (problem := _run_id_problem(args.run_id)):      # "" keeps meaning the default
+        print(f"letrade-perf run: --run-id: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
     run_id = args.run_id or make_run_id(profile.name)
-    reports = os.path.abspath(os.path.join(args.reports, run_id))
+    try:
+        reports = os.path.abspath(os.path.join(args.reports, run_id))
+    except ValueError as e:     # e.g. a NUL character
+        print(f"letrade-perf run: --reports {args.reports!r}: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    problem = _reports_problem(reports)
+    if problem:
+        print(f"letrade-perf run: --reports {args.reports}: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
     extra = list(args.locust_args or [])
     if extra and extra[0] == "--":
         extra = extra[1:]
@@ -352,7 +402,7 @@ def run_from_args(args) -> int:
         from .reports import load_summary
         try:
             load_summary(args.baseline)
-        except ValueError as e:
+        except (ValueError, OSError) as e:
             print(f"letrade-perf run: --baseline: {e}", file=sys.stderr)
             return EXIT_CONFIG
         baseline = os.path.abspath(args.baseline)
@@ -379,4 +429,4 @@ def run_from_args(args) -> int:
         except ConfigError as e:
             print(f"letrade-perf run: {e}", file=sys.stderr)
             return EXIT_CONFIG
-    return execute(plan, profile)
+    return plan, profile

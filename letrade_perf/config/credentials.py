@@ -26,9 +26,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import quote
 
-import yaml
-
 from ..binance import signing
+from ..core import strict
 from ..core.errors import ConfigError
 from ..core.secrets import Secret, mask_api_key, register_secret
 from .environments import Environment
@@ -160,9 +159,12 @@ def _from_environ(env: Environment, environ: Mapping[str, str]) -> Credentials |
 def _from_key_file(env: Environment, path: str) -> Credentials:
     text = _read_private(path, "key file")
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise ConfigError(f"key file {path}: invalid YAML/JSON") from None
+        # strict: duplicate keys, deep nesting, NaN are errors naming the key and the line (never a value)
+        data = strict.parse_yaml(text, f"key file {path}")
+    except ConfigError as e:
+        if "invalid YAML" in str(e):    # the parser's message may quote the secret
+            raise ConfigError(f"key file {path}: invalid YAML/JSON") from None
+        raise ConfigError(str(e)) from None
     if not isinstance(data, dict):
         raise ConfigError(f"key file {path}: expected a mapping with api_key and secret (or private_key_file)")
     if isinstance(data.get("secret"), str):
@@ -254,5 +256,13 @@ def _read_private(path: str, what: str) -> str:
     if mode & 0o077:
         raise ConfigError(f"{what} {path} has mode {mode:04o}; it holds a secret and must be 0600 "
                           f"(run: chmod 600 {path})")
-    with open(path, encoding="utf-8") as fh:
-        return fh.read()
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as e:
+        raise ConfigError(f"{what} {path}: cannot read: {e.strerror or e}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise ConfigError(f"{what} {path}: not UTF-8 text (line {line}, offset {e.start})") from None

@@ -8,6 +8,7 @@ import sys
 from typing import TextIO
 
 from ..core.errors import ConfigError
+from ..criteria.grammar import unproduced
 from .profile import list_profiles, load_profile
 
 
@@ -46,11 +47,16 @@ def run_from_args(args: argparse.Namespace, out: TextIO | None = None, err: Text
             p = load_profile(ref)
         except ConfigError as e:
             failed += 1
-            print(f"{ref:<{width}}  INVALID  {e}", file=out)
+            for i, one in enumerate(e.errors):      # several found at once: one per line
+                print(f"{ref if i == 0 else '':<{width}}  {'INVALID' if i == 0 else '':<7}  {one}", file=out)
             continue
         kinds = ", ".join(p.users.active())
         print(f"{ref:<{width}}  ok       env {p.env}, {p.duration_s:g} s, {len(p.stages)} stage(s), users: {kinds}, "
               f"{len(p.criteria)} criteria", file=out)
+        for problem in unproduced(p.criteria, p.users.produces(), p.users.places_orders, p.source):
+            # only a run knows its locustfile: with letrade-perf's users alone it stops with exit 2
+            print(f"{'':<{width}}  note     {problem} — the run stops (exit 2) unless the locustfile's own "
+                  f"user classes produce it", file=out)
     if failed:
         print(f"{failed} of {len(targets)} profile(s) invalid", file=err)
         return 2

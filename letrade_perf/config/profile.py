@@ -7,7 +7,13 @@ are package data (``letrade_perf/profiles``, linked as ``profiles/`` in a source
 
 Durations (``stages[].duration``, ``*_s`` fields) are numbers of seconds or strings such as
 ``30s``, ``5m``, ``1h30m``, ``24h``. Unknown keys and bad values raise :class:`ConfigError`
-naming the file and the key path (``users.pipeline.strategy.fast: expected an integer, got 'x'``).
+naming the file, the key path and, for a file, the line (``users.pipeline.strategy.fast: expected an
+integer, got 'x' (line 12)``).
+
+Numbers are bounded: every number is finite (no ``.nan`` / ``.inf``), integers fit in 64 bits, a
+stage has at most :data:`MAX_STAGE_USERS` users started at most :data:`MAX_SPAWN_RATE` per second,
+durations are at most 365 days. The YAML itself must be UTF-8, without duplicate keys, nested at
+most 32 levels (see :func:`letrade_perf.core.strict.read_yaml`).
 """
 from __future__ import annotations
 
@@ -28,13 +34,22 @@ ProfileError = ConfigError
 
 _SYMBOL = re.compile(r"^[A-Z0-9]+$")
 
+#: Most users one stage may hold (all kinds together); a fixed bound, not a profile setting.
+MAX_STAGE_USERS = 100_000
+#: Fastest spawn rate (users started or stopped per second).
+MAX_SPAWN_RATE = 10_000.0
+#: Largest task weight in ``task_weights`` (Locust repeats a task this many times in a list).
+MAX_TASK_WEIGHT = 1_000
+#: Most klines pages one klines task fetches.
+MAX_KLINE_PAGES = 1_000
+
 
 def _duration_field(default: float, **kw: Any) -> Any:
     return field(default=default, metadata={"parse": strict.parse_duration, **kw})
 
 
 def _weights(defaults: dict[str, int]) -> Callable[[Any, str, str], dict[str, int]]:
-    """Parser for a ``task_weights`` mapping: known task names, integers >= 0, merged over the defaults."""
+    """Parser for a ``task_weights`` mapping: known task names, integers 0..MAX_TASK_WEIGHT, merged over the defaults."""
     def parse(value: Any, kp: str, source: str) -> dict[str, int]:
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: {kp}: expected a mapping of task name to weight")
@@ -43,7 +58,9 @@ def _weights(defaults: dict[str, int]) -> Callable[[Any, str, str], dict[str, in
             if name not in defaults:
                 raise ConfigError(f"{source}: unknown key '{kp}.{name}' (tasks: {', '.join(defaults)})")
             if isinstance(w, bool) or not isinstance(w, int) or w < 0:
-                raise ConfigError(f"{source}: {kp}.{name}: expected an integer >= 0, got {w!r}")
+                raise ConfigError(f"{source}: {kp}.{name}: expected an integer >= 0, got {strict.show(w)}")
+            if w > MAX_TASK_WEIGHT:
+                raise ConfigError(f"{source}: {kp}.{name}: must be at most {MAX_TASK_WEIGHT}, got {strict.show(w)}")
             out[name] = w
         if not any(out.values()):
             raise ConfigError(f"{source}: {kp}: at least one task needs a weight > 0")
@@ -54,8 +71,12 @@ def _weights(defaults: dict[str, int]) -> Callable[[Any, str, str], dict[str, in
 def _check_wait(s: "UserSettings") -> None:
     if s.weight < 1:
         raise FieldError("weight", f"must be >= 1, got {s.weight}")
+    if s.weight > MAX_STAGE_USERS:
+        raise FieldError("weight", f"must be at most {MAX_STAGE_USERS}, got {s.weight}")
     if s.fixed_count < 0:
         raise FieldError("fixed_count", f"must be >= 0, got {s.fixed_count}")
+    if s.fixed_count > MAX_STAGE_USERS:
+        raise FieldError("fixed_count", f"must be at most {MAX_STAGE_USERS} (users per stage), got {s.fixed_count}")
     if s.wait_min_s < 0:
         raise FieldError("wait_min_s", f"must be >= 0, got {s.wait_min_s}")
     if s.wait_max_s < s.wait_min_s:
@@ -82,8 +103,12 @@ class Stage:
             raise FieldError("duration", f"must be > 0, got {self.duration_s}")
         if self.users < 0:
             raise FieldError("users", f"must be >= 0, got {self.users}")
+        if self.users > MAX_STAGE_USERS:
+            raise FieldError("users", f"must be at most {MAX_STAGE_USERS} per stage, got {self.users}")
         if self.spawn_rate <= 0:
             raise FieldError("spawn_rate", f"must be > 0, got {self.spawn_rate}")
+        if self.spawn_rate > MAX_SPAWN_RATE:
+            raise FieldError("spawn_rate", f"must be at most {MAX_SPAWN_RATE:g} users per second, got {self.spawn_rate:g}")
 
 
 @dataclass(frozen=True)
@@ -141,6 +166,8 @@ class RestMarketSettings(UserSettings):
             raise FieldError("kline_limit", f"must be within 1..1000, got {self.kline_limit}")
         if self.kline_pages < 1:
             raise FieldError("kline_pages", f"must be >= 1, got {self.kline_pages}")
+        if self.kline_pages > MAX_KLINE_PAGES:
+            raise FieldError("kline_pages", f"must be at most {MAX_KLINE_PAGES}, got {self.kline_pages}")
         if not 1 <= self.trades_limit <= 1000:
             raise FieldError("trades_limit", f"must be within 1..1000, got {self.trades_limit}")
 
@@ -626,8 +653,15 @@ def resolve_profile(ref: str) -> str:
 def load_profile(ref: str) -> Profile:
     """Load and validate a profile by bundled name (``smoke``) or path (``my/profile.yaml``)."""
     path = resolve_profile(ref)
-    data = strict.read_yaml(path)
-    return profile_from_mapping(data, source=path, name=Path(path).stem)
+    lines: dict[str, int] = {}
+    data = strict.read_yaml(path, lines=lines)
+    try:
+        return profile_from_mapping(data, source=path, name=Path(path).stem)
+    except ConfigError as e:
+        located = strict.with_line(e, path, lines)
+        if located is e:
+            raise
+        raise located from e
 
 
 def profile_from_mapping(data: Any, source: str = "profile", name: str = "profile") -> Profile:
@@ -654,4 +688,8 @@ def profile_from_mapping(data: Any, source: str = "profile", name: str = "profil
             if s not in listed:
                 raise ConfigError(f"{source}: symbols[{i}]: {s} is not a default simulator symbol "
                                   f"({', '.join(sorted(listed))}); add it under sim.symbols")
+    from ..criteria.grammar import misnamed
+    problems = misnamed(profile.criteria, source)
+    if problems:
+        raise ConfigError("; ".join(problems))
     return profile

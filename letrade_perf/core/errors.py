@@ -3,7 +3,36 @@ from __future__ import annotations
 
 
 class ConfigError(ValueError):
-    """A bad configuration value. The message names the source (file, variable) and the key path."""
+    """A bad configuration value. The message names the source (file, variable) and the key path.
+
+    The message is always one line: control characters a bad value or key brings in (a newline in
+    a YAML key, say) are escaped.
+    """
+
+    #: every error when several were found at once (:func:`combined`); else just this one
+    errors: tuple[ConfigError, ...]
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        text = str(message)
+        if not text.isprintable():
+            text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+        super().__init__(text, *args)
+        self.errors = (self,)
+
+
+#: How :func:`combined` joins several errors into one line.
+SEPARATOR = " | "
+
+
+def combined(errors: list[ConfigError], error: type[ConfigError] = ConfigError) -> ConfigError:
+    """One error reporting all of ``errors`` (each flattened): the only one itself, else an
+    ``error`` whose message joins them and whose ``errors`` lists them (a CLI prints one per line)."""
+    flat = [x for e in errors for x in e.errors]
+    if len(flat) == 1:
+        return flat[0]
+    out = error(SEPARATOR.join(str(e) for e in flat))
+    out.errors = tuple(flat)
+    return out
 
 
 #: Profiles raise :class:`ConfigError`; the alias reads better at some call sites.

@@ -25,11 +25,12 @@ Any other identifier is accepted with every aggregation.
 """
 from __future__ import annotations
 
+import difflib
 import operator
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from ..core.errors import ConfigError
 from ..core.strict import parse_duration
@@ -207,3 +208,56 @@ def _entry(metric: str, tags: tuple[tuple[str, str], ...], key: str, entry: Any,
         names = ", ".join("p(N)" if a == "p" else a for a in allowed)
         raise ConfigError(f"{where}: {metric} does not support {agg} (use {names})")
     return Criterion(metric, tags, expression, agg, op, threshold, abort, delay, key)
+
+
+#: tags of a request type the catalogue does not name (a user's own ``X``: ``X{name, status}``)
+OWN_REQUEST_TAGS: tuple[str, ...] = ("name", "status")
+_PRODUCER_TEXT = {catalogue.ALWAYS: "every run", catalogue.ORDERS: "a user that places orders",
+                  catalogue.API: "a user kind that calls the REST or WebSocket API"}
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.75)
+    return f" — did you mean {close[0]!r}?" if close else ""
+
+
+def misnamed(criteria: Iterable[Criterion], source: str) -> list[str]:
+    """Criteria that name what no run records: a name this close to a catalogued metric (a typo,
+    not a request type of your own), or a tag the metric does not have. Each problem names
+    ``source`` and the selector, with a did-you-mean. Checked when a profile loads."""
+    problems: list[str] = []
+    for c in criteria:
+        where = f"{source}: criteria[{c.source_key or c.selector!r}]"
+        m = catalogue.BY_NAME.get(c.metric)
+        tags: tuple[str, ...]
+        if m is None:
+            hint = _did_you_mean(c.metric, KNOWN_METRICS)
+            if hint:
+                problems.append(f"{where}: unknown metric {c.metric!r}{hint} (a request type of your own "
+                                f"code must not be this close to a metric's name)")
+                continue
+            tags = OWN_REQUEST_TAGS
+        else:
+            tags = m.tags
+        for tag, _value in c.tags:
+            if tag not in tags:
+                problems.append(f"{where}: {c.metric} has no tag {tag!r}{_did_you_mean(tag, tags)} "
+                                f"(its tags: {', '.join(tags) or 'none'})")
+    return list(dict.fromkeys(problems))     # one line per selector, not per threshold
+
+
+def unproduced(criteria: Iterable[Criterion], produces: Iterable[str], places_orders: bool,
+               source: str) -> list[str]:
+    """Criteria on a catalogued metric that none of the profile's user kinds produce
+    (``UserMix.produces()``; orders or not) — they could only end inconclusive, unless a
+    locustfile's own user classes produce it. Each problem names ``source``, the selector and
+    what would produce it."""
+    made = set(produces)
+    problems: list[str] = []
+    for c in criteria:
+        m = catalogue.BY_NAME.get(c.metric)
+        if m is not None and not catalogue.produced(c.metric, made, places_orders):
+            makers = ", ".join(_PRODUCER_TEXT.get(k, f"users.{k}") for k in m.produced_by)
+            problems.append(f"{source}: criteria[{c.source_key or c.selector!r}]: no user of this profile "
+                            f"produces {c.metric} (it comes from {makers})")
+    return list(dict.fromkeys(problems))

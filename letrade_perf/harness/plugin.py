@@ -380,19 +380,34 @@ def _last_csv_snapshot(environment) -> Callable[..., None]:
     second and closes at exit without a last one, so requests of the final second — an order a
     stopping user finished, a kill-switch cancel — could be in the summary but not in
     ``*_stats.csv``. Before the files close, wait (at most ~1.2 s) until a snapshot postdates
-    the last request."""
+    the last request; then stop the writer, which would otherwise wake once more after the files
+    closed (when something at exit yields to gevent's hub: the asyncio bridge's thread) and die
+    with a traceback on the closed file."""
     from locust.stats import CSV_STATS_INTERVAL_SEC
 
     def wait_for_snapshot(**_kw: Any) -> None:
         options = getattr(environment, "parsed_options", None)
-        last = environment.stats.total.last_request_timestamp
-        if not getattr(options, "csv_prefix", None) or not last:
+        if not getattr(options, "csv_prefix", None):
             return
-        wait = last + CSV_STATS_INTERVAL_SEC + 0.2 - time.time()
+        last = environment.stats.total.last_request_timestamp
+        wait = last + CSV_STATS_INTERVAL_SEC + 0.2 - time.time() if last else 0.0
         if wait > 0:
             gevent.sleep(min(wait, CSV_STATS_INTERVAL_SEC + 0.2))
+        _stop_csv_writers()
 
     return wait_for_snapshot
+
+
+def _stop_csv_writers() -> None:
+    """Kill Locust's ``--csv`` writer greenlets (Locust keeps no handle on them)."""
+    import gc
+
+    from locust.stats import StatsCSVFileWriter
+
+    writers = [g for g in gc.get_objects() if isinstance(g, gevent.Greenlet) and not g.dead
+               and isinstance(getattr(getattr(g, "_run", None), "__self__", None), StatsCSVFileWriter)]
+    if writers:
+        gevent.killall(writers, block=True, timeout=2.0)
 
 
 class LetradePlugin:
@@ -664,6 +679,15 @@ class LetradePlugin:
             log.warning("the profile's user kind(s) %s have no user class in the locustfile; they do not run "
                         "(`from letrade_perf.locustfile import *` brings letrade-perf's)", ", ".join(missing))
         environment.user_classes[:] = selected
+        from ..criteria.grammar import unproduced
+
+        problems = unproduced(profile.criteria, profile.users.produces(), profile.users.places_orders,
+                              profile.source)
+        if problems and all(_user_kind(cls) is not None for cls in selected):
+            # only letrade-perf's users run: nothing else could produce these metrics
+            raise ConfigError("; ".join(problems) + " — a criterion no user produces could only end inconclusive")
+        for problem in problems:
+            log.warning("%s — unless the locustfile's own user classes produce it", problem)
 
     @staticmethod
     def _order_event(environment):

@@ -2,7 +2,9 @@
 
 Loaded from a YAML file (``letrade-perf sim --config FILE``), from a mapping (a profile's
 ``sim:`` section) or built in code. Unknown keys and bad values raise :class:`SimConfigError`
-naming the source and the key path (``faults[2].probability``).
+naming the source, the key path (``faults[2].probability``) and, for a file, the line. Numbers are
+finite (decimal strings too: no ``NaN`` or ``Infinity``); the market's sizes are bounded
+(``book_levels`` <= 5000, ``trades_per_second`` <= 10000, ``history_days`` <= 3650).
 """
 from __future__ import annotations
 
@@ -28,6 +30,11 @@ DEMO_ED25519_PUBLIC_PEM = """-----BEGIN PUBLIC KEY-----
 MCowBQYDK2VwAyEAb/sRuSC91ew6bPvMAafij0jsl8K0uL33M3vL+D+chE4=
 -----END PUBLIC KEY-----
 """
+
+
+MAX_BOOK_LEVELS = 5000
+MAX_TRADES_PER_SECOND = 10_000
+MAX_HISTORY_DAYS = 3650
 
 
 class SimConfigError(ConfigError):
@@ -221,9 +228,11 @@ class SimConfig:
 # ---------------------------------------------------------------------------------------------
 
 def _is_decimal(s: Any) -> bool:
+    """A finite decimal (``Decimal`` also reads ``NaN`` and ``Infinity``, which no amount is)."""
+    if isinstance(s, bool) or isinstance(s, int) and abs(s) > strict.MAX_INT:
+        return False
     try:
-        Decimal(str(s))
-        return True
+        return Decimal(str(s)).is_finite()
     except (InvalidOperation, ValueError):
         return False
 
@@ -233,7 +242,7 @@ def _decimal_map(value: Any, kp: str, source: str) -> dict[str, str]:
         raise SimConfigError(f"{source}: {kp}: expected a mapping")
     for k, v in value.items():
         if not _is_decimal(v):
-            raise SimConfigError(f"{source}: {kp}.{k}: expected a decimal amount, got {v!r}")
+            raise SimConfigError(f"{source}: {kp}.{k}: expected a decimal amount, got {strict.show(v)}")
     return {str(k): str(v) for k, v in value.items()}
 
 
@@ -260,7 +269,7 @@ def validate(cfg: SimConfig, source: str = "config") -> SimConfig:
                      "max_price", "min_notional", "max_notional", "percent_price_up", "percent_price_down"):
             v = getattr(s, name)
             if not _is_decimal(v) or Decimal(str(v)) < 0:
-                raise SimConfigError(f"{source}: {kp}.{name}: expected a non-negative decimal, got {v!r}")
+                raise SimConfigError(f"{source}: {kp}.{name}: expected a non-negative decimal, got {strict.show(v)}")
         if Decimal(s.tick_size) <= 0 or Decimal(s.step_size) <= 0 or Decimal(s.price) <= 0:
             raise SimConfigError(f"{source}: {kp}: price, tick_size and step_size must be > 0")
     keys = set()
@@ -298,6 +307,14 @@ def validate(cfg: SimConfig, source: str = "config") -> SimConfig:
         raise SimConfigError(f"{source}: limits.ban_ladder_s: must be a non-empty list of positive seconds")
     if cfg.market.tick_ms <= 0 or cfg.market.book_levels <= 0:
         raise SimConfigError(f"{source}: market: tick_ms and book_levels must be > 0")
+    if cfg.market.book_levels > MAX_BOOK_LEVELS:
+        raise SimConfigError(f"{source}: market.book_levels: must be at most {MAX_BOOK_LEVELS}, got {cfg.market.book_levels}")
+    if not 0 <= cfg.market.trades_per_second <= MAX_TRADES_PER_SECOND:
+        raise SimConfigError(f"{source}: market.trades_per_second: must be within 0..{MAX_TRADES_PER_SECOND}, "
+                             f"got {cfg.market.trades_per_second}")
+    if cfg.market.history_days > MAX_HISTORY_DAYS:
+        raise SimConfigError(f"{source}: market.history_days: must be at most {MAX_HISTORY_DAYS}, "
+                             f"got {cfg.market.history_days}")
     if not 0 <= cfg.port <= 65535:
         raise SimConfigError(f"{source}: port: must be 0..65535")
     if cfg.market.history_days * DAY_MS <= 0:
@@ -315,7 +332,15 @@ def from_mapping(data: dict | None, source: str = "config") -> SimConfig:
 def load(path: str | os.PathLike) -> SimConfig:
     """Load a YAML simulator config; errors name the file and the key path."""
     source = str(path)
-    return from_mapping(strict.read_yaml(source, SimConfigError), source)
+    lines: dict[str, int] = {}
+    data = strict.read_yaml(source, SimConfigError, lines=lines)
+    try:
+        return from_mapping(data, source)
+    except SimConfigError as e:
+        located = strict.with_line(e, source, lines)
+        if located is e:
+            raise
+        raise located from e
 
 
 def fault_from_mapping(data: dict, source: str = "fault") -> FaultSpec:

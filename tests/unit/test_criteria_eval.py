@@ -8,9 +8,10 @@ import pytest
 import yaml
 
 from letrade_perf.config.profile import profile_from_mapping
+from letrade_perf.core.errors import ConfigError
 from letrade_perf.criteria.evaluate import default_criteria, effective_criteria, judge
 from letrade_perf.criteria.gate import Gate
-from letrade_perf.criteria.grammar import parse_criteria
+from letrade_perf.criteria.grammar import parse_criteria, unproduced
 from letrade_perf.metrics.recorder import MetricsRecorder, MetricsStore, Snapshot
 
 
@@ -200,3 +201,25 @@ def test_gate_live_state_summary_and_verdicts():
     probe = "import sys, letrade_perf.core.runmeta as v; v.versions(); print('locust' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr
+
+
+def test_criteria_that_name_nothing_a_run_records_are_refused_with_a_did_you_mean():
+    with pytest.raises(ConfigError, match=r"criteria\['reqest'\]: unknown metric 'reqest' — did you mean 'request'\?"):
+        _profile({"criteria": {"reqest": ["avg<200"]}})
+    with pytest.raises(ConfigError, match=r"request has no tag 'nmae' — did you mean 'name'\?"):
+        _profile({"criteria": {'request{nmae="GET /api/v3/depth"}': ["avg<200"]}})
+    with pytest.raises(ConfigError, match=r"order_success has no tag 'sorce' — did you mean 'source'\?"):
+        _profile({"criteria": {'order_success{sorce="ccxt"}': ["rate>99%"]}})
+    # request types of the user's own code (measure → ``user``, api.call → the HTTP method) are metrics
+    ok = _profile({"criteria": {'user{name="my step"}': ["p(95)<300"], "GET": ["avg<100"],
+                                'request{type="ccxt",status="ok"}': ["avg<200"]}})
+    assert len(ok.criteria) == 3
+
+
+def test_criteria_no_user_of_the_profile_produces_are_named():
+    p = _profile({"criteria": {"ws_lag": ["avg<50"], "order_success": ["rate>99.5%"], "request": ["avg<200"]}})
+    problems = unproduced(p.criteria, p.users.produces(), p.users.places_orders, p.source)
+    assert problems == [f"{p.source}: criteria['ws_lag']: no user of this profile produces ws_lag (it comes from "
+                        "users.ws_streams)",
+                        f"{p.source}: criteria['order_success']: no user of this profile produces order_success (it "
+                        "comes from a user that places orders)"]

@@ -299,3 +299,27 @@ def test_cli_bad_profile_exits_2_without_traceback(tmp_path):
     r = _cli("check", "--profile", path)
     assert r.returncode == 2
     assert expected in r.stdout and "Traceback" not in r.stdout + r.stderr
+
+
+def test_every_error_of_a_profile_is_reported_at_once_each_with_its_line(tmp_path):
+    path = tmp_path / "several.yaml"
+    path.write_text("description: several errors\n"
+                    "stages: [{duration: 5s, users: -1, spawn_rate: 1}, {duration: 5x, users: 1, spawn_rate: 1}]\n"
+                    "users: {rest_market: {weight: 1, depht_limit: 5}}\n"
+                    "pacing: {weight_fraction: 2}\n"
+                    "bogus: 1\n")
+    with pytest.raises(ConfigError) as info:
+        prof.load_profile(str(path))
+    found = [str(e) for e in info.value.errors]
+    assert found == [f"{path}: stages[0].users: must be >= 0, got -1 (line 2)",
+                     f"{path}: stages[1].duration: invalid duration '5x' (e.g. 30s, 5m, 1h30m, 24h, or seconds) (line 2)",
+                     f"{path}: unknown key 'users.rest_market.depht_limit' (allowed: depth_limit, fixed_count, "
+                     "kline_intervals, kline_limit, kline_pages, task_weights, trades_limit, wait_max_s, wait_min_s, "
+                     "weight) (line 3)",
+                     f"{path}: pacing.weight_fraction: must be within (0, 1], got 2.0 (line 4)",
+                     f"{path}: unknown key 'bogus' (allowed: criteria, description, env, gate, notify, pacing, safety, "
+                     "sim, sink, stages, symbols, target, users) (line 5)"]
+    assert str(info.value) == " | ".join(found)
+    out = subprocess.run([sys.executable, "-m", "letrade_perf", "profiles", "--validate", str(path)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and all(line in out.stdout for line in found), out.stdout + out.stderr
