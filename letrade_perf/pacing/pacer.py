@@ -70,7 +70,15 @@ class PacerStats:
     """A snapshot of the pacer. ``weight_*`` refer to the shortest REQUEST_WEIGHT window (the
     minute), ``orders_*`` to the shortest ORDERS window (10 s); ``*_used`` count our reservations
     and what the server reported for the current bucket (the larger), ``*_budget`` is
-    ``limit × fraction × share`` rounded down. Totals count since the pacer was created."""
+    ``limit × fraction × share`` rounded down. Totals count since the pacer was created.
+
+    Waits count *while they happen*, so a snapshot taken mid-wait shows the blocking (a user
+    held back for the rest of the run, or by a 429 pause, would otherwise never show): ``waits``
+    is the number of acquires that had to wait — one counts when it starts, whether it is
+    still waiting, got its budget, or ended otherwise (a ban, the run's end); ``wait_s_total``
+    the seconds waited, the finished waits' plus the elapsed part of those in progress (it never
+    goes down, even when the clock steps back). ``waiting_now`` is the number of acquires waiting
+    right now and ``waiting_s`` the seconds they have waited so far (part of ``wait_s_total``)."""
 
     weight_used: int
     weight_budget: int
@@ -90,6 +98,8 @@ class PacerStats:
     requests_total: int = 0
     orders_day_used: int = 0
     orders_day_budget: int = 0
+    waiting_now: int = 0
+    waiting_s: float = 0.0
 
 
 def _label(kind: str, window_ms: int) -> str:
@@ -141,10 +151,11 @@ class _Window:
 
 
 class _Waiter:
-    __slots__ = ("event",)
+    __slots__ = ("event", "start")
 
-    def __init__(self) -> None:
+    def __init__(self, start: float) -> None:
         self.event = Event()
+        self.start = start   # pacer clock (ms) when the acquire began
 
     def wait(self) -> None:
         self.event.wait()
@@ -198,8 +209,9 @@ class Pacer:
         self._banned_until = 0.0
         self._listeners_429: list[Callable[[float, float], Any]] = []
         self._listeners_418: list[Callable[[float, float], Any]] = []
-        self._waits = 0
-        self._wait_s_total = 0.0
+        self._waits = 0               # waits started (the lanes hold those in progress)
+        self._wait_s_done = 0.0       # seconds of the waits that have ended
+        self._wait_s_reported = 0.0   # the largest wait_s_total stats() gave: it never goes down
         self._acquired_weight = 0
         self._acquired_orders = 0
         self._refunded_weight = 0
@@ -245,8 +257,9 @@ class Pacer:
             self._reserve(start, weight, orders, rolled=True)   # it fits now, so it fits the whole budget
             return 0.0
         self._check_fits(weight, orders, 1.0, name)
-        me = _Waiter()
+        me = _Waiter(start)
         lane.append(me)
+        self._waits += 1   # counted as it starts: stats() shows the waits in progress
         try:
             while True:
                 now = self._clock()
@@ -268,9 +281,8 @@ class Pacer:
             lane.remove(me)
             if lane:
                 lane[0].wake()
-        waited = max(0.0, (self._clock() - start) / 1000.0)
-        self._waits += 1
-        self._wait_s_total += waited
+            waited = max(0.0, (self._clock() - start) / 1000.0)
+            self._wait_s_done += waited   # also a wait ended by a ban or by killing the greenlet
         return waited
 
     def acquire_for(self, endpoint: CostedEndpoint, params: Mapping[str, str] | None = None,
@@ -484,13 +496,16 @@ class Pacer:
         weight = self._weight[0] if self._weight else None
         orders = self._orders[0] if self._orders else None
         day = next((w for w in self._orders if w.window_ms == 86_400_000), None)
+        waiting_now = len(self._lanes[0]) + len(self._lanes[1])
+        waiting_s = sum(max(0.0, (now - w.start) / 1000.0) for lane in self._lanes for w in lane)
+        wait_s_total = self._wait_s_reported = max(self._wait_s_reported, self._wait_s_done + waiting_s)
         return PacerStats(
             weight_used=weight.used if weight else 0,
             weight_budget=weight.budget(share) if weight else 0,
             orders_used=orders.used if orders else 0,
             orders_budget=orders.budget(share) if orders else 0,
             waits=self._waits,
-            wait_s_total=self._wait_s_total,
+            wait_s_total=wait_s_total,
             acquired_weight_total=self._acquired_weight,
             r429=self._r429,
             r418=self._r418,
@@ -503,6 +518,8 @@ class Pacer:
             requests_total=self._requests,
             orders_day_used=day.used if day else 0,
             orders_day_budget=day.budget(share) if day else 0,
+            waiting_now=waiting_now,
+            waiting_s=waiting_s,
         )
 
 

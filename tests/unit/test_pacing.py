@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gevent
 import pytest
+from gevent.event import Event
 
 from letrade_perf.binance.endpoints import DEFAULT_RATE_LIMITS, endpoint
 from letrade_perf.clock import ClockSync
@@ -356,3 +357,61 @@ def test_stats_snapshot_fields():
     assert isinstance(st, PacerStats)
     assert (st.weight_used, st.weight_budget, st.orders_used, st.orders_budget) == (0, 80, 0, 8)
     assert (st.waits, st.wait_s_total, st.r429, st.r418, st.share) == (0, 0.0, 0, 0, 1.0)
+    assert (st.waiting_now, st.waiting_s) == (0, 0.0)
+
+
+# -- waits count while they happen -----------------------------------------------------------
+def test_a_stats_snapshot_taken_mid_wait_shows_the_wait():
+    ft = FakeTime(MIN0 + 15_000)
+    snaps: list[PacerStats] = []
+
+    def sleep(seconds: float) -> None:            # snapshot halfway through the sleep and at its end
+        ft.ms += seconds * 500.0
+        snaps.append(p.stats())
+        ft.ms += seconds * 500.0
+        snaps.append(p.stats())
+
+    p = Pacer(SMALL, clock=ft.clock, sleep=sleep)
+    p.acquire(80)
+    assert p.acquire(1) == 45.0                   # the budget is spent: wait for the next minute
+    half, end = snaps
+    assert (half.waits, half.wait_s_total) == (1, 22.5)       # counted while it happens
+    assert (half.waiting_now, half.waiting_s) == (1, 22.5)
+    assert (end.waits, end.wait_s_total, end.waiting_now, end.waiting_s) == (1, 45.0, 1, 45.0)
+    st = p.stats()
+    assert (st.waits, st.wait_s_total, st.waiting_now, st.waiting_s) == (1, 45.0, 0, 0.0)
+
+
+def test_waits_cut_short_by_the_end_of_the_run_still_count():
+    """A 429 pause longer than the rest of the run: the users are blocked until they are killed."""
+    ft = FakeTime(MIN0 + 1_000)
+    parked = Event()                             # never set: the pause outlasts the run
+    p = Pacer(SMALL, clock=ft.clock, sleep=lambda s: parked.wait())
+    p.on_429(30)
+    users = [gevent.spawn(p.acquire, 1, orders=i % 2) for i in range(3)]   # both lanes
+    gevent.sleep(0)
+    ft.ms += 18_000                               # blocked 18 s so far
+    st = p.stats()
+    assert (st.waits, st.wait_s_total) == (3, 54.0)
+    assert (st.waiting_now, st.waiting_s) == (3, 54.0)
+    assert st.acquired_weight_total == 0
+    gevent.killall(users)                         # the run ends
+    st = p.stats()
+    assert (st.waits, st.wait_s_total, st.waiting_now, st.waiting_s) == (3, 54.0, 0, 0.0)
+
+
+def test_a_wait_ended_by_a_ban_counts_and_wait_seconds_never_go_down():
+    p, ft = make(MIN0 + 5_000, share=0.0)         # a distributed worker before its share arrives
+    g = gevent.spawn(p.acquire, 5)
+    gevent.sleep(0)
+    ft.ms += 10_000
+    assert (p.stats().waits, p.stats().wait_s_total, p.stats().waiting_now) == (1, 10.0, 1)
+    ft.ms -= 4_000                                # the server clock is re-synced backwards
+    assert p.stats().wait_s_total == 10.0 and p.stats().waiting_s == 6.0
+    ft.ms += 6_000
+    assert p.stats().wait_s_total == 12.0
+    p.on_418(60)
+    g.join()
+    assert isinstance(g.exception, IpBanned)
+    st = p.stats()
+    assert (st.waits, st.wait_s_total, st.waiting_now, st.waiting_s) == (1, 12.0, 0, 0.0)
