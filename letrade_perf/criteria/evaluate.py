@@ -86,6 +86,9 @@ def measure(c: Criterion, store: MetricsStore, elapsed_s: float) -> tuple[float 
     if m == "uptime":
         up, total = store.uptime()
         return (up / total if total else None), total, None
+    if m == "ws_connection":     # time, not events: connected ms ÷ wanted ms (samples: wanted ms)
+        wanted, connected = store.connection_time(catalogue.series_of(m, tags)[1])
+        return (connected / wanted if wanted else None), wanted, None
     if m == "order_success":
         sent = store.counter("orders", tags + (("outcome", "sent"),) if not _has(tags, "outcome") else tags)
         placed = store.counter("orders", tags + (("outcome", "placed"),) if not _has(tags, "outcome") else tags)
@@ -159,7 +162,8 @@ def default_criteria(profile: Profile) -> tuple[Criterion, ...]:
     ``request avg<200``, ``api_success rate>99.9%``, ``uptime rate>99.9%`` (users that call the
     API); ``http_418 count==0`` (abort_on_fail), ``http_429 count<=gate.max_429``,
     ``clock_errors count<=gate.max_clock_errors``, ``user_errors count<=gate.max_user_errors``
-    (always); ``ws_connection rate>99.9%`` (WS streams, the pipeline's user-data connection);
+    (always); ``ws_connection rate>99.9%`` (connected time ÷ wanted time of the WS streams and the
+    pipeline's user-data connection; its event ratio ``ws_connection_events`` has no default);
     ``ws_lag avg<50`` (WS streams); ``order_success rate>99.5%`` (orders); ``pipeline avg<500``,
     ``reconciliation rate==100%`` (unless the pipeline does not reconcile), ``slippage avg<10``
     (bps = 0.1 %) and ``fees avg>=gate.fees_min_bps``, ``fees avg<=gate.fees_max_bps`` (the

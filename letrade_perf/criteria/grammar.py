@@ -17,7 +17,8 @@ Known metrics have a kind that limits their aggregations (a rate has no average)
 
 - trend (samples, ms or amounts): ``request ws_lag pipeline fill_to_balance slippage fees``
   → ``avg min max med p(N) count``;
-- rate (fraction of successes, 0..1): ``api_success order_success ws_connection reconciliation uptime``
+- rate (fraction of successes, 0..1): ``api_success order_success ws_connection ws_connection_events
+  reconciliation uptime``
   → ``rate``;
 - counter: ``http_429 http_418`` → ``count`` (total) and ``rate`` (per second).
 

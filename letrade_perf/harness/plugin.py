@@ -36,6 +36,8 @@ both.
 Events defined here (all on ``environment.events``):
 
 * ``letrade_ws_lag(stream, lag_ms, uncertainty_ms, event_time, received_at)``
+* ``letrade_ws_time(name, wanted_ms, connected_ms)`` — a WebSocket connection's wanted and
+  connected time since its last report (``ws_connection`` is connected ÷ wanted)
 * ``letrade_slippage(symbol, side, order_via, bps, decision_price, avg_price, client_order_id)``
 * ``letrade_fee(symbol, side, asset, amount, quote_value, bps, client_order_id)``
 * ``letrade_order(outcome, client_order_id, symbol, side, source, via)`` — one per counted
@@ -98,8 +100,8 @@ EXIT_SAFETY = 3
 DEFAULT_PROFILE = "smoke"
 PACING_EVENT_EVERY_S = 2.0
 MSG_ABORT = "letrade_abort"
-CUSTOM_EVENTS = ("letrade_ws_lag", "letrade_slippage", "letrade_fee", "letrade_order", "letrade_pacing",
-                 "letrade_abort")
+CUSTOM_EVENTS = ("letrade_ws_lag", "letrade_ws_time", "letrade_slippage", "letrade_fee", "letrade_order",
+                 "letrade_pacing", "letrade_abort")
 
 
 def define_events(events) -> None:

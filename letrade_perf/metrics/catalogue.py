@@ -10,6 +10,12 @@ Kinds: ``trend`` (a distribution: ``avg min max med p(N) count``), ``rate`` (ok 
 ``rate``), ``counter`` (a count: ``count`` or ``rate`` per second of the run), ``request_type``
 (the samples of one Locust request type: a trend, or ``rate`` = ok ÷ all).
 
+``ws_connection`` is a rate of time, not of samples: connected ÷ wanted milliseconds, from the
+recorder's ``ws_time{name, state}`` counters (its ``samples`` are the wanted milliseconds); its
+events (``WSCONN``: connects, failed connects, disconnects) are ``ws_connection_events``, whose
+recorder series keeps the name ``ws_connection`` (the InfluxDB ``request`` points the dashboards
+query).
+
 ``produced_by`` names the user kinds whose runs yield samples (``always``: every run, a counter
 that is valid at 0; ``orders``: any user that places orders; ``api``: any user kind that calls the
 exchange's REST or WebSocket API — a kind's settings class says so, ``calls_api``).
@@ -64,8 +70,12 @@ CATALOGUE: tuple[Metric, ...] = (
            "successful REST / ccxt / WS API calls ÷ all", _API_USERS, series="request"),
     Metric("order_success", RATE, "ratio", ("outcome", "source"), "orders the exchange accepted ÷ orders sent",
            (ORDERS,)),
-    Metric("ws_connection", RATE, "ratio", ("name", "status"),
-           "connects ÷ (connects + failed connects + disconnects)", ("ws_streams", "pipeline")),
+    Metric("ws_connection", RATE, "ratio", ("name",),
+           "time each WS connection was connected ÷ time it was wanted (first connect → user stop; "
+           "a reconnect gap is down time)", ("ws_streams", "pipeline"), series="ws_time", in_sink=False),
+    Metric("ws_connection_events", RATE, "ratio", ("name", "status"),
+           "connects ÷ (connects + failed connects + disconnects)", ("ws_streams", "pipeline"),
+           series="ws_connection"),
     Metric("reconciliation", RATE, "ratio", ("name", "status"), "order and balance checks that matched ÷ all",
            ("pipeline",)),
     Metric("uptime", RATE, "ratio", (), "seconds with a successful API answer ÷ seconds with API traffic",

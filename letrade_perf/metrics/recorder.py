@@ -14,7 +14,10 @@ What each event becomes (metric ``{tags}``):
   ``request{type, name, status}``, and the second it happened in counts towards ``uptime``;
 * ``pipeline`` → ``pipeline{name, status}``; ``reconciliation`` → ``reconciliation{name, status}``;
 * ``WSCONN`` → ``ws_connection{name, status}`` (connects succeed; failed connects and
-  disconnects fail);
+  disconnects fail: the catalogue's ``ws_connection_events``);
+* ``letrade_ws_time`` → counters ``ws_time{name, state}`` (``state`` ``wanted`` or
+  ``connected``, in ms): what a :class:`ConnectionTime` reports (the catalogue's ``ws_connection``
+  = connected ÷ wanted). :meth:`MetricsRecorder.listen` adds the hook when the events lack it;
 * ``WS`` is skipped (the same lag arrives with its uncertainty on ``letrade_ws_lag``);
 * any other request type ``X`` → ``X{name, status}``;
 * ``letrade_ws_lag`` → ``ws_lag{stream}`` (raw lag, may be negative under clock error; the
@@ -48,6 +51,10 @@ MAX_SERIES_PER_METRIC = 500
 OTHER = "(other)"
 SAMPLES_ENV = "LETRADE_RECORD_SAMPLES"
 """Test hook: a directory; every sample is also appended to ``samples-<pid>.jsonl`` there."""
+WS_TIME = "ws_time"
+"""Counter series of connection time: ``ws_time{name, state=wanted|connected}``, milliseconds."""
+WS_TIME_EVENT = "letrade_ws_time"
+"""The event a :class:`ConnectionTime` reports on: ``(name, wanted_ms, connected_ms)`` (deltas)."""
 
 
 class Series:
@@ -181,6 +188,11 @@ class MetricsStore:
                 total += n
         return total
 
+    def connection_time(self, tags: Tags = ()) -> tuple[int, int]:
+        """(wanted ms, connected ms) of the connections whose ``ws_time`` tags include ``tags``."""
+        return (self.counter(WS_TIME, tags + (("state", "wanted"),)),
+                self.counter(WS_TIME, tags + (("state", "connected"),)))
+
     def uptime(self) -> tuple[int, int]:
         """(seconds with a successful API answer, seconds with API traffic)."""
         return sum(1 for ok in self.up_seconds.values() if ok), len(self.up_seconds)
@@ -194,6 +206,97 @@ class MetricsStore:
                 continue
             out.setdefault(value, Series()).merge(s)
         return out
+
+
+class ConnectionTime:
+    """The time one connection was *wanted* and was *connected*, reported as millisecond deltas.
+
+    One per connection its owner keeps open (a WS stream user's connection, a pipeline user's
+    WebSocket API connection across its reconnects). Wanted time runs from the first connect
+    attempt until :meth:`stop` (the owner no longer wants the connection: the user stops), except
+    that a first attempt that succeeds starts it at the connect: the opening handshake is not an
+    outage (a first attempt that fails is: wanted from that attempt). Connected time runs from each
+    :meth:`up` to the next :meth:`down` or :meth:`stop`. So a reconnect gap — disconnect, back-off,
+    failed connects, the handshake that finally succeeds — is wanted but not connected: down
+    time. The owner calls :meth:`want` before each connect attempt, :meth:`up` when it succeeds,
+    :meth:`down` when it fails or the connection ends. :meth:`flush` hands the
+    milliseconds accrued since the last flush to ``report(name, wanted_ms, connected_ms)``;
+    the reported totals are the floors of the exact totals (no rounding drift, never more
+    connected than wanted). ``clock`` is monotonic seconds (injectable)."""
+
+    __slots__ = ("name", "_report", "_clock", "_wanted", "_connected", "_want_since", "_up_since",
+                 "_attempt_at", "_sent_wanted", "_sent_connected")
+
+    def __init__(self, name: str, report: Callable[[str, int, int], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.name = name
+        self._report = report
+        self._clock = clock
+        self._wanted = 0.0            # seconds of closed wanted periods
+        self._connected = 0.0         # seconds of closed connected periods
+        self._want_since: float | None = None
+        self._up_since: float | None = None
+        self._attempt_at: float | None = None   # a first attempt whose outcome is not known yet
+        self._sent_wanted = 0         # ms reported so far
+        self._sent_connected = 0
+
+    def want(self) -> None:
+        """A connect attempt is about to start."""
+        if self._want_since is None and self._attempt_at is None:
+            self._attempt_at = self._clock()
+
+    def up(self) -> None:
+        """Connected. The first connect starts the wanted time now (its handshake is not down time)."""
+        now = self._clock()
+        if self._want_since is None:
+            self._want_since = now
+        self._attempt_at = None
+        if self._up_since is None:
+            self._up_since = now
+
+    def down(self) -> None:
+        """Disconnected, or a connect attempt failed; wanted time goes on (a failed first attempt
+        starts it at that attempt)."""
+        now = self._clock()
+        if self._want_since is None and self._attempt_at is not None:
+            self._want_since = self._attempt_at
+        self._attempt_at = None
+        if self._up_since is not None:
+            self._connected += now - self._up_since
+            self._up_since = None
+
+    def stop(self) -> None:
+        """No longer wanted (the user stops): both times stop until the next :meth:`want`."""
+        now = self._clock()
+        if self._up_since is not None:
+            self._connected += now - self._up_since
+            self._up_since = None
+        if self._want_since is not None:
+            self._wanted += now - self._want_since
+            self._want_since = None
+        self._attempt_at = None
+
+    @property
+    def connected(self) -> bool:
+        return self._up_since is not None
+
+    def totals(self) -> tuple[float, float]:
+        """(wanted seconds, connected seconds) so far, both as of one clock reading."""
+        now = self._clock()
+        wanted = self._wanted + (now - self._want_since if self._want_since is not None else 0.0)
+        connected = self._connected + (now - self._up_since if self._up_since is not None else 0.0)
+        return wanted, min(connected, wanted)
+
+    def flush(self) -> tuple[int, int]:
+        """Report (and return) the milliseconds (wanted, connected) accrued since the last flush."""
+        wanted, connected = self.totals()
+        w_ms, c_ms = int(wanted * 1000.0), int(connected * 1000.0)
+        dw, dc = w_ms - self._sent_wanted, c_ms - self._sent_connected
+        if dw or dc:
+            self._sent_wanted, self._sent_connected = w_ms, c_ms
+            if self._report is not None:
+                self._report(self.name, dw, dc)
+        return dw, dc
 
 
 class MetricsRecorder:
@@ -228,6 +331,15 @@ class MetricsRecorder:
             hook = getattr(events, name, None)
             if hook is not None:
                 hook.add_listener(handler)
+        hook = getattr(events, WS_TIME_EVENT, None)
+        if hook is None:
+            try:   # an event hook of Locust's own kind, without importing Locust here
+                hook = type(events.request)()
+                setattr(events, WS_TIME_EVENT, hook)
+            except Exception:
+                hook = None
+        if hook is not None:
+            hook.add_listener(self.on_ws_time)
 
     # -- recording -------------------------------------------------------------------------------
     def _series(self, metric: str, tags: Tags) -> Series:
@@ -326,6 +438,14 @@ class MetricsRecorder:
         key = ("orders", (("outcome", str(outcome)), ("source", str(source))))
         counters = self._cur.counters
         counters[key] = counters.get(key, 0) + 1
+
+    def on_ws_time(self, name: object = None, wanted_ms: int = 0, connected_ms: int = 0, **_kw: Any) -> None:
+        """Milliseconds a connection ``name`` was wanted and connected (a :class:`ConnectionTime` flush)."""
+        counters = self._cur.counters
+        for state, ms in (("wanted", wanted_ms), ("connected", connected_ms)):
+            if ms:
+                key = (WS_TIME, (("name", str(name)), ("state", state)))
+                counters[key] = counters.get(key, 0) + int(ms)
 
     # -- handing over ------------------------------------------------------------------------
     def drain(self) -> Snapshot:

@@ -5,7 +5,10 @@
 user-data subscription ``userDataStream.subscribe.signature`` (any key type, no logon), and a
 reader greenlet that hands every ``{"subscriptionId":…, "event":{…}}`` to a
 :class:`UserDataTracker`. Requests are reported as ``request_type="WSAPI"``, ``name=<method>``;
-the connection as ``WSCONN`` ``connect ws-api``.
+the connection as ``WSCONN`` ``connect ws-api`` (events), and its time as
+``letrade_ws_time`` ``connect ws-api`` (wanted from the first connect, connected while up;
+one :class:`~letrade_perf.metrics.recorder.ConnectionTime` per tracker, so a pipeline user's
+reconnects — a new client each — are one connection whose gaps are down time).
 
 :class:`UserDataTracker` — what the stream says about the account: balances (free + locked per
 asset, from ``outboundAccountPosition``, absolute values applied in stream order) and, per
@@ -33,8 +36,10 @@ from ..binance.signing import ws_api_payload
 from ..calls.path import Order, begin, call_failure, feedback
 from ..calls.request import RECV_WINDOW_MS
 from ..harness.ledger import shielded
+from ..metrics.recorder import ConnectionTime
 from ..pacing import IpBanned
 from .base import Failure
+from .ws import connection_time
 
 if TYPE_CHECKING:
     from websocket import WebSocket
@@ -129,6 +134,9 @@ class UserDataTracker:
         self._awaiting_balance: list[OrderWatch] = []
         self.epoch = 0
         self.events = 0
+        #: the user-data connection's wanted/connected time, across the clients that carry it
+        #: (set by the first :class:`WsApiClient`; never reset)
+        self.connection_time: ConnectionTime | None = None
 
     def seed(self, balances: list[Mapping]) -> None:
         """Balances from ``GET /api/v3/account`` taken *after* subscribing: only assets the stream
@@ -205,6 +213,8 @@ class WsApiClient:
     #: seconds to wait for a response before the request counts as unanswered
     request_timeout_s = 10.0
     connect_timeout_s = 10.0
+    #: how often a live connection reports its wanted/connected time (s)
+    time_flush_s = 1.0
 
     def __init__(self, ctx, environment, url: str, tracker: UserDataTracker | None = None,
                  on_event: Callable[[Mapping, float, float], None] | None = None):
@@ -220,6 +230,14 @@ class WsApiClient:
         self.closed = True
         #: seconds spent waiting for rate budget (never part of a response time)
         self.paced_wait_s = 0.0
+        uptime = tracker.connection_time if tracker is not None else None
+        if uptime is None:
+            uptime = connection_time(environment, "connect ws-api")
+            if tracker is not None:
+                tracker.connection_time = uptime
+        #: wanted vs connected time (``ws_connection``); shared with the tracker's other clients
+        self.uptime: ConnectionTime = uptime
+        self._flusher = None
 
     # -- connection ---------------------------------------------------------------------------
     def connect(self) -> None:
@@ -232,25 +250,44 @@ class WsApiClient:
         except IpBanned:
             ctx.abort("IP banned (HTTP 418)")
             raise WsApiError("IP banned") from None
+        self.uptime.want()
         t0 = time.perf_counter()
         try:
             self._conn = websocket.create_connection(self.url, timeout=self.connect_timeout_s,
                                                      skip_utf8_validation=True, enable_multithread=False)
         except Exception as e:
             status = getattr(e, "status_code", None)
+            self.uptime.down()
+            self.uptime.flush()
             self._fire("WSCONN", "connect ws-api", t0, Failure(f"connect failed: {type(e).__name__} {status or ''}"))
             if status == 429:
                 ctx.on_429(10.0)
             elif status == 418:
                 ctx.on_418(120.0)
             raise WsApiError(f"WebSocket API connect failed: {type(e).__name__}: {e}") from e
+        self.uptime.up()
         self._fire("WSCONN", "connect ws-api", t0, None)
         self._conn.settimeout(None)
         self.closed = False
         self._reader = gevent.spawn(self._read)
+        self._flusher = gevent.spawn(self._flush_time)
+
+    def _flush_time(self) -> None:
+        while True:
+            gevent.sleep(self.time_flush_s)
+            self.uptime.flush()
+
+    def _connection_ended(self) -> None:
+        """Down (until a reconnect): close the connected period and report it."""
+        self.uptime.down()
+        self.uptime.flush()
+        flusher, self._flusher = self._flusher, None
+        if flusher is not None and flusher is not gevent.getcurrent():
+            flusher.kill(block=False)
 
     def close(self) -> None:
         self.closed = True
+        self._connection_ended()
         conn, self._conn = self._conn, None
         if conn is not None:
             try:
@@ -302,6 +339,7 @@ class WsApiClient:
                 ar.set((msg, received))
         if not self.closed:
             self.closed = True
+            self._connection_ended()
             if tracker is not None:
                 tracker.reset()
             self._fire("WSCONN", "disconnect ws-api", time.perf_counter(), Failure("disconnected"))

@@ -16,7 +16,12 @@ payload has ``E`` only: ``parse_stream(name).has_event_time``). Every lag is rep
   ``received_at``.
 
 Connections are reported as ``request_type="WSCONN"``: ``connect`` (success with the handshake
-time, or failure) and ``disconnect`` (failure: the server or network closed a live connection).
+time, or failure) and ``disconnect`` (failure: the server or network closed a live connection) —
+the ``ws_connection_events`` metric. The connection's time is reported as well, on
+``events.letrade_ws_time`` under the name ``connect`` (a
+:class:`~letrade_perf.metrics.recorder.ConnectionTime`, flushed every second): wanted from the
+first connect (from the first attempt if that one fails) until ``on_stop``, connected from each
+successful handshake until the connection ends — the ``ws_connection`` metric.
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ from locust import User, constant, task
 
 from ..binance.streams import parse_stream
 from ..config.profile import WsStreamSettings
+from ..metrics.recorder import WS_TIME_EVENT, ConnectionTime
 from .base import Failure, HarnessUserMixin
 
 if TYPE_CHECKING:
@@ -44,6 +50,17 @@ except ImportError:  # pragma: no cover
     import json
 
     _loads = json.loads
+
+
+def connection_time(environment, name: str, clock: Callable[[], float] = time.monotonic) -> ConnectionTime:
+    """A :class:`ConnectionTime` that reports on ``environment.events.letrade_ws_time`` (when the
+    recorder defined it; otherwise it only counts)."""
+    def report(conn_name: str, wanted_ms: int, connected_ms: int) -> None:
+        hook = getattr(environment.events, WS_TIME_EVENT, None)
+        if hook is not None:
+            hook.fire(name=conn_name, wanted_ms=wanted_ms, connected_ms=connected_ms)
+
+    return ConnectionTime(name, report, clock)
 
 
 @dataclass
@@ -108,10 +125,16 @@ class WsStreamUser(HarnessUserMixin, User):
         self._conn: WebSocket | None = None
         self._running = True
         self._last_tick = time.monotonic()
+        #: wanted vs connected time of this user's connection (``ws_connection``)
+        self.uptime = connection_time(self.environment, "connect")
         self._reader = gevent.spawn(self._run)
 
     def on_stop(self) -> None:
         self._running = False
+        uptime = getattr(self, "uptime", None)     # absent when on_start stopped early
+        if uptime is not None:
+            uptime.stop()
+            uptime.flush()
         conn = self._conn
         if conn is not None:
             try:
@@ -127,6 +150,7 @@ class WsStreamUser(HarnessUserMixin, User):
     def watch(self) -> None:
         """Keep the reader alive (restart it if it died) and account alive/connected time."""
         self._tick()
+        self.uptime.flush()
         if self._running and self._reader.dead:
             self._reader = gevent.spawn(self._run)
         gevent.sleep(1.0)  # the profile's wait may be 0: never spin
@@ -146,6 +170,13 @@ class WsStreamUser(HarnessUserMixin, User):
         return f"{self.ctx.ws_stream_url}/stream?streams={'/'.join(self.stream_names)}"
 
     def _run(self) -> None:
+        try:
+            self._connect_loop()
+        finally:            # however the reader ends, the connection is not up any more
+            self._conn = None
+            self.uptime.down()
+
+    def _connect_loop(self) -> None:
         import websocket
 
         failures = 0
@@ -153,6 +184,7 @@ class WsStreamUser(HarnessUserMixin, User):
         while self._running:
             self.counters.attempts += 1
             ctx.ws_counters.attempts += 1
+            self.uptime.want()
             t0 = time.perf_counter()
             try:
                 conn = websocket.create_connection(self.url(), timeout=self.connect_timeout_s,
@@ -161,25 +193,26 @@ class WsStreamUser(HarnessUserMixin, User):
                 if not self._running:
                     return
                 failures += 1
+                self.uptime.down()
                 self.counters.connect_failures += 1
                 ctx.ws_counters.connect_failures += 1
                 self.fire("WSCONN", "connect", (time.perf_counter() - t0) * 1000.0,
                           exception=Failure(f"connect failed: {type(e).__name__}"))
                 gevent.sleep(self._backoff(failures))
                 continue
+            if self._running:             # (on_stop may have come during the handshake)
+                self.uptime.up()
             self.fire("WSCONN", "connect", (time.perf_counter() - t0) * 1000.0)
             self.counters.connects += 1
             ctx.ws_counters.connects += 1
             self._conn = conn
             connected_at = time.monotonic()
             reason = self._read(conn)
+            self.uptime.down()
             lasted = time.monotonic() - connected_at
             self._tick()
             self._conn = None
-            try:
-                conn.close(timeout=1)
-            except Exception:
-                pass
+            self._close_quietly(conn)
             if not self._running:
                 return
             self.counters.disconnects += 1
@@ -187,6 +220,13 @@ class WsStreamUser(HarnessUserMixin, User):
             self.fire("WSCONN", "disconnect", lasted * 1000.0, exception=Failure(f"disconnected: {reason}"))
             failures = 1 if lasted > self.settings.reconnect_max_s else failures + 1
             gevent.sleep(self._backoff(failures))
+
+    @staticmethod
+    def _close_quietly(conn) -> None:
+        try:
+            conn.close(timeout=1)
+        except Exception:
+            pass
 
     def _backoff(self, failures: int) -> float:
         return min(self.settings.reconnect_max_s, self.settings.reconnect_min_s * (2 ** max(0, failures - 1)))

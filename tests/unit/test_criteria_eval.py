@@ -98,7 +98,7 @@ def test_rates_counters_orders_and_uptime():
     store = store_with(fill)
     assert judge(crit("uptime", "rate>99.9%"), store, 10).value == pytest.approx(0.9)
     assert judge(crit("order_success", "rate>99.5%"), store, 10).value == pytest.approx(0.9)
-    assert judge(crit("ws_connection", "rate>99.9%"), store, 10).value == pytest.approx(0.5)
+    assert judge(crit("ws_connection_events", "rate>99.9%"), store, 10).value == pytest.approx(0.5)
     assert judge(crit("reconciliation", "rate==100%"), store, 10).verdict == "pass"
     assert judge(crit("slippage", "avg<10"), store, 10).value == pytest.approx(1.0)
     assert judge(crit('slippage{side="SELL"}', "max<3"), store, 10).verdict == "fail"
