@@ -6,6 +6,7 @@ import math
 import sys
 from typing import Callable
 
+from .core.endings import EXIT_CODES
 from .sim.args import LOG_LEVELS  # noqa: F401 - re-exported (tests, callers)
 from .sim.args import add_arguments as add_sim_arguments
 from .sim.args import log_level as _log_level
@@ -73,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("sim", help="run the Binance-compatible exchange simulator")
     add_sim_arguments(sim)
     run = sub.add_parser("run", help="run a load profile with Locust (default: smoke against the simulator)",
-                         description="Run a load profile. Arguments after -- go to Locust.")
+                         description="Run a load profile. Arguments after -- go to Locust.",
+                         epilog="exit codes: " + "; ".join(f"{code} {text}" for code, text in sorted(EXIT_CODES.items())))
     run.add_argument("--profile", default="smoke", help="bundled profile name or YAML path (default smoke)")
     run.add_argument("-f", "--locustfile", default=None, metavar="PATH",
                      help="your own locustfile (it imports letrade_perf.locustfile; its own users run beside "
@@ -95,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="DEBUG, INFO (default), WARNING or ERROR; also Locust's --loglevel")
     run.add_argument("--baseline", default=None, metavar="SUMMARY",
                      help="compare with a previous run's summary.json (or its report directory); "
-                          "a regression beyond the tolerance fails the run (exit 1)")
+                          "a regression beyond the tolerance fails the run (exit 99)")
     run.add_argument("--tolerance", default=None,
                      help="regression tolerance for --baseline, e.g. 10%% or 0.1 (default: the profile's gate."
                           "baseline_tolerance, 10%%)")
@@ -144,6 +146,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        return _dispatch(parser, args)
+    except KeyboardInterrupt:
+        print(f"letrade-perf {args.command or ''}: interrupted".rstrip(), file=sys.stderr)
+        from .core.endings import EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED
+    except Exception as e:      # never a traceback on the console: the log has it, the exit code says so
+        from .core.errors import internal_error
+        return internal_error(f"letrade-perf {args.command}", e)
+
+
+def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command == "sim":
         from .sim.server import run_from_args
         return run_from_args(args)

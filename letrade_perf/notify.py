@@ -193,7 +193,12 @@ def verdict_text(summary: dict) -> str:
     criteria = summary.get("criteria") or []
     failed, _, total = fmt.criterion_counts(criteria)
     lines = [f"{fmt.run_title(run)}: {str(summary.get('verdict', 'fail')).upper()} — "
-             f"{total - failed}/{total} criteria passed"]
+             f"{total - failed}/{total} criteria passed"
+             + (f" — ending {summary['ending']}" if summary.get("ending") not in (None, "completed") else "")
+             + (f": {run['ending_reason']}" if run.get("ending_reason") else "")]
+    for sf in (summary.get("achieved") or {}).get("shortfalls") or []:
+        if not sf.get("tolerated"):
+            lines.append(f"• shortfall: {sf['kind']}: {sf['message']}")
     failing = [c for c in criteria if c.get("gate") == "fail"]
     lines += [f"• {fmt.criterion_line(c)}" for c in failing[:MAX_LISTED]]
     if len(failing) > MAX_LISTED:

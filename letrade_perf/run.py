@@ -13,8 +13,11 @@
   plus N worker processes (``--workers N``), always as subprocesses stopped by PID;
 - leaves Locust's HTML report and CSVs under ``reports/<run_id>/`` and prints a final summary.
 
-The exit code is the Locust master's, set by the criteria gate (0 every criterion passed, 1 a
-criterion failed or the baseline regressed, 2 harness/config error, 3 safety abort).
+The exit code is the Locust master's, set by the criteria gate from the run's ending and verdict
+(:mod:`letrade_perf.core.endings`: 0 pass, 99 a criterion failed, 4 incomplete, 3 safety abort,
+105 operator stop, 70 harness error, 2 configuration error). When Locust ends without reports, or
+with an exit code its reports do not say (a crash, a hang), this process writes them with the
+ending it knows, so the files and the exit code always agree.
 """
 from __future__ import annotations
 
@@ -36,7 +39,8 @@ from .logs import FORMAT_ENV
 
 log = logging.getLogger("letrade_perf.run")
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_SAFETY = 0, 1, 2, 3
+EXIT_CONFIG, EXIT_SAFETY = 2, 3
+"""The two exit codes of a run refused before it starts (all of them: :mod:`letrade_perf.core.endings`)."""
 
 
 def _free_port() -> int:
@@ -180,23 +184,117 @@ def render_summary(rows: list[dict], summary: dict | None = None) -> str:
     return "\n".join(lines)
 
 
+def _port_in_use(port: str) -> bool:
+    """Whether 127.0.0.1:``port`` has a listener (what the web UI would fail to bind)."""
+    try:
+        number = int(port)
+    except ValueError:
+        return False
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as Locust's server: TIME_WAIT is no conflict
+        try:
+            s.bind(("127.0.0.1", number))
+        except OSError:
+            return True
+    return False
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "no exit code"
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
+
+
+class _Run:
+    """One ``execute``: what happened, and the reports that say it."""
+
+    def __init__(self, plan: RunPlan, profile) -> None:
+        self.plan = plan
+        self.profile = profile
+        self.started = time.time()
+        self.host: str | None = None
+        self.signal_name: str | None = None
+
+    def minimal(self, ending: str, reason: str, log_path: str | None = None) -> int:
+        """Write the reports of a run that ended before its gate could (returns the exit code)."""
+        from .reports import minimal_summary
+        p, prof = self.plan, self.profile
+        summary = minimal_summary(run_id=p.run_id, profile=p.profile_name,
+                                  profile_source=getattr(prof, "source", "") or "",
+                                  description=getattr(prof, "description", "") or "", env=p.env, host=self.host,
+                                  started=self.started, ended=time.time(), workers=p.workers, ending=ending,
+                                  reason=reason, log_path=log_path)
+        return self._write(summary)
+
+    def _write(self, summary: dict) -> int:
+        from .reports import write_reports
+        try:
+            write_reports(summary, self.plan.reports_dir)
+        except (OSError, ValueError) as e:
+            log.error("could not write the reports: %s", e)
+        return int(summary["run"]["exit_code"])
+
+    def settle(self, code: int | None, hung: bool) -> tuple[int, dict | None]:
+        """The run's exit code once Locust has exited with ``code``: the gate's reports when they
+        tell the truth, else reports rewritten with what only this process knows."""
+        from .core import endings
+        from .reports import with_ending
+
+        summary = read_summary(self.plan.reports_dir)
+        if summary is not None and (summary.get("run") or {}).get("run_id") != self.plan.run_id:
+            summary = None
+        if hung:
+            reason = f"Locust did not finish within the profile's duration + {HANG_GRACE_S} s and was stopped"
+        elif summary is None:
+            if code == EXIT_CONFIG:
+                return self.minimal(endings.CONFIG_ERROR, "Locust could not start the run (see the messages above)"), \
+                    read_summary(self.plan.reports_dir)
+            if self.signal_name is not None:
+                return self.minimal(endings.OPERATOR, f"{self.signal_name} before the run's reports were written"), \
+                    read_summary(self.plan.reports_dir)
+            reason = f"Locust exited with {_describe_exit(code)} without writing the run's reports (see its output above)"
+        elif int(summary["run"].get("exit_code", -1)) != code:
+            reason = (f"Locust exited with {_describe_exit(code)} after its reports said exit code "
+                      f"{summary['run'].get('exit_code')} (see its output above)")
+        else:
+            return int(code), summary
+        log.error("%s", reason)
+        if summary is None:
+            return self.minimal(endings.HARNESS_ERROR, reason), read_summary(self.plan.reports_dir)
+        fixed = with_ending(summary, ending=endings.HARNESS_ERROR, reason=reason)
+        return self._write(fixed), fixed
+
+
+HANG_GRACE_S = 120
+"""Seconds past the profile's duration after which a headless Locust is stopped as hung."""
+
+
 def execute(plan: RunPlan, profile) -> int:
-    """Run the plan: simulator (if needed), Locust processes, summary. Returns the exit code."""
-    from .core.errors import ConfigError
+    """Run the plan: simulator (if needed), Locust processes, summary. Returns the exit code,
+    which is also the one in every report (see :mod:`letrade_perf.core.endings`)."""
+    from .core import endings
+    from .core.errors import ConfigError, internal_error
     from .sim.process import SimulatorError, start_simulator
 
     os.makedirs(plan.reports_dir, exist_ok=True)
+    run = _Run(plan, profile)
     sim = None
     procs: list[subprocess.Popen] = []
-    interrupted = False
 
     def on_signal(signum, frame):
-        nonlocal interrupted
-        interrupted = True
-        for p in procs:     # Locust quits gracefully on SIGINT/SIGTERM (the kill switch runs)
+        if run.signal_name is None:
+            run.signal_name = "SIGINT (Ctrl-C)" if signum == signal.SIGINT else signal.Signals(signum).name
+        # Locust quits gracefully on SIGINT/SIGTERM (the kill switch runs, the reports are written):
+        # the master gets the signal this process got, so its reports name it; the workers SIGTERM
+        for i, p in enumerate(procs):
             if p.poll() is None:
                 try:
-                    os.kill(p.pid, signal.SIGTERM)
+                    os.kill(p.pid, signum if i == 0 else signal.SIGTERM)
                 except ProcessLookupError:
                     pass
 
@@ -208,23 +306,28 @@ def execute(plan: RunPlan, profile) -> int:
                 sim = start_simulator(profile.sim or None)
             except SimulatorError as e:
                 log.error("could not start the simulator: %s", e)
-                return EXIT_CONFIG
+                return run.minimal(endings.CONFIG_ERROR, f"could not start the simulator: {e}")
             sim_url = sim.base_url
             log.info("simulator started (pid %d) at %s", sim.pid, sim_url)
         try:
             target = plan.target(sim_url)
         except ConfigError as e:        # e.g. a bad --stream-url beside an embedded simulator
             print(f"letrade-perf run: {e}", file=sys.stderr)
-            return EXIT_CONFIG
+            return run.minimal(endings.CONFIG_ERROR, str(e))
+        run.host = target.rest_url
         log.info("target %s: REST %s, streams %s, WS API %s", target.name, target.rest_url, target.ws_stream_url,
                  target.ws_api_url)
+        if plan.web and _port_in_use(_web_port(plan.extra)):
+            problem = f"the web UI's port 127.0.0.1:{_web_port(plan.extra)} is in use (choose another: -- --web-port N)"
+            print(f"letrade-perf run: {problem}; not started (exit code {EXIT_CONFIG})", file=sys.stderr)
+            return run.minimal(endings.CONFIG_ERROR, problem)
         problems = preflight_problems(plan, profile, target)
         if problems:
             for problem in problems:
                 print(f"letrade-perf run: {problem}", file=sys.stderr)
             print(f"letrade-perf run: not started ({len(problems)} problem{'s' if len(problems) > 1 else ''}; "
                   "exit code 2)", file=sys.stderr)
-            return EXIT_CONFIG
+            return run.minimal(endings.CONFIG_ERROR, "; ".join(problems))
         commands = locust_commands(plan, target)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env[FORMAT_ENV] = plan.log_format
@@ -256,15 +359,17 @@ def execute(plan: RunPlan, profile) -> int:
         deadline = None
         if profile is not None and not plan.web:
             # Bounded: the shape ends the run by itself; this only guards against a hang.
-            deadline = time.monotonic() + profile.duration_s + 120
+            deadline = time.monotonic() + profile.duration_s + HANG_GRACE_S
         code = None
+        hung = False
         while code is None:
             code = procs[0].poll()
             if code is None:
                 if deadline is not None and time.monotonic() > deadline:
-                    log.error("Locust did not finish within the profile's duration + 120 s; stopping it")
+                    log.error("Locust did not finish within the profile's duration + %d s; stopping it", HANG_GRACE_S)
+                    hung = True
                     stop_process(procs[0], 15.0)
-                    code = procs[0].returncode if procs[0].returncode is not None else EXIT_CONFIG
+                    code = procs[0].returncode
                     break
                 time.sleep(0.2)
         for p in procs[1:]:
@@ -274,13 +379,15 @@ def execute(plan: RunPlan, profile) -> int:
                 stop_process(p, 15.0)
         for lf in worker_logs:
             lf.close()
-        if interrupted:      # Ctrl-C / SIGTERM is the kill switch: the run was aborted
-            code = EXIT_SAFETY
-        summary = read_summary(plan.reports_dir)
+        code, summary = run.settle(code, hung)
         print("\n" + render_summary(read_stats(plan.reports_dir), summary))
-        verdict = f"verdict {summary['verdict'].upper()}   " if summary else ""
-        print(f"\nreports: {plan.reports_dir}   {verdict}exit code {code}")
+        print("\n" + verdict_line(summary, code, plan.reports_dir))
         return code
+    except Exception as e:      # a bug of this process: the log has the traceback, the reports the ending
+        code = internal_error("letrade-perf run", e, plan.reports_dir)
+        logs = sorted(f for f in os.listdir(plan.reports_dir) if f.startswith("letrade-perf-error-"))
+        return run.minimal(endings.HARNESS_ERROR, f"letrade-perf run failed: {type(e).__name__}: {e}",
+                           os.path.join(plan.reports_dir, logs[-1]) if logs else None) or code
     finally:
         for p in procs:
             stop_process(p, 15.0)
@@ -289,6 +396,21 @@ def execute(plan: RunPlan, profile) -> int:
             log.info("simulator stopped")
         for s, h in old.items():
             signal.signal(s, h)
+
+
+def verdict_line(summary: dict | None, code: int, reports_dir: str) -> str:
+    """The last lines of a run on the console: verdict, ending, shortfalls, reports, exit code."""
+    if not summary:
+        return f"reports: {reports_dir}   exit code {code}"
+    run = summary.get("run") or {}
+    reason = run.get("ending_reason")
+    lines = [f"verdict {str(summary.get('verdict', '?')).upper()}   ending {summary.get('ending') or '?'}"
+             + (f" ({reason})" if reason else "")]
+    for sf in (summary.get("achieved") or {}).get("shortfalls") or []:
+        if not sf.get("tolerated"):
+            lines.append(f"  shortfall: {sf['kind']}: {sf['message']}")
+    lines.append(f"reports: {reports_dir}   exit code {code}")
+    return "\n".join(lines)
 
 
 def preflight_problems(plan: RunPlan, profile, target) -> list[str]:

@@ -106,15 +106,19 @@ def make_summary(**overrides: Any) -> dict:
         "pacing": {"weight_limit": 6000, "max_used_weight": 1450, "waits": 3, "http_429": 0},
         "ws": {"connections": 3, "reconnects": 0},
         "sink": None,
+        "ending": "completed",
+        "achieved": None,
     }
     summary.update(overrides)
+    if summary["run"]["aborted"] and "ending" not in overrides:
+        summary["ending"] = "safety"
     if "verdict" not in overrides:
         if summary["run"]["aborted"]:
             summary["verdict"] = "aborted"
         else:
             summary["verdict"] = "fail" if any(c["gate"] == "fail" for c in summary["criteria"]) else "pass"
     if summary["verdict"] != "pass" and "exit_code" not in run_overrides:
-        summary["run"]["exit_code"] = 3 if summary["verdict"] == "aborted" else 1
+        summary["run"]["exit_code"] = 3 if summary["verdict"] == "aborted" else 99
     return json.loads(json.dumps(summary))        # a fresh, JSON-shaped copy
 
 

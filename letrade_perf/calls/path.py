@@ -179,7 +179,7 @@ class Call:
                     ledger.sent(order.client_order_id, order.symbol, order.side, order.source, order.via,
                                 order.notional)
                 except ValueError:
-                    ledger.release_notional(order.notional)
+                    ledger.release_notional(order.notional, order.symbol, order.side)
                     self.order = None
                     raise
         self.t0 = time.perf_counter()
@@ -219,7 +219,7 @@ class Call:
         if order is not None:
             cid = order.client_order_id
             if ledger.get(cid) is None:        # never left (the transport failed before leave())
-                ledger.release_notional(order.notional)
+                ledger.release_notional(order.notional, order.symbol, order.side)
                 return
             if ok and isinstance(data, dict):
                 ledger.accepted(cid, str(data.get("status", "NEW")), data.get("orderId"))
@@ -259,7 +259,7 @@ def begin(ctx: Any, ep: Endpoint | WsApiMethod | None, params: Mapping[str, Any]
             if abort_on_ban:
                 ctx.abort("IP banned (HTTP 418)")
             if order is not None and ctx.ledger is not None:
-                ctx.ledger.release_notional(order.notional)
+                ctx.ledger.release_notional(order.notional, order.symbol, order.side)
                 ctx.ledger.refused(order.symbol, order.side, order.source, "IP banned")
             raise
     return Call(ctx, ep, reservation, pacer.now_ms(), order)
@@ -268,11 +268,11 @@ def begin(ctx: Any, ep: Endpoint | WsApiMethod | None, params: Mapping[str, Any]
 def gate(ctx: Any, order: Order) -> None:
     """The safety gate an order passes before anything is sent: the profile's ``safety``
     (``ctx.order_refusal``: an aborted run, production, the symbol allowlist,
-    ``max_order_notional``), then its notional taken from the run's cap (``max_run_notional``).
+    ``max_order_notional``), then the run's cap on net exposure (``max_run_notional``: see the ledger).
     Refused: counted ``refused`` and :class:`SafetyRefusal` raised."""
     ledger = ctx.ledger
     refusal = ctx.order_refusal(order.symbol, order.notional)
-    if refusal is None and ledger is not None and not ledger.reserve_notional(order.notional):
+    if refusal is None and ledger is not None and not ledger.reserve_notional(order.notional, order.symbol, order.side):
         refusal = "max_run_notional reached"
     if refusal is not None:
         refuse(ctx, order.symbol, order.side, order.source, refusal)

@@ -496,6 +496,38 @@ class GateSettings:
 
 
 @dataclass(frozen=True)
+class TolerateSettings:
+    """Shortfalls against the plan the run accepts. Beyond them the run is INCOMPLETE (exit 4):
+    it did not do what the profile planned, whatever its criteria say (the README's "planned vs
+    achieved")."""
+
+    users_below_plan: float = 0.05
+    """Fraction of the run's time in which fewer users may run than the stage plans (outside the
+    ramp from one stage to the next: the spawn rate's time plus 3 s)."""
+    short_run_s: float = _duration_field(2.0)
+    """How much shorter than the profile's duration the test may be (a ``--run-time`` from the
+    command line or a ``locust.conf`` that cuts the stages short is beyond it)."""
+    workers_lost: int = 0
+    """Worker processes that may be lost while the test runs."""
+    safety_refusals: int = 0
+    """Orders the safety caps may refuse before sending (each stops a strategy's trading)."""
+    paced: float = 1.0
+    """Fraction of the users' time they may spend blocked by pacing (1.0: any; pacing is part of
+    the plan, the time is reported either way)."""
+
+    def __post_init__(self) -> None:
+        for name in ("users_below_plan", "paced"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise FieldError(name, f"must be within [0, 1], got {v}")
+        if self.short_run_s < 0:
+            raise FieldError("short_run_s", f"must be >= 0, got {self.short_run_s}")
+        for name in ("workers_lost", "safety_refusals"):
+            if getattr(self, name) < 0:
+                raise FieldError(name, f"must be >= 0, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
 class WebhookSettings:
     """One notification target. The URL is a secret: the profile names the environment variable
     that holds it, never the URL itself."""
@@ -564,6 +596,8 @@ class Profile:
     """Target URLs instead of the environment's standard ones (see :class:`TargetSettings`)."""
     gate: GateSettings = field(default_factory=GateSettings)
     """How the criteria decide the verdict (defaults, inconclusive handling, live period)."""
+    tolerate: TolerateSettings = field(default_factory=TolerateSettings)
+    """Shortfalls against the plan the run accepts (beyond them: INCOMPLETE, exit 4)."""
     notify: tuple[WebhookSettings, ...] = ()
     """Webhooks told about the verdict, aborts and live failures."""
     source: str = field(default="", metadata={"yaml": False})

@@ -49,3 +49,36 @@ class FieldError(ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+def internal_error(what: str, exc: BaseException, log_dir: str | None = None) -> int:
+    """Report an unexpected exception the way the tool ends on one: the traceback into a log file
+    (``log_dir``, else the temp directory), one line on stderr naming it, exit code 70
+    (:data:`~letrade_perf.core.endings.EXIT_HARNESS`). Returns the exit code."""
+    import datetime as _dt
+    import os
+    import sys
+    import tempfile
+    import traceback
+
+    from .endings import EXIT_HARNESS
+    from .secrets import mask as mask_text
+
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    text = mask_text("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    path = None
+    for directory in (log_dir, tempfile.gettempdir()):
+        if not directory:
+            continue
+        candidate = os.path.join(directory, f"letrade-perf-error-{stamp}-{os.getpid()}.log")
+        try:
+            with open(candidate, "w", encoding="utf-8") as fh:
+                fh.write(f"{what}: internal error\n{text}")
+            path = candidate
+            break
+        except OSError:
+            continue
+    where = f"details in {path}" if path else "no log could be written"
+    first = mask_text(f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__)
+    print(f"{what}: internal error ({first}); {where}; exit code {EXIT_HARNESS}", file=sys.stderr)
+    return EXIT_HARNESS

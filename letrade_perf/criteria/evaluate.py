@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 #: counter metrics read from the processes' cumulative gauges (see ``LocustGate._gauges``)
 _GAUGES = {m.name: m.gauge for m in catalogue.CATALOGUE if m.gauge}
+#: counter metrics that count the samples of their recorder series (``clock_errors``: the
+#: ``request{status=clock}`` samples; ``reconciliation_unverified``: its own series)
+_SERIES_COUNTERS = frozenset(m.name for m in catalogue.CATALOGUE if m.kind == catalogue.COUNTER and not m.gauge)
 
 
 def unit_of(c: Criterion) -> str:
@@ -78,7 +81,7 @@ def measure(c: Criterion, store: MetricsStore, elapsed_s: float) -> tuple[float 
         if agg == "rate":
             return (n / elapsed_s if elapsed_s > 0 else None), n, None
         return float(n), n, None
-    if m == "clock_errors":      # the request series a -1021 answer went to (status=clock)
+    if m in _SERIES_COUNTERS:    # e.g. the request series a -1021 answer went to (status=clock)
         n = store.merged(*catalogue.series_of(m, tags)).hist.count
         if agg == "rate":
             return (n / elapsed_s if elapsed_s > 0 else None), n, None
@@ -165,7 +168,10 @@ def default_criteria(profile: Profile) -> tuple[Criterion, ...]:
     (always); ``ws_connection rate>99.9%`` (connected time ÷ wanted time of the WS streams and the
     pipeline's user-data connection; its event ratio ``ws_connection_events`` has no default);
     ``ws_lag avg<50`` (WS streams); ``order_success rate>99.5%`` (orders); ``pipeline avg<500``,
-    ``reconciliation rate==100%`` (unless the pipeline does not reconcile), ``slippage avg<10``
+    ``reconciliation rate==100%`` and ``reconciliation_unverified count==0`` (unless the pipeline
+    does not reconcile: a check that could not be performed is no mismatch, but a run that could
+    not verify every check does not pass either — a profile criterion on the bare metric, e.g.
+    ``count<=2``, replaces it), ``slippage avg<10``
     (bps = 0.1 %) and ``fees avg>=gate.fees_min_bps``, ``fees avg<=gate.fees_max_bps`` (the
     pipeline)."""
     users, gate = profile.users, profile.gate
@@ -182,11 +188,12 @@ def default_criteria(profile: Profile) -> tuple[Criterion, ...]:
         "order_success": ["rate>99.5%"],
         "pipeline": ["avg<500"],
         "reconciliation": ["rate==100%"],
+        "reconciliation_unverified": ["count==0"],
         "slippage": ["avg<10"],
         "fees": [f"avg>={gate.fees_min_bps:g}", f"avg<={gate.fees_max_bps:g}"],
     }
     if users.pipeline is not None and not getattr(users.pipeline, "reconcile", True):
-        del spec["reconciliation"]
+        del spec["reconciliation"], spec["reconciliation_unverified"]
     made, orders = users.produces(), users.places_orders
     return parse_criteria({m: v for m, v in spec.items() if catalogue.produced(m, made, orders)},
                           "test plan defaults")

@@ -48,7 +48,7 @@ class Gate:
         self.ended_at: float | None = None
         self.results: list[Result] = []
         self.evaluated_at: float | None = None
-        self.state = "pending"          # pending | running | pass | fail | aborted
+        self.state = "pending"          # pending | running | then the final verdict (core.endings.VERDICTS)
 
     # -- data -----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -84,7 +84,7 @@ class Gate:
     def snapshot(self) -> dict[str, Any]:
         """The live state for the web UI's Criteria tab and ``GET /letrade/criteria``."""
         results = self.results
-        if self.state in ("pass", "fail", "aborted"):
+        if self.state not in ("pending", "running"):
             verdict = self.state
         elif not results:
             verdict = "pending"
@@ -173,22 +173,30 @@ class Gate:
 
     def summary(self, *, run_id: str, env: str, host: str | None, workers: int, exit_code: int,
                 aborted: str | None, extra: dict[str, Any] | None = None,
-                target: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The ``summary.json`` document (schema version 1)."""
+                target: dict[str, Any] | None = None, verdict: str | None = None,
+                ending: str | None = None, ending_reason: str | None = None,
+                achieved: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The ``summary.json`` document (schema version 1). ``verdict`` (with ``ending``) is the
+        run's final verdict when the caller judged the ending (:func:`~letrade_perf.core.endings.judge`);
+        without it the criteria's (``aborted`` when ``aborted``)."""
         end = self.ended_at or self.clock()
         start = self.started_at or self.created_at
         extra = extra or {}
-        verdict = "aborted" if aborted else self.verdict
-        if verdict == PASS and (extra.get("baseline") or {}).get("verdict") == "fail":
-            verdict = FAIL              # a regression beyond the tolerance fails the gate too
+        if verdict is None:
+            verdict = "aborted" if aborted else self.verdict
+            if verdict == PASS and (extra.get("baseline") or {}).get("verdict") == "fail":
+                verdict = FAIL              # a regression beyond the tolerance fails the gate too
         p = self.profile
         return {
             "schema": "letrade-perf/summary", "schema_version": 1,
             "run": {"run_id": run_id, "profile": p.name, "profile_source": p.source, "description": p.description,
                     "env": env, "host": host, "target": target, "started_at": _iso(start), "ended_at": _iso(end),
                     "duration_s": round(max(0.0, end - start), 3), "workers": workers, "git_commit": git_commit(),
-                    "versions": versions(), "aborted": aborted, "exit_code": exit_code},
+                    "versions": versions(), "aborted": aborted, "exit_code": exit_code,
+                    "ending_reason": ending_reason},
             "verdict": verdict,
+            "ending": ending,
+            "achieved": achieved,
             "histogram_relative_error": RELATIVE_ERROR,
             "endpoints": self.endpoint_rows(),
             "streams": self.stream_rows(),

@@ -7,10 +7,14 @@
 * The local (or master) process judges the criteria every ``gate.eval_every_s`` seconds after the
   test starts: a console line, the live state for the web UI's Criteria tab, ``abort_on_fail``
   (after the criterion's ``delay_abort_eval``), and a webhook when a criterion turns to fail.
+* It follows the plan (:class:`~letrade_perf.criteria.achieved.Achieved`: the running users
+  each second between test start and stop, workers lost, safety refusals, pacing) and notes an
+  operator's stop (Ctrl-C, SIGTERM, the web UI's stop) while the test runs.
 * At ``quitting`` it merges the last snapshots, judges once more, compares with the baseline,
-  prints the table, writes ``summary.json``, ``junit.xml`` and ``summary.md`` and sets
-  ``environment.process_exit_code``: 0 every criterion passes, 1 a criterion failed (or a
-  baseline regression, or an ``abort_on_fail`` stop), 3 the run aborted for safety.
+  decides the ending and the verdict (:mod:`letrade_perf.core.endings`), prints the table,
+  writes ``summary.json``, ``junit.xml``, ``summary.md`` and ``summary.html`` and sets
+  ``environment.process_exit_code`` to the verdict's exit code (0 pass, 99 a criterion failed,
+  4 incomplete, 3 safety abort, 105 operator stop, 70 harness error, 2 configuration error).
 """
 from __future__ import annotations
 
@@ -22,6 +26,9 @@ from typing import TYPE_CHECKING
 
 import gevent
 
+from ..core import endings
+from ..core.endings import EXIT_CONFIG, EXIT_PASS
+from ..criteria.achieved import Achieved, untolerated
 from ..criteria.evaluate import FAIL, format_value
 from ..criteria.gate import Gate
 from ..metrics.recorder import MetricsRecorder, Snapshot
@@ -31,8 +38,23 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("letrade_perf.criteria")
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_SAFETY = 0, 1, 2, 3
 WIRE_KEY = "letrade_metrics"
+SAMPLE_EVERY_S = 1.0
+"""How often the running users are compared with the plan."""
+
+
+def planned_vs_achieved_lines(achieved: dict) -> list[str]:
+    """The console's "planned vs achieved" lines of a summary's ``achieved`` section."""
+    plan, got = achieved.get("planned") or {}, achieved.get("achieved") or {}
+    out = [f"planned vs achieved: {got.get('duration_s', 0):g} of {plan.get('duration_s', 0):g} s, "
+           f"peak {got.get('peak_users', 0)} of {plan.get('peak_users', 0)} users, "
+           f"{got.get('user_seconds', 0):g} of {got.get('planned_user_seconds', 0):g} user-seconds"
+           + (f", paced {got['paced_fraction']:.1%} of the users' time" if got.get("paced_fraction") is not None else "")
+           + (f", {got.get('user_errors')} user error(s)" if got.get("user_errors") else "")]
+    for sf in achieved.get("shortfalls") or []:
+        if sf.get("tolerated"):
+            out.append(f"  shortfall tolerated by the profile: {sf['kind']}: {sf['message']}")
+    return out
 
 
 class LocustGate:
@@ -58,7 +80,12 @@ class LocustGate:
         self.final_listeners: list = []       # called with the summary dict at the end (local/master)
         self._failing: set[str] = set()
         self.user_errors = 0                  # exceptions users of this process raised (cumulative)
+        self.achieved = Achieved(ctx.profile)
+        self.operator: str | None = None      # what an operator did to stop the running test
+        self.operator_at: float | None = None
+        self.harness_error: str | None = None
         self._loop = None
+        self._sampler = None
         self._final_done = False
 
     # -- wiring ----------------------------------------------------------------------------------
@@ -68,6 +95,8 @@ class LocustGate:
         if ctx.role != "master":
             self.recorder = MetricsRecorder(gauges=self._gauges)
             self.recorder.listen(events)
+            if ctx.pacer is not None:   # seconds blocked by pacing are wanted seconds (uptime)
+                self.recorder.watch_pacing(ctx.pacer)
             events.user_error.add_listener(self.on_user_error)
         if ctx.role == "worker":
             events.report_to_master.add_listener(self.on_report_to_master)
@@ -76,11 +105,16 @@ class LocustGate:
         if ctx.role == "master":
             events.worker_report.add_listener(self.on_worker_report)
         events.test_start.add_listener(self.on_test_start)
+        events.test_stop.add_listener(self.on_test_stop)
         events.quitting.add_listener(self.on_quitting)
         hook = getattr(events, "letrade_abort", None)
         if hook is not None:
             hook.add_listener(self.on_abort)
+        web_ui = getattr(environment, "web_ui", None)
+        if web_ui is not None:
+            web_ui.app.before_request(self._on_web_request)
         self._loop = gevent.spawn(self._live)
+        self._sampler = gevent.spawn(self._sample)
 
     def _gauges(self) -> dict:
         out = {"user_errors": self.user_errors}
@@ -97,6 +131,39 @@ class LocustGate:
     # -- listeners -----------------------------------------------------------------------------
     def on_test_start(self, **_kw) -> None:
         self.gate.start()
+        self.achieved.start()
+        opts = self.ctx.environment.parsed_options
+        run_time = getattr(opts, "run_time", None) if opts is not None else None
+        planned = self.ctx.profile.duration_s
+        if run_time and run_time + self.ctx.profile.tolerate.short_run_s < planned:
+            log.warning("a run time of %g s (--run-time, LOCUST_RUN_TIME or a locust.conf) cuts the profile's %g s "
+                        "short: the run will be INCOMPLETE", run_time, planned)
+
+    def on_test_stop(self, **_kw) -> None:
+        self.achieved.stop()
+
+    def note_operator(self, what: str) -> None:
+        """An operator asked to stop (a signal, the web UI's stop): it is the run's ending when the
+        test was still running and nothing else had ended it."""
+        if self.operator is None and self.achieved.running and self.stopped_by is None and not self.ctx.aborted:
+            self.operator = what
+            self.operator_at = time.time()
+            log.warning("%s: the test stops before its plan's end (ending: operator)", what)
+
+    def _on_web_request(self) -> None:
+        from flask import request
+        if request.path.rstrip("/").endswith("/stop") and request.method == "POST":
+            self.note_operator("the web UI's stop")
+
+    def _sample(self) -> None:
+        while True:
+            gevent.sleep(SAMPLE_EVERY_S)
+            runner = self.ctx.environment.runner
+            if runner is not None and self.achieved.running:
+                try:
+                    self.achieved.sample(int(runner.user_count))
+                except Exception:      # never take the run down
+                    log.exception("sampling the running users failed")
 
     def drain(self) -> Snapshot:
         """The recorder's interval so far, also handed to every snapshot listener (the sink)."""
@@ -165,7 +232,7 @@ class LocustGate:
                 break
 
     def stop_run(self, result) -> None:
-        """``abort_on_fail``: stop the whole run now (exit code 1)."""
+        """``abort_on_fail``: stop the whole run now (ending ``criteria``, exit code 99)."""
         label = result.criterion.label
         self.stopped_by = label
         log.error("criterion %s failed (%s) and has abort_on_fail: stopping the run", label,
@@ -196,26 +263,26 @@ class LocustGate:
             gate.merge(self.drain())
             self.recorder.close()
         gate.ended_at = time.time()
+        self.achieved.stop()
+        if self._sampler is not None:
+            self._sampler.kill(block=False)
         results = gate.evaluate()
         baseline_section = None
         if self.baseline is not None:
             baseline_section = self._compare_baseline()
-        if ctx.aborted:
-            code = EXIT_SAFETY
-            gate.state = "aborted"
-        elif env.process_exit_code == EXIT_CONFIG:
-            code = EXIT_CONFIG
-            gate.state = "fail"
-        else:
-            failed = (gate.verdict == FAIL or self.stopped_by is not None
-                      or (baseline_section is not None and baseline_section["verdict"] == "fail"))
-            code = EXIT_FAILED if failed else EXIT_OK
-            gate.state = "fail" if failed else "pass"
+        ending, reason = self._ending(env)
+        criteria_failed = (gate.verdict == FAIL or self.stopped_by is not None
+                           or (baseline_section is not None and baseline_section["verdict"] == "fail"))
+        achieved = self._achieved(judge_plan=ending in (endings.COMPLETED, endings.LOST_WORKER))
+        verdict, code = endings.judge(ending, criteria_failed, len(untolerated(achieved)))
+        gate.state = verdict
         env.process_exit_code = code
-        self._print_final(results, code, baseline_section)
+        self._print_final(results, code, baseline_section, verdict=verdict, ending=ending, reason=reason,
+                          achieved=achieved)
         self.summary = gate.summary(run_id=ctx.run_id, env=ctx.env.name, host=env.host, target=ctx.env.urls(),
                                     workers=self._workers(), exit_code=code, aborted=ctx.aborted,
-                                    extra=self._extra(baseline_section))
+                                    extra=self._extra(baseline_section), verdict=verdict, ending=ending,
+                                    ending_reason=reason, achieved=achieved)
         self.summary["run"]["stopped_by"] = self.stopped_by
         for listener in self.final_listeners:
             try:
@@ -230,6 +297,73 @@ class LocustGate:
         if self.notifier is not None:
             self.notifier.verdict(self.summary)
             self.notifier.flush(10.0)
+
+    def _lost_workers(self) -> list[dict]:
+        """Workers lost while the test ran (not after an operator's stop or an abort, when the
+        workers quit with the run)."""
+        pacing = self.state.master_pacing
+        lost_fn = getattr(pacing, "lost_workers", None)
+        if lost_fn is None:
+            return []
+        lost = list(lost_fn())
+        if self.operator_at is not None:
+            lost = [w for w in lost if float(w.get("at") or 0) < self.operator_at]
+        return lost
+
+    def _ending(self, env) -> tuple[str, str | None]:
+        """``(ending, reason)`` of this run (see :mod:`letrade_perf.core.endings`)."""
+        from locust import log as locust_log
+
+        ctx = self.ctx
+        if ctx.aborted:
+            return endings.SAFETY, ctx.aborted
+        if env.process_exit_code == EXIT_CONFIG:
+            return endings.CONFIG_ERROR, "configuration error (see the log)"
+        if self.harness_error or locust_log.unhandled_greenlet_exception:
+            return endings.HARNESS_ERROR, self.harness_error or "an unexpected error in Locust or an event handler " \
+                                                                "(see the log: 'Uncaught exception' or 'Unhandled exception')"
+        if self.stopped_by is not None:
+            return endings.CRITERIA, f"abort_on_fail criterion {self.stopped_by} failed"
+        if self.operator is not None:
+            return endings.OPERATOR, self.operator
+        if self.gate.started_at is None:
+            if getattr(env, "web_ui", None) is not None:
+                return endings.OPERATOR, "quit before the test was started"
+            return endings.HARNESS_ERROR, "the test never started"
+        lost = self._lost_workers()
+        if lost:
+            return endings.LOST_WORKER, f"{len(lost)} worker(s) lost: " + ", ".join(str(w.get("worker")) for w in lost)
+        return endings.COMPLETED, None
+
+    def _achieved(self, *, judge_plan: bool) -> dict:
+        ctx = self.ctx
+        opts = ctx.environment.parsed_options
+        run_time = getattr(opts, "run_time", None) if opts is not None else None
+        s = ctx.summary()
+        counts = s.get("orders") or {}
+        if ctx.role == "master":
+            reports = list((s.get("workers") or {}).values())
+            stops: dict[str, int] = {}
+            for r in reports:
+                for k, v in (r.get("strategy_stops") or {}).items():
+                    stops[k] = stops.get(k, 0) + int(v)
+            waits = [float((r.get("pacer") or {}).get("wait_s_total") or 0) for r in reports]
+            paced = sum(waits) if reports else None
+            opts_workers = getattr(opts, "expect_workers", 0) if opts is not None else 0
+            workers = int(opts_workers or 0)
+        else:
+            stops = dict(ctx.strategy_stops)
+            pacer = s.get("pacer") or {}
+            paced = float(pacer["wait_s_total"]) if "wait_s_total" in pacer else None
+            workers = 0
+        return self.achieved.report(run_time_s=float(run_time) if run_time else None, workers_planned=workers,
+                                    workers_lost=self._lost_workers(), safety_refusals=int(counts.get("refused", 0)),
+                                    strategies_stopped=stops, paced_s=paced, user_errors=self._user_errors(),
+                                    judge_plan=judge_plan)
+
+    def _user_errors(self) -> int:
+        """Exceptions users raised (every process's, from the merged ``user_errors`` gauge)."""
+        return max(int(self.gate.store.gauge("user_errors")), self.user_errors)
 
     def _compare_baseline(self) -> dict | None:
         from ..reports import compare_summaries
@@ -248,7 +382,8 @@ class LocustGate:
         section["path"] = self.baseline_path or ""
         return section
 
-    def _print_final(self, results, code: int, baseline_section) -> None:
+    def _print_final(self, results, code: int, baseline_section, *, verdict: str, ending: str,
+                     reason: str | None, achieved: dict) -> None:
         gate = self.gate
         failed = [r for r in results if r.gate == FAIL]
         lines = ["", f"letrade-perf criteria — {self.ctx.profile.name} on {self.ctx.env.name}, run {self.ctx.run_id}",
@@ -260,18 +395,16 @@ class LocustGate:
             for reg in regs[:20]:
                 lines.append(f"  REGRESSION {reg.get('kind')} {reg.get('key')} {reg.get('figure')}: "
                              f"{reg.get('baseline')} → {reg.get('current')}")
-        if self.ctx.aborted:
-            lines.append(f"verdict: ABORTED ({self.ctx.aborted}) — exit code {code}")
-        elif self.stopped_by:
-            lines.append(f"verdict: FAIL — stopped by abort_on_fail criterion {self.stopped_by} — exit code {code}")
-        else:
-            regs = len((baseline_section or {}).get("regressions") or [])
-            lines.append(f"verdict: {'FAIL' if code else 'PASS'} — {len(results) - len(failed)} of {len(results)} "
-                         f"criteria passed" + (f", {regs} baseline regression(s)" if regs else "")
-                         + f" — exit code {code}")
-            for r in failed:
-                lines.append(f"  FAILED: {r.criterion.label} = {format_value(r.value, r.unit)}"
-                             + (f" ({r.reason})" if r.reason else ""))
+        lines += planned_vs_achieved_lines(achieved)
+        regs_n = len((baseline_section or {}).get("regressions") or [])
+        head = f"verdict: {verdict.upper()} — ending {ending}" + (f" ({reason})" if reason else "")
+        lines.append(head + f" — {len(results) - len(failed)} of {len(results)} criteria passed"
+                     + (f", {regs_n} baseline regression(s)" if regs_n else "") + f" — exit code {code}")
+        for r in failed:
+            lines.append(f"  FAILED: {r.criterion.label} = {format_value(r.value, r.unit)}"
+                         + (f" ({r.reason})" if r.reason else ""))
+        for sf in untolerated(achieved):
+            lines.append(f"  SHORTFALL: {sf['kind']}: {sf['message']}")
         text = "\n".join(lines) + "\n"
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -304,7 +437,7 @@ class LocustGate:
             log.info("reports: %s", ", ".join(os.path.basename(p) for p in paths.values()))
         except Exception as e:
             log.error("could not write the reports: %s", e)
-            if self.ctx.environment.process_exit_code == EXIT_OK:
+            if self.ctx.environment.process_exit_code == EXIT_PASS:
                 self.ctx.environment.process_exit_code = EXIT_CONFIG
 
     def _run_info(self) -> dict:

@@ -17,6 +17,17 @@ Counts (:meth:`OrderLedger.counts`):
 * ``not_executed`` — unknown orders the exchange never executed (-2013 on the query);
 * ``refused`` — orders the harness refused before sending (safety, caps); not in ``sent``.
 
+The run cap (``safety.max_run_notional``) limits the run's **net exposure**, not its turnover:
+per symbol, the quote value bought minus the quote value sold, summed over symbols as absolute
+values. A strategy that buys and then sells nets out and trades for as long as the run lasts; a
+runaway buyer (or seller) is stopped once its open position would pass the cap. The accounting is
+worst-case: an order counts in its own direction from the moment the gate reserves it, and counts
+as closing a position only once its execution is known (FILLED, or :meth:`OrderLedger.executed`);
+an order that ended without a known executed amount (EXPIRED, CANCELED, unknown) keeps counting
+in its own direction. An order that would not increase the exposure (it closes a position) always
+passes the cap. Turnover is bounded elsewhere: ``max_order_notional`` per order, ``max_orders``
+per strategy, and the exchange's order-rate limits that the pacer keeps to.
+
 The kill switch (:func:`cancel_open_orders`) cancels every order of the run that may still be
 open — one ``DELETE /api/v3/order?origClientOrderId=`` per order, never
 ``DELETE /api/v3/openOrders`` (which would also cancel orders the run did not place).
@@ -62,10 +73,24 @@ class OrderRecord:
     placed: bool = False
     notional: Decimal = Decimal(0)
     outcome: str | None = None       # the final outcome counted
+    #: quote value executed, once known (FILLED: the order's notional; or :meth:`OrderLedger.executed`);
+    #: None while unknown — the order then counts in its own direction in the run's exposure
+    executed_notional: Decimal | None = None
+    #: the order no longer counts in the exposure (rejected, never executed)
+    void: bool = False
+
+
+#: a reservation's direction: (symbol, side); None: undirected
+_Key = tuple[str | None, str | None]
 
 
 class OrderLedger:
-    """Process-wide record of the run's orders and the run-notional budget.
+    """Process-wide record of the run's orders and the run cap on net exposure.
+
+    ``max_run_notional`` caps the run's net exposure (see the module docstring):
+    :meth:`reserve_notional` refuses an order that would take it past the cap, unless the order
+    does not increase it. ``run_notional`` is the run's turnover (gross notional of the orders
+    reserved and not given back) and ``exposure()`` the net exposure the cap is judged on.
 
     In a distributed run each worker holds its own ledger; ``cap_share`` (the worker's pacing
     share) scales the run cap so the workers together stay near ``max_run_notional``.
@@ -82,7 +107,14 @@ class OrderLedger:
         self._counts = {k: 0 for k in COUNT_KEYS}
         self._by_source: dict[str, dict[str, int]] = {}
         self.max_run_notional = Decimal(str(max_run_notional)) if max_run_notional not in (None, 0, "0") else None
+        #: turnover: gross notional reserved and not given back (reported; the cap is on exposure)
         self.run_notional = Decimal(0)
+        #: reservations of orders not yet entered, by (symbol, side); (None, None): undirected
+        self._held: dict[_Key, Decimal] = {}
+        #: entered orders whose executed amount is not known, by (symbol, side)
+        self._pending: dict[_Key, Decimal] = {}
+        #: per symbol: quote value executed bought minus sold
+        self._settled: dict[str, Decimal] = {}
         self.on_outcome = on_outcome
         #: this process's share of the run cap (a distributed worker: its pacing share)
         self.cap_share = cap_share
@@ -100,23 +132,116 @@ class OrderLedger:
             except Exception:  # a listener must not break order accounting
                 log.exception("order outcome listener failed")
 
-    # -- run notional ----------------------------------------------------------------------
-    def reserve_notional(self, notional: Decimal) -> bool:
-        """Take ``notional`` from the run budget; False (nothing taken) if it would exceed the cap."""
+    # -- run notional and net exposure -----------------------------------------------------
+    def _exposure(self, extra: _Key | None = None, amount: Decimal = Decimal(0)) -> Decimal:
+        """Net exposure (worst case) with ``amount`` more reserved under ``extra``. Per symbol the
+        larger of the long bound (settled + pending and reserved buys) and the short bound
+        (−settled + pending and reserved sells); undirected reservations add in full."""
+        held = dict(self._held)
+        if extra is not None:
+            held[extra] = held.get(extra, Decimal(0)) + amount
+        symbols = set(self._settled)
+        symbols.update(k[0] for k in held if k[0] is not None)
+        symbols.update(k[0] for k in self._pending if k[0] is not None)
+        zero = Decimal(0)
+        total = zero
+        for sym in symbols:
+            net = self._settled.get(sym, zero)
+            buys = self._pending.get((sym, "BUY"), zero) + held.get((sym, "BUY"), zero)
+            sells = self._pending.get((sym, "SELL"), zero) + held.get((sym, "SELL"), zero)
+            undirected = self._pending.get((sym, None), zero) + held.get((sym, None), zero)
+            total += max(net + buys, sells - net, zero) + undirected
+        return total + held.get((None, None), zero) + self._pending.get((None, None), zero)
+
+    def exposure(self) -> Decimal:
+        """The run's net exposure (quote asset) the cap is judged on."""
+        with self._lock:
+            return self._exposure()
+
+    @staticmethod
+    def _key(symbol: str | None, side: str | None) -> _Key:
+        side = side.upper() if isinstance(side, str) else None
+        if side not in ("BUY", "SELL"):
+            side = None
+        return (symbol, side) if symbol is not None else (None, None)
+
+    def reserve_notional(self, notional: Decimal, symbol: str | None = None, side: str | None = None) -> bool:
+        """Reserve ``notional`` of a ``side`` order on ``symbol`` (before it is sent); False
+        (nothing reserved) if it would take the net exposure past the cap. An order that does not
+        increase the exposure (it closes a position) always passes. Without a symbol and side the
+        order counts in full, as if it only added exposure."""
+        notional = Decimal(notional)
+        key = self._key(symbol, side)
         with self._lock:
             if self.max_run_notional is not None:
                 cap = self.max_run_notional
                 if self.cap_share is not None:
                     cap = cap * Decimal(str(self.cap_share()))
-                if self.run_notional + notional > cap:
+                after = self._exposure(key, notional)
+                if after > cap and after > self._exposure():
                     return False
+            self._held[key] = self._held.get(key, Decimal(0)) + notional
             self.run_notional += notional
             return True
 
-    def release_notional(self, notional: Decimal) -> None:
-        """Give back notional of an order that was never executed."""
+    def release_notional(self, notional: Decimal, symbol: str | None = None, side: str | None = None, *,
+                         client_order_id: str | None = None) -> None:
+        """Give back notional of an order that was never executed: a reservation whose order was
+        never sent (``symbol``/``side`` as reserved), or, with ``client_order_id``, an entered
+        order that ended without executing anything (a resting order cancelled unfilled)."""
         with self._lock:
-            self.run_notional = max(Decimal(0), self.run_notional - notional)
+            if client_order_id is not None:
+                rec = self._orders.get(client_order_id)
+                if rec is not None:
+                    if not rec.void:
+                        self.run_notional = max(Decimal(0), self.run_notional - rec.notional)
+                    self._settle(rec, None)
+                return
+            self.run_notional = max(Decimal(0), self.run_notional - Decimal(notional))
+            self._take_held(self._key(symbol, side), Decimal(notional))
+
+    def _take_held(self, key: _Key, amount: Decimal) -> Decimal:
+        """Take up to ``amount`` from the reservations under ``key`` (then the undirected ones);
+        returns how much was found."""
+        found = Decimal(0)
+        for k in (key, (None, None)):
+            have = self._held.get(k, Decimal(0))
+            take = min(have, amount - found)
+            if take > 0:
+                self._held[k] = have - take
+                found += take
+            if found >= amount:
+                break
+        return found
+
+    def executed(self, client_order_id: str, quote_notional: Decimal) -> None:
+        """An order that has ended executed ``quote_notional`` (its fills' quote value, from the
+        user-data stream or an answer): its exact contribution to the exposure. Ignored for an
+        order not yet final (later fills would be missed)."""
+        with self._lock:
+            rec = self._orders.get(client_order_id)
+            if rec is not None and rec.outcome is not None:
+                self._settle(rec, Decimal(quote_notional))
+
+    def _settle(self, rec: OrderRecord, executed: Decimal | None) -> None:
+        """Replace ``rec``'s contribution to the exposure: it executed ``executed`` (quote), or
+        nothing at all (None: it no longer counts)."""
+        if rec.void:
+            return
+        key = self._key(rec.symbol, rec.side)
+        sign = Decimal(1) if key[1] == "BUY" else Decimal(-1)
+        if rec.executed_notional is None:      # take out what it counted until now
+            self._pending[key] = max(Decimal(0), self._pending.get(key, Decimal(0)) - rec.notional)
+        else:
+            self._settled[rec.symbol] -= sign * rec.executed_notional
+        if executed is None:
+            rec.void = True
+        elif key[1] is None:                   # no side to net against: it keeps counting in full
+            rec.notional = executed
+            self._pending[key] = self._pending.get(key, Decimal(0)) + executed
+        else:
+            rec.executed_notional = executed
+            self._settled[rec.symbol] = self._settled.get(rec.symbol, Decimal(0)) + sign * executed
 
     # -- transitions -----------------------------------------------------------------------
     def refused(self, symbol: str, side: str, source: str, reason: str) -> None:
@@ -133,6 +258,9 @@ class OrderLedger:
                 raise ValueError(f"client order id {client_order_id!r} reused")
             rec = OrderRecord(client_order_id, symbol, side, source, via, notional=Decimal(str(notional)))
             self._orders[client_order_id] = rec
+            key = self._key(symbol, side)
+            self._take_held(key, rec.notional)     # the reservation becomes this order's
+            self._pending[key] = self._pending.get(key, Decimal(0)) + rec.notional
             self._count(rec, "sent")
             return rec
 
@@ -168,6 +296,10 @@ class OrderLedger:
             rec.state = status
             outcome = {"FILLED": "filled", "CANCELED": "canceled", "REJECTED": "rejected"}.get(status, "expired")
             rec.outcome = outcome
+            if status == "FILLED" and rec.executed_notional is None:
+                self._settle(rec, rec.notional)    # until the fills' exact value is known
+            elif status == "REJECTED":
+                self._settle(rec, None)
             self._count(rec, outcome)
 
     def rejected(self, client_order_id: str) -> None:
@@ -179,6 +311,7 @@ class OrderLedger:
                 rec.outcome = "rejected"
                 self._count(rec, "rejected")
                 self.run_notional = max(Decimal(0), self.run_notional - rec.notional)
+                self._settle(rec, None)
 
     def unknown(self, client_order_id: str) -> None:
         """The exchange's answer left the status unknown; resolve with :meth:`resolved`."""
@@ -202,6 +335,7 @@ class OrderLedger:
                 rec.outcome = "not_executed"
                 self._count(rec, "not_executed")
                 self.run_notional = max(Decimal(0), self.run_notional - rec.notional)
+                self._settle(rec, None)
             else:
                 rec.state = PENDING
                 self.accepted(client_order_id, status, order_id)
@@ -241,6 +375,7 @@ class OrderLedger:
         with self._lock:
             return {"counts": dict(self._counts), "by_source": self.counts_by_source(),
                     "run_notional": str(self.run_notional),
+                    "run_exposure": str(self._exposure()),
                     "max_run_notional": None if self.max_run_notional is None else str(self.max_run_notional),
                     "open_orders": [{"clientOrderId": r.client_order_id, "symbol": r.symbol, "state": r.state}
                                     for r in self._orders.values() if r.outcome is None]}

@@ -25,9 +25,11 @@ On ``init`` the plugin builds a :class:`HarnessContext` as ``environment.letrade
 users of the process share (profile, target, credentials, clock, pacer, ledger, …). What only the
 plugin uses — the embedded simulator, the budget split, the workers' reports, the criteria gate,
 the metrics sink — it keeps apart in its :class:`ProcessState` (``plugin.state``). The master
-of a distributed run only splits the pacing budget (:class:`MasterPacing`) and aggregates what
-workers report; local and worker processes sync the clock, fetch exchangeInfo once, build the
-process pacer (wrapped by :class:`WorkerPacing` on workers) and the order ledger. With env ``sim`` and no
+of a distributed run fetches exchangeInfo once and hands it to the workers, splits the pacing
+budget (:class:`MasterPacing`: a worker's start-up calls are reserved inside its share; a lost
+worker's share goes to the survivors at once) and aggregates what workers report; local and
+worker processes sync the clock, build the process pacer (wrapped by :class:`WorkerPacing` on
+workers) and the order ledger (a local process fetches exchangeInfo itself). With env ``sim`` and no
 ``--host``, the local (or master) process starts the embedded simulator with the profile's
 ``sim:`` settings and stops it at quit; in a plain ``locust --master/--worker`` run every worker
 needs ``--host`` (and the same ``--profile``) on its command line — ``letrade-perf run`` passes
@@ -71,6 +73,7 @@ from locust import LoadTestShape, between, constant
 from locust.event import EventHook
 from locust.runners import MasterRunner, WorkerRunner
 
+from ..core.endings import EXIT_CONFIG, EXIT_SAFETY
 from ..core.errors import ConfigError
 from ..run import make_run_id
 from ..users.symbols import SymbolRules, rules_from_exchange_info
@@ -95,10 +98,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("letrade_perf.harness.plugin")
 
-EXIT_CONFIG = 2
-EXIT_SAFETY = 3
 DEFAULT_PROFILE = "smoke"
 PACING_EVENT_EVERY_S = 2.0
+STARTUP_INFO_TIMEOUT_S = 30.0
+"""How long a worker waits for the master's exchangeInfo before fetching it itself."""
 MSG_ABORT = "letrade_abort"
 CUSTOM_EVENTS = ("letrade_ws_lag", "letrade_ws_time", "letrade_slippage", "letrade_fee", "letrade_order",
                  "letrade_pacing", "letrade_abort")
@@ -187,6 +190,8 @@ class HarnessContext:
     aborted: str | None = None
     clock_errors: int = 0
     """``-1021`` answers (timestamp outside recvWindow): each triggers a clock re-sync."""
+    strategy_stops: dict[str, int] = field(default_factory=dict)
+    """Strategies of this process that stopped trading, per reason (:meth:`note_strategy_stop`)."""
     _process: ProcessState = field(default_factory=ProcessState, repr=False, compare=False)
     """The plugin's :class:`ProcessState` of this process (private: only the methods below use it)."""
 
@@ -279,6 +284,12 @@ class HarnessContext:
                 log.exception("could not tell the master to abort")
         elif runner is not None:
             runner.quit()
+
+    def note_strategy_stop(self, reason: str) -> None:
+        """A strategy stopped trading for ``reason`` (counted per reason up to its first ``:``; a
+        safety cap's stop is a shortfall of the run's plan)."""
+        key = reason.split(":", 1)[0].strip()[:80] or "unknown"
+        self.strategy_stops[key] = self.strategy_stops.get(key, 0) + 1
 
     def kill_switch(self) -> None:
         """Cancel every order of the run still open, after those still being sent are answered
@@ -422,6 +433,7 @@ class LetradePlugin:
     def __init__(self) -> None:
         self.ctx: HarnessContext | None = None
         self.state = ProcessState()
+        self._stopping = False
 
     # -- command line ----------------------------------------------------------------------------
     @staticmethod
@@ -484,7 +496,9 @@ class LetradePlugin:
             # Locust installs its own SIGTERM handler only after a headless shape run ends; until
             # then SIGTERM would kill the process without ``quitting`` (no kill switch, and the
             # embedded simulator left running). Quit the runner instead: the normal path follows.
-            gevent.signal_handler(signal.SIGTERM, self._on_sigterm)
+            # Ctrl-C likewise, instead of a KeyboardInterrupt wherever the main greenlet is.
+            gevent.signal_handler(signal.SIGTERM, self._on_stop_signal, "SIGTERM")
+            gevent.signal_handler(signal.SIGINT, self._on_stop_signal, "SIGINT (Ctrl-C)")
         if state.sim is not None:
             atexit.register(state.sim.stop)   # last resort; stop() is idempotent
         log.info("letrade-perf: profile %s, env %s at %s, role %s, run %s", ctx.profile.name, ctx.env.name,
@@ -568,7 +582,6 @@ class LetradePlugin:
         from ..pacing import Pacer, budgets_from_rate_limits
         from ..preflight import credential_problem
 
-        runner = environment.runner
         env = target(env_name, **urls)
         environment.host = env.rest_url   # every HttpUser of the locustfile targets the resolved REST URL
         if opts is not None:
@@ -585,43 +598,76 @@ class LetradePlugin:
                              reports_dir=reports, credentials=credentials, _process=state)
         ledger = ctx.ledger = OrderLedger(profile.safety.max_run_notional, on_outcome=self._order_event(environment))
         self._select_users(environment, profile)
-        if role == "master":
-            from .distributed import MasterPacing
-            state.master_pacing = MasterPacing(runner)
-            return ctx
         pacer = self._connect(ctx, state, ClockSync, Pacer, budgets_from_rate_limits)
+        if pacer is None:       # the master: it only splits the budget
+            return ctx
         if role == "worker":
             ledger.cap_share = lambda: pacer.share
         return ctx
 
-    def _connect(self, ctx: HarnessContext, state: ProcessState, ClockSync, Pacer, budgets_from_rate_limits) -> Pacer:
+    def _connect(self, ctx: HarnessContext, state: ProcessState, ClockSync, Pacer,
+                 budgets_from_rate_limits) -> Pacer | None:
         """Clock, exchangeInfo, pacer: the once-per-process exchange calls of local and workers.
 
         The bootstrap calls (one exchangeInfo, the first clock samples) go out before the pacer
         exists — it is built from exchangeInfo's rateLimits; a local pacer then reserves them.
-        Returns the pacer (also ``ctx.pacer``)."""
+        In a distributed run the master fetches exchangeInfo once and builds the
+        :class:`MasterPacing` that hands it to the workers (returns None); a worker then only
+        syncs its clock and reserves its start-up inside its share (see
+        :mod:`letrade_perf.harness.distributed`). Returns the pacer (also ``ctx.pacer``)."""
+        from ..binance.endpoints import endpoint
         from ..retry import STARTUP, retry_call, transient_status
 
         client = ExchangeClient(ctx, ctx.base_url)
-        ctx.exchange = client
+        runner = ctx.environment.runner
+        info_weight = endpoint("GET", "/api/v3/exchangeInfo").cost({})
+        from_master = None
+        if ctx.role == "worker":
+            from .distributed import request_startup_info
+            from_master = request_startup_info(runner, timeout_s=STARTUP_INFO_TIMEOUT_S)
+            if from_master is None:
+                log.warning("no exchangeInfo from the master within %.0f s: fetching it", STARTUP_INFO_TIMEOUT_S)
+        if from_master is not None:
+            data = from_master["info"]
+            own_weight = 0
+            workers = max(1, int(from_master.get("workers") or 1))
+            master_part = -(-int(from_master.get("startup_weight") or 0) // workers)   # ceil
+        else:
+            def on_retry(res, n: int, pause: float) -> None:
+                log.warning("%s: GET /api/v3/exchangeInfo: %s; retry %d in %.1f s", ctx.base_url, res.describe(),
+                            n, pause)
 
-        def on_retry(res, n: int, pause: float) -> None:
-            log.warning("%s: GET /api/v3/exchangeInfo: %s; retry %d in %.1f s", ctx.base_url, res.describe(), n, pause)
-
-        info, attempts = retry_call(lambda timeout: client.call("GET", "/api/v3/exchangeInfo", paced=False,
-                                                                timeout=timeout),
-                                    lambda res: transient_status(res.status), STARTUP,
-                                    sleep=gevent.sleep, on_retry=on_retry)
-        if not info.ok or not isinstance(info.data, dict):
-            what = "cannot reach" if info.status == 0 else "failed at"
-            raise ConfigError(f"{what} {ctx.env.name} at {ctx.base_url}: GET {ctx.base_url}/api/v3/exchangeInfo: "
-                              f"{info.describe()} ({attempts.describe()})")
-        ctx.exchange_info = info.data
-        ctx.symbol_rules = rules_from_exchange_info(info.data)
-        missing = [s for s in ctx.profile.symbols if s not in ctx.symbol_rules]
+            info, attempts = retry_call(lambda timeout: client.call("GET", "/api/v3/exchangeInfo", paced=False,
+                                                                    timeout=timeout),
+                                        lambda res: transient_status(res.status), STARTUP,
+                                        sleep=gevent.sleep, on_retry=on_retry)
+            if not info.ok or not isinstance(info.data, dict):
+                what = "cannot reach" if info.status == 0 else "failed at"
+                raise ConfigError(f"{what} {ctx.env.name} at {ctx.base_url}: GET {ctx.base_url}/api/v3/exchangeInfo: "
+                                  f"{info.describe()} ({attempts.describe()})")
+            data = info.data
+            own_weight, master_part = info_weight, 0
+        rules = rules_from_exchange_info(data)
+        missing = [s for s in ctx.profile.symbols if s not in rules]
         if missing:
             raise ConfigError(f"{ctx.profile.source}: symbols {', '.join(missing)} are not listed by "
                               f"{ctx.base_url} exchangeInfo")
+        if ctx.role == "master":
+            from .distributed import MasterPacing
+            # the IP's weight used in this minute so far (this call, and e.g. the launcher's
+            # pre-flight): the workers reserve it among them inside their shares
+            used = next((v for k, v in info.headers.items() if k.lower() == "x-mbx-used-weight-1m"), None)
+            try:
+                startup_weight = max(int(used), info_weight) if used is not None else info_weight
+            except ValueError:
+                startup_weight = info_weight
+            opts = ctx.environment.parsed_options
+            state.master_pacing = MasterPacing(runner, exchange_info=data, startup_weight=startup_weight,
+                                               expected_workers=getattr(opts, "expect_workers", 1) or 1)
+            return None
+        ctx.exchange = client
+        ctx.exchange_info = data
+        ctx.symbol_rules = rules
 
         def server_ms() -> int:
             paced = ctx.pacer is not None and ctx.pacer.share > 0
@@ -645,16 +691,18 @@ class LetradePlugin:
             raise ConfigError(f"{ctx.base_url}: GET /api/v3/time: {est.__cause__ or est} "
                               f"({attempts.describe()})") from None
         pacing = ctx.profile.pacing
-        pacer: Pacer = Pacer(budgets_from_rate_limits(info.data.get("rateLimits") or ()),
+        pacer: Pacer = Pacer(budgets_from_rate_limits(data.get("rateLimits") or ()),
                              weight_fraction=pacing.weight_fraction, orders_fraction=pacing.orders_fraction,
                              clock=clock.server_now_ms, sleep=gevent.sleep,
                              margin_ms=est.uncertainty_ms)
         ctx.pacer = pacer
         if ctx.role == "worker":
             from .distributed import WorkerPacing
-            state.worker_pacing = WorkerPacing(ctx.environment.runner, pacer)
+            worker_pacing = state.worker_pacing = WorkerPacing(runner, pacer)
+            # inside the first share, ahead of any user's request
+            worker_pacing.reserve_startup(own_weight + clock.samples + master_part)
         else:
-            pacer.acquire(20 + clock.samples, name="bootstrap")  # what the bootstrap used
+            pacer.acquire(info_weight + clock.samples, name="bootstrap")  # what the bootstrap used
         return pacer
 
     @staticmethod
@@ -719,11 +767,28 @@ class LetradePlugin:
                 _hook(ctx.environment.events, "letrade_pacing").fire(stats=ctx.pacer.stats(), role=ctx.role,
                                                                      client_id=getattr(runner, "client_id", None))
 
-    def _on_sigterm(self) -> None:
-        log.info("SIGTERM: stopping the run")
-        runner = self.ctx.environment.runner if self.ctx is not None else None
-        if runner is not None:
-            gevent.spawn(runner.quit)
+    def _on_stop_signal(self, what: str) -> None:
+        """SIGTERM or Ctrl-C: the gate notes the operator's stop, then the runner quits and the web
+        UI stops, so Locust ends its normal way (HTML report, ``quitting``: kill switch, reports).
+        No KeyboardInterrupt: a second Ctrl-C while stopping cannot cut the shutdown short."""
+        if self._stopping:
+            log.info("%s: already stopping", what)
+            return
+        self._stopping = True
+        log.info("%s: stopping the run", what)
+        if self.state.gate is not None:
+            self.state.gate.note_operator(what)
+        env = self.ctx.environment if self.ctx is not None else None
+        runner = env.runner if env is not None else None
+
+        def stop() -> None:
+            if runner is not None:
+                runner.quit()
+            web_ui = getattr(env, "web_ui", None)
+            if web_ui is not None:
+                web_ui.stop()
+
+        gevent.spawn(stop)
 
     # -- listeners --------------------------------------------------------------------------------
     def on_test_stop(self, **_kw) -> None:
@@ -773,6 +838,7 @@ class LetradePlugin:
             "ws": ctx.ws_counters.snapshot(),
             "pacer": dataclasses.asdict(ctx.pacer.stats()) if ctx.pacer is not None else None,
             "aborted": ctx.aborted,
+            "strategy_stops": dict(ctx.strategy_stops),
         }
 
     def on_worker_report(self, client_id=None, data=None, **_kw) -> None:

@@ -56,6 +56,8 @@ STATUS_TEXT = {
     "inconclusive": "? INCONCLUSIVE",
     "pending": "… PENDING",
     "aborted": "■ ABORTED",
+    "incomplete": "◐ INCOMPLETE",
+    "interrupted": "■ INTERRUPTED",
     "error": "! ERROR",
 }
 OVERALL_LABEL = "Overall verdict"

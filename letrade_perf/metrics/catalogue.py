@@ -16,6 +16,15 @@ events (``WSCONN``: connects, failed connects, disconnects) are ``ws_connection_
 recorder series keeps the name ``ws_connection`` (the InfluxDB ``request`` points the dashboards
 query).
 
+``reconciliation_unverified`` counts the samples of its own series (request type
+``reconciliation_unverified``, fired by the pipeline with the reason as the failure), as
+``clock_errors`` counts its ``request{status=clock}`` samples.
+
+``uptime``'s wanted seconds are the seconds with API traffic plus the seconds a user of the
+process spent wholly blocked by pacing (waiting for the weight/order budget or a 429 pause — not
+a worker waiting for its first share): the run wanted the exchange then. Such a second is up only
+if some API call was answered successfully in it.
+
 ``produced_by`` names the user kinds whose runs yield samples (``always``: every run, a counter
 that is valid at 0; ``orders``: any user that places orders; ``api``: any user kind that calls the
 exchange's REST or WebSocket API — a kind's settings class says so, ``calls_api``).
@@ -76,10 +85,16 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("ws_connection_events", RATE, "ratio", ("name", "status"),
            "connects ÷ (connects + failed connects + disconnects)", ("ws_streams", "pipeline"),
            series="ws_connection"),
-    Metric("reconciliation", RATE, "ratio", ("name", "status"), "order and balance checks that matched ÷ all",
+    Metric("reconciliation", RATE, "ratio", ("name", "status"),
+           "order and balance checks that matched ÷ checks performed (an unverified check is in neither)",
            ("pipeline",)),
-    Metric("uptime", RATE, "ratio", (), "seconds with a successful API answer ÷ seconds with API traffic",
-           _API_USERS),
+    Metric("reconciliation_unverified", COUNTER, "count", ("name",),
+           "order and balance checks that could not be performed: the order query still had no answer, "
+           "a 5xx or a 429 after its retries, or the user-data stream reconnected during the order",
+           ("pipeline",), in_sink=False),
+    Metric("uptime", RATE, "ratio", (),
+           "seconds with a successful API answer ÷ seconds the run wanted the exchange (with API traffic, "
+           "or spent wholly blocked by pacing: a second spent only waiting is down)", _API_USERS),
     Metric("http_429", COUNTER, "count", (), "429 answers (the pacer's count)", (ALWAYS,), gauge="r429"),
     Metric("http_418", COUNTER, "count", (), "418 answers (the pacer's count)", (ALWAYS,), gauge="r418"),
     Metric("clock_errors", COUNTER, "count", ("type", "name"),

@@ -12,6 +12,9 @@ What each event becomes (metric ``{tags}``):
 
 * ``request`` from REST (request types ``GET POST PUT DELETE``), ``ccxt`` and ``WSAPI`` →
   ``request{type, name, status}``, and the second it happened in counts towards ``uptime``;
+* a pacing wait (:meth:`MetricsRecorder.watch_pacing`: the pacer reports each wait that ends,
+  and the waits in progress are read at each drain) → every whole second it spanned counts
+  towards ``uptime`` as wanted; with no successful answer in that second it is a down second;
 * ``pipeline`` → ``pipeline{name, status}``; ``reconciliation`` → ``reconciliation{name, status}``;
 * ``WSCONN`` → ``ws_connection{name, status}`` (connects succeed; failed connects and
   disconnects fail: the catalogue's ``ws_connection_events``);
@@ -34,9 +37,10 @@ beyond it new tag sets fold into ``name="(other)"``.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, TextIO, cast
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol, TextIO, cast
 
 from .histogram import Histogram
 
@@ -55,6 +59,15 @@ WS_TIME = "ws_time"
 """Counter series of connection time: ``ws_time{name, state=wanted|connected}``, milliseconds."""
 WS_TIME_EVENT = "letrade_ws_time"
 """The event a :class:`ConnectionTime` reports on: ``(name, wanted_ms, connected_ms)`` (deltas)."""
+
+
+class PacingSource(Protocol):
+    """What :meth:`MetricsRecorder.watch_pacing` needs of the process's pacer
+    (:class:`~letrade_perf.pacing.pacer.Pacer`)."""
+
+    def subscribe(self, *, on_wait: Callable[[float], Any] | None = None) -> None: ...
+
+    def blocked_s(self) -> float: ...
 
 
 class Series:
@@ -194,7 +207,8 @@ class MetricsStore:
                 self.counter(WS_TIME, tags + (("state", "connected"),)))
 
     def uptime(self) -> tuple[int, int]:
-        """(seconds with a successful API answer, seconds with API traffic)."""
+        """(seconds with a successful API answer, seconds the run wanted the exchange: with API
+        traffic or spent wholly blocked by pacing by some user)."""
         return sum(1 for ok in self.up_seconds.values() if ok), len(self.up_seconds)
 
     def by_tag(self, metric: str, tag: str) -> dict[str, Series]:
@@ -315,6 +329,7 @@ class MetricsRecorder:
         self._fast: dict[tuple[object, ...], Series] = {}   # (request_type, name, ok) → this interval's series
         self._keys: dict[int, Key] = {}          # id(series) → its key (test hook only)
         self._samples: TextIO | None = None
+        self._pacing: PacingSource | None = None
         samples_dir = samples_dir if samples_dir is not None else os.environ.get(SAMPLES_ENV)
         if samples_dir:
             os.makedirs(samples_dir, exist_ok=True)
@@ -340,6 +355,13 @@ class MetricsRecorder:
                 hook = None
         if hook is not None:
             hook.add_listener(self.on_ws_time)
+
+    def watch_pacing(self, pacer: PacingSource) -> None:
+        """Count the seconds users of this process are blocked by ``pacer`` as seconds the run
+        wanted the exchange (``uptime``): each wait that ends is reported to
+        :meth:`on_pacing_wait`; the waits still in progress are read at each :meth:`drain`."""
+        self._pacing = pacer
+        pacer.subscribe(on_wait=self.on_pacing_wait)
 
     # -- recording -------------------------------------------------------------------------------
     def _series(self, metric: str, tags: Tags) -> Series:
@@ -439,6 +461,22 @@ class MetricsRecorder:
         counters = self._cur.counters
         counters[key] = counters.get(key, 0) + 1
 
+    def on_pacing_wait(self, blocked_s: float) -> None:
+        """A pacing wait that ends now was blocked for ``blocked_s`` seconds."""
+        self._mark_blocked(self._clock(), blocked_s)
+
+    def _mark_blocked(self, now: float, blocked_s: float) -> None:
+        """Every whole second inside ``[now - blocked_s, now)`` is wanted; one without a successful
+        answer (so far: a later answer in it makes it up, here or when snapshots merge) is down.
+        The partly blocked seconds at either end are left to the traffic in them: a wait of a few
+        ms (behind another waiter, a share that arrives) never turns a second down."""
+        if not blocked_s > 0.0:
+            return
+        up = self._cur.up_seconds
+        for sec in range(math.ceil(now - blocked_s), math.floor(now)):
+            if sec not in up:
+                up[sec] = False
+
     def on_ws_time(self, name: object = None, wanted_ms: int = 0, connected_ms: int = 0, **_kw: Any) -> None:
         """Milliseconds a connection ``name`` was wanted and connected (a :class:`ConnectionTime` flush)."""
         counters = self._cur.counters
@@ -451,6 +489,11 @@ class MetricsRecorder:
     def drain(self) -> Snapshot:
         """The interval so far; a new one starts now."""
         now = self._clock()
+        if self._pacing is not None:
+            try:
+                self._mark_blocked(now, self._pacing.blocked_s())   # the waits in progress
+            except Exception:   # a pacing source must never break the measurement path
+                pass
         snap, self._cur = self._cur, Snapshot(now, now)
         self._fast = {}
         self._keys = {}

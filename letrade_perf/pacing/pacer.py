@@ -151,11 +151,14 @@ class _Window:
 
 
 class _Waiter:
-    __slots__ = ("event", "start")
+    __slots__ = ("event", "start", "blocked_since")
 
-    def __init__(self, start: float) -> None:
+    def __init__(self, start: float, has_share: bool = True) -> None:
         self.event = Event()
         self.start = start   # pacer clock (ms) when the acquire began
+        # when it began to wait for the exchange's budget (or a 429 pause) rather than for a
+        # share (a worker before its first share / after it quits): None while it has not
+        self.blocked_since: float | None = start if has_share else None
 
     def wait(self) -> None:
         self.event.wait()
@@ -209,6 +212,7 @@ class Pacer:
         self._banned_until = 0.0
         self._listeners_429: list[Callable[[float, float], Any]] = []
         self._listeners_418: list[Callable[[float, float], Any]] = []
+        self._listeners_wait: list[Callable[[float], Any]] = []
         self._waits = 0               # waits started (the lanes hold those in progress)
         self._wait_s_done = 0.0       # seconds of the waits that have ended
         self._wait_s_reported = 0.0   # the largest wait_s_total stats() gave: it never goes down
@@ -257,7 +261,7 @@ class Pacer:
             self._reserve(start, weight, orders, rolled=True)   # it fits now, so it fits the whole budget
             return 0.0
         self._check_fits(weight, orders, 1.0, name)
-        me = _Waiter(start)
+        me = _Waiter(start, self._share > 0)
         lane.append(me)
         self._waits += 1   # counted as it starts: stats() shows the waits in progress
         try:
@@ -268,6 +272,8 @@ class Pacer:
                     me.wait()  # woken when the waiter ahead leaves (or on a ban)
                     continue
                 if self._share > 0:
+                    if me.blocked_since is None:
+                        me.blocked_since = now
                     self._check_fits(weight, orders, self._share, name)
                 delay = self._delay_ms(now, weight, orders)
                 if delay == 0.0:
@@ -281,8 +287,16 @@ class Pacer:
             lane.remove(me)
             if lane:
                 lane[0].wake()
-            waited = max(0.0, (self._clock() - start) / 1000.0)
+            end = self._clock()
+            waited = max(0.0, (end - start) / 1000.0)
             self._wait_s_done += waited   # also a wait ended by a ban or by killing the greenlet
+            if me.blocked_since is not None and self._listeners_wait:
+                blocked = max(0.0, (end - me.blocked_since) / 1000.0)
+                for cb in list(self._listeners_wait):
+                    try:
+                        cb(blocked)
+                    except Exception:   # a listener must never break an acquire
+                        pass
         return waited
 
     def acquire_for(self, endpoint: CostedEndpoint, params: Mapping[str, str] | None = None,
@@ -459,13 +473,28 @@ class Pacer:
         self._wake_all()
 
     def subscribe(self, *, on_429: Callable[[float, float], Any] | None = None,
-                  on_418: Callable[[float, float], Any] | None = None) -> None:
+                  on_418: Callable[[float, float], Any] | None = None,
+                  on_wait: Callable[[float], Any] | None = None) -> None:
         """Call ``on_429(retry_after_s, until_ms)`` / ``on_418(...)`` after every *local*
-        :meth:`on_429` / :meth:`on_418` (the distributed worker forwards them to the master)."""
+        :meth:`on_429` / :meth:`on_418` (the distributed worker forwards them to the master).
+
+        ``on_wait(blocked_s)`` is called when an acquire that had to wait ends (it got its
+        budget, a ban ended it, or its greenlet was killed), with the seconds it was blocked up
+        to now: waiting for the budget or a 429 pause, not for a share (a worker before its
+        first share). The metrics recorder counts those seconds as wanted (``uptime``)."""
         if on_429 is not None:
             self._listeners_429.append(on_429)
         if on_418 is not None:
             self._listeners_418.append(on_418)
+        if on_wait is not None:
+            self._listeners_wait.append(on_wait)
+
+    def blocked_s(self) -> float:
+        """Seconds the longest-blocked acquire waiting now has been blocked (0.0 when none is):
+        the waits in progress that :meth:`subscribe`'s ``on_wait`` has not reported yet."""
+        now = self._clock()
+        since = [w.blocked_since for lane in self._lanes for w in lane if w.blocked_since is not None]
+        return max(0.0, (now - min(since)) / 1000.0) if since else 0.0
 
     # -- share --------------------------------------------------------------------------
     @staticmethod

@@ -7,8 +7,14 @@ One ``<testsuite name="letrade-perf <profile>">`` holds:
   gate a ``<failure type="inconclusive">``; an inconclusive one that is allowed ``<skipped>``;
 * one testcase ``baseline`` (``….baseline``) when the summary has a baseline comparison, failing
   with every regression listed;
-* one testcase ``run`` (``….run``) that passes, or carries an ``<error>`` with the abort reason
-  when the run was aborted — always present so CI trend views see a stable set of test names.
+* one testcase ``plan`` (``….plan``): planned vs achieved, failing (``type="incomplete"``)
+  with every shortfall the profile does not tolerate;
+* one testcase ``run`` (``….run``) that passes when the run completed, or carries an ``<error>``
+  with the ending (``aborted`` for safety, ``interrupted``, ``error``) and its reason — always
+  present so CI trend views see a stable set of test names.
+
+The suite's properties carry the ``verdict``, the ``ending`` and the ``exit_code``: the same as
+``summary.json`` and the process.
 
 The suite's ``<system-out>`` carries the endpoint and stream tables as text. Attribute and text
 values are stripped of characters XML 1.0 cannot carry (a stray control character in an error
@@ -89,6 +95,20 @@ def _add_baseline(suite: ET.Element, classname: str, baseline: dict, counts: dic
         counts["failures"] += 1
 
 
+def _add_plan(suite: ET.Element, classname: str, achieved: dict, counts: dict) -> None:
+    case = _sub(suite, "testcase", classname=classname, name="plan", time="0")
+    missing = [s for s in achieved.get("shortfalls") or [] if not s.get("tolerated")]
+    if missing:
+        lines = [f"{s['kind']}: {s['message']}" for s in missing]
+        plan, got = achieved.get("planned") or {}, achieved.get("achieved") or {}
+        lines.append(f"planned {plan.get('duration_s')} s, peak {plan.get('peak_users')} users; achieved "
+                     f"{got.get('duration_s')} s, peak {got.get('peak_users')} users")
+        _sub(case, "failure", "\n".join(lines), type="incomplete",
+             message=f"incomplete: {len(missing)} shortfall(s) against the plan: "
+                     + "; ".join(s["message"] for s in missing)[:500])
+        counts["failures"] += 1
+
+
 def _tables(summary: dict) -> str:
     out = []
     if summary.get("endpoints"):
@@ -120,7 +140,8 @@ def render_junit(summary: dict, hostname: str | None = None) -> str:
     props = _sub(suite, "properties")
     for name, v in (("run_id", run.get("run_id")), ("profile", profile), ("env", run.get("env")),
                     ("host", run.get("host")), ("git_commit", run.get("git_commit")),
-                    ("verdict", summary.get("verdict")), ("exit_code", run.get("exit_code")),
+                    ("verdict", summary.get("verdict")), ("ending", summary.get("ending")),
+                    ("ending_reason", run.get("ending_reason")), ("exit_code", run.get("exit_code")),
                     ("started_at", run.get("started_at")), ("ended_at", run.get("ended_at")),
                     ("letrade_perf_version", (run.get("versions") or {}).get("letrade_perf")),
                     ("locust_version", (run.get("versions") or {}).get("locust"))):
@@ -129,12 +150,19 @@ def render_junit(summary: dict, hostname: str | None = None) -> str:
         _add_criterion(suite, f"{prefix}.criteria", c, counts)
     if summary.get("baseline"):
         _add_baseline(suite, f"{prefix}.baseline", summary["baseline"], counts)
+    achieved = summary.get("achieved")
+    if achieved:
+        _add_plan(suite, f"{prefix}.plan", achieved, counts)
     case = _sub(suite, "testcase", classname=f"{prefix}.run", name="run",
                 time=f"{float(run.get('duration_s') or 0):.3f}")
-    if summary.get("verdict") == "aborted" or run.get("aborted"):
-        reason = run.get("aborted") or "aborted"
-        _sub(case, "error", f"the run was aborted: {reason}\nexit code: {run.get('exit_code')}",
-             message=f"aborted: {reason}", type="aborted")
+    verdict = summary.get("verdict")
+    if verdict in ("aborted", "interrupted", "error") or run.get("aborted"):
+        kind = verdict if verdict in ("interrupted", "error") else "aborted"
+        reason = run.get("ending_reason") or run.get("aborted") or kind
+        ending = summary.get("ending") or kind
+        _sub(case, "error", f"the run ended: {ending}: {reason}\nverdict: {verdict}\nexit code: {run.get('exit_code')}"
+             + (f"\nlog: {run['log']}" if run.get("log") else ""),
+             message=f"{kind} ({ending}): {reason}", type=kind)
         counts["errors"] += 1
     counts["tests"] = len(suite.findall("testcase"))
     tables = _tables(summary)

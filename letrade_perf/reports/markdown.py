@@ -39,8 +39,14 @@ def headline(summary: dict) -> str:
     """``**PASS** — 9 of 9 criteria passed``, ``**FAIL** — 2 of 9 criteria failed``, ``**ABORTED** — why``."""
     verdict = summary.get("verdict", "fail")
     failed, inconclusive, total = fmt.criterion_counts(summary.get("criteria") or [])
-    if verdict == "aborted":
-        text = f"**ABORTED** — {escape(summary['run'].get('aborted') or 'aborted')}"
+    run = summary["run"]
+    if verdict in ("aborted", "interrupted", "error"):
+        text = f"**{verdict.upper()}** — {escape(run.get('ending_reason') or run.get('aborted') or verdict)}"
+        if run.get("log"):
+            text += f" (log: {escape(run['log'])})"
+    elif verdict == "incomplete":
+        missing = [s for s in (summary.get("achieved") or {}).get("shortfalls") or [] if not s.get("tolerated")]
+        text = f"**INCOMPLETE** — the run fell short of its plan: {escape('; '.join(s['message'] for s in missing))}"
     elif total == 0:
         text = f"**{verdict.upper()}** — no criteria"
     elif failed:
@@ -55,9 +61,11 @@ def headline(summary: dict) -> str:
     return text
 
 
-def _metadata(run: dict) -> str:
+def _metadata(summary: dict) -> str:
+    run = summary["run"]
     versions = run.get("versions") or {}
-    parts = [f"run {escape(run['run_id'])}", f"env {escape(run['env'])}"]
+    parts = [f"run {escape(run['run_id'])}", f"ending {escape(summary.get('ending') or '?')}",
+             f"exit code {run.get('exit_code')}", f"env {escape(run['env'])}"]
     if run.get("host"):
         parts.append(f"host {escape(run['host'])}")
     parts.append(f"{fmt.number(run.get('duration_s'))} s")
@@ -80,12 +88,32 @@ def _verdict_cell(c: dict) -> str:
     return cell
 
 
+def _plan_rows(achieved: dict) -> list[list[str]]:
+    plan, got = achieved.get("planned") or {}, achieved.get("achieved") or {}
+    rows = [["Duration s", fmt.number(plan.get("duration_s")), fmt.number(got.get("duration_s"))],
+            ["Peak users", str(plan.get("peak_users", "")), str(got.get("peak_users", ""))],
+            ["User-seconds", fmt.number(got.get("planned_user_seconds")), fmt.number(got.get("user_seconds"))],
+            ["Workers", str(plan.get("workers", 0)), f"{len(got.get('workers_lost') or [])} lost"],
+            ["Safety refusals", "0", str(got.get("safety_refusals", 0))],
+            ["User errors", "0", str(got.get("user_errors", 0))]]
+    if got.get("paced_fraction") is not None:
+        rows.append(["Time blocked by pacing", "", fmt.percent(got["paced_fraction"])])
+    return rows
+
+
 def render_markdown(summary: dict) -> str:
     """The Markdown report for ``summary`` (ends with a newline)."""
     run = summary["run"]
-    lines = [f"### letrade-perf {escape(run['profile'])}", "", headline(summary), "", _metadata(run)]
+    lines = [f"### letrade-perf {escape(run['profile'])}", "", headline(summary), "", _metadata(summary)]
     if run.get("description"):
         lines += ["", f"_{escape(run['description'])}_"]
+    achieved = summary.get("achieved")
+    if achieved:
+        lines += ["", "#### Planned vs achieved", ""]
+        lines += _table(["", "Planned", "Achieved"], _plan_rows(achieved), right={1, 2})
+        for sf in achieved.get("shortfalls") or []:
+            lines.append(f"- {'tolerated' if sf.get('tolerated') else '**shortfall**'}: "
+                         f"{escape(sf['kind'])}: {escape(sf['message'])}")
     criteria = summary.get("criteria") or []
     if criteria:
         lines += ["", "#### Criteria", ""]

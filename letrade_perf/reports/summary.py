@@ -1,10 +1,12 @@
-"""Writing a run's reports (``summary.json``, ``junit.xml``, ``summary.md``) and reading a summary back."""
+"""Writing a run's reports (``summary.json``, ``junit.xml``, ``summary.md``, ``summary.html``) and
+reading a summary back."""
 from __future__ import annotations
 
 import json
 import os
 import tempfile
 
+from .html import render_html
 from .junit import render_junit
 from .markdown import render_markdown
 from .schema import SCHEMA_ID, SCHEMA_VERSION, validate_summary
@@ -12,6 +14,7 @@ from .schema import SCHEMA_ID, SCHEMA_VERSION, validate_summary
 SUMMARY_FILE = "summary.json"
 JUNIT_FILE = "junit.xml"
 MARKDOWN_FILE = "summary.md"
+HTML_FILE = "summary.html"
 
 
 def _write_atomic(path: str, text: str) -> None:
@@ -34,18 +37,19 @@ def _write_atomic(path: str, text: str) -> None:
 
 
 def write_reports(summary: dict, reports_dir: str | os.PathLike) -> dict[str, str]:
-    """Validate ``summary`` and write the three reports into ``reports_dir`` (created if needed).
+    """Validate ``summary`` and write the four reports into ``reports_dir`` (created if needed).
 
     Every file is written atomically (temp file + ``os.replace``). Nothing is written when the
     summary is invalid (:class:`ValueError` naming the JSON path). Returns
-    ``{"summary.json": path, "junit.xml": path, "summary.md": path}``.
+    ``{"summary.json": path, "junit.xml": path, "summary.md": path, "summary.html": path}``.
     """
     validate_summary(summary)
     reports_dir = os.fspath(reports_dir)
     # Render everything before writing anything, so a rendering bug cannot leave a mixed set.
     texts = {SUMMARY_FILE: json.dumps(summary, indent=2, allow_nan=False, ensure_ascii=False) + "\n",
              JUNIT_FILE: render_junit(summary),
-             MARKDOWN_FILE: render_markdown(summary)}
+             MARKDOWN_FILE: render_markdown(summary),
+             HTML_FILE: render_html(summary)}
     os.makedirs(reports_dir, exist_ok=True)
     written = {}
     for name, text in texts.items():
@@ -87,3 +91,48 @@ def load_summary(path: str | os.PathLike) -> dict:
     except ValueError as e:
         raise ValueError(f"{path}: invalid {e}") from None
     return summary
+
+
+def _iso(ts: float) -> str:
+    import datetime as _dt
+    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def minimal_summary(*, run_id: str, profile: str, profile_source: str = "", description: str = "", env: str,
+                    host: str | None, started: float, ended: float, workers: int, ending: str, reason: str,
+                    log_path: str | None = None) -> dict:
+    """The summary of a run that ended before its gate could write one (the Locust process could
+    not start, crashed or hung): no measurement, the ending, its reason and its exit code."""
+    from ..core.endings import judge
+    from ..core.runmeta import git_commit, versions
+
+    verdict, code = judge(ending, False, 0)
+    env_name = env if env in ("sim", "testnet", "production") else "sim"
+    return {
+        "schema": SCHEMA_ID, "schema_version": SCHEMA_VERSION,
+        "run": {"run_id": run_id, "profile": profile or "unknown", "profile_source": profile_source,
+                "description": description, "env": env_name, "host": host, "target": None,
+                "started_at": _iso(started), "ended_at": _iso(max(started, ended)),
+                "duration_s": round(max(0.0, ended - started), 3), "workers": workers, "git_commit": git_commit(),
+                "versions": versions(), "aborted": None, "exit_code": code, "ending_reason": reason,
+                "log": log_path},
+        "verdict": verdict, "ending": ending, "achieved": None,
+        "histogram_relative_error": 0.01, "endpoints": [], "streams": [], "criteria": [], "baseline": None,
+        "orders": {}, "pacing": None, "ws": None, "sink": None,
+    }
+
+
+def with_ending(summary: dict, *, ending: str, reason: str, log_path: str | None = None) -> dict:
+    """``summary`` (a copy) with another ending, its verdict and exit code: what the process that
+    started Locust knows better (a crash after the reports, a hang, a stop the gate did not see)."""
+    from ..core.endings import judge
+
+    out = json.loads(json.dumps(summary))
+    verdict, code = judge(ending, False, 0)
+    out["ending"] = ending
+    out["verdict"] = verdict
+    out["run"]["exit_code"] = code
+    out["run"]["ending_reason"] = reason
+    if log_path:
+        out["run"]["log"] = log_path
+    return out

@@ -202,7 +202,7 @@ class CcxtUser(HarnessUserMixin, User):
         if canceled is not None:
             info = canceled.get("info") or {}
             if info.get("status", "CANCELED") == "CANCELED" and not Decimal(str(info.get("executedQty", "0"))):
-                ctx.ledger.release_notional(value)
+                ctx.ledger.release_notional(value, client_order_id=cid)
 
 
 CcxtUser.set_task_weights({})   # the task mix of the settings' defaults

@@ -11,6 +11,10 @@ profile's symbols). Per order it reports:
 * ``reconciliation`` — ``name="order"`` (``GET /api/v3/order`` status / executedQty /
   cummulativeQuoteQty equal the executionReports' sums) and ``name="balance"`` (each asset's
   change on the user-data stream equals the fills minus fees); failure carries the detail;
+* ``reconciliation_unverified`` — ``name="order"`` / ``"balance"``: a check that could not be
+  performed (the order query had no definite answer — none, 5xx, 429 — after
+  :attr:`~TradingPipelineUser.reconcile_retries` retries; the stream reconnected during the
+  order), reported as a failure with the reason; it is never a ``reconciliation`` sample;
 * ``userdata`` ``fill_to_balance`` — FILLED executionReport → the following
   outboundAccountPosition (ms);
 * custom events ``letrade_slippage`` (fill average vs decision price, bps, positive = worse)
@@ -30,7 +34,7 @@ from typing import ClassVar
 import gevent
 from locust import task
 
-from ..calls.path import Order, SafetyRefusal
+from ..calls.path import CallResult, Order, SafetyRefusal
 from ..config.profile import PipelineSettings
 from .base import Failure, next_index
 from .orders import client_order_id, ma_signal
@@ -61,6 +65,10 @@ class TradingPipelineUser(BinanceRestUser):
     resolve_attempts: int = 3
     #: pause between those queries (s)
     resolve_delay_s: float = 0.5
+    #: retries of a reconciliation query without a definite answer (no answer, 5xx, 429)
+    reconcile_retries: int = 2
+    #: pause before the n-th such retry: n × this (s); the retry is paced like every call
+    reconcile_backoff_s: float = 0.25
     #: a BUY needs this much more quote balance than its notional (price moves, fees)
     balance_margin: Decimal = Decimal("1.05")
 
@@ -73,7 +81,8 @@ class TradingPipelineUser(BinanceRestUser):
         self.ws: WsApiClient | None = None
         self._prev_sign: int | None = None
         self._last_order_at = time.monotonic()
-        self._forced_side = "SELL"   # the first forced signal buys
+        #: long (bought, not yet sold) or flat: the strategy buys when flat and sells what it bought
+        self._long = False
         self._stopped_reason: str | None = None
         self._seq = 0
         self._ensure_stream()
@@ -132,6 +141,7 @@ class TradingPipelineUser(BinanceRestUser):
         if self._stopped_reason is None:
             self._stopped_reason = reason
             log.warning("%s: pipeline user stops trading: %s", self.symbol, reason)
+            self.ctx.note_strategy_stop(reason)
 
     # -- the task -------------------------------------------------------------------------------
     @task
@@ -146,7 +156,13 @@ class TradingPipelineUser(BinanceRestUser):
         self.run_order(side, price, time.perf_counter())
 
     def signal(self) -> tuple[str, Decimal] | None:
-        """Moving-average crossover on live klines, or a forced alternating signal."""
+        """Moving-average crossover on live klines, or a forced signal every ``force_every_s``.
+
+        The strategy is long or flat, as a spot strategy is: it buys only when flat and sells only
+        what it bought (a crossover the other way is ignored; a forced signal closes the position
+        or opens one). Its exposure so nets out, and the run cap on net exposure
+        (``safety.max_run_notional``, see :mod:`~letrade_perf.harness.ledger`) never stops it —
+        it stops a strategy that buys (or sells) without closing."""
         st = self.settings.strategy
         res = self.call("GET", "/api/v3/klines", {"symbol": self.symbol, "interval": st.interval, "limit": st.slow + 1})
         if not res.ok or not isinstance(res.data, list) or not res.data:
@@ -162,8 +178,9 @@ class TradingPipelineUser(BinanceRestUser):
         if sign != 0:
             self._prev_sign = sign
         if side is None and st.force_every_s and time.monotonic() - self._last_order_at >= st.force_every_s:
-            side = "BUY" if self._forced_side == "SELL" else "SELL"
-            self._forced_side = side
+            side = "SELL" if self._long else "BUY"
+        if side == ("BUY" if self._long else "SELL"):
+            side = None     # already long (flat): nothing more to buy (to sell)
         return (side, closes[-1]) if side else None
 
     # -- one order through the whole chain --------------------------------------------------------
@@ -239,6 +256,7 @@ class TradingPipelineUser(BinanceRestUser):
                 finish(f"no final executionReport within {self.fill_timeout_s:g}s")
                 return
             ledger.status(cid, watch.final_status)
+            ledger.executed(cid, watch.quote_qty())    # the fills' exact value: the run's net exposure
             watch.balanced.wait(self.balance_timeout_s)
             if watch.filled_at is not None and watch.balance_at is not None:
                 self.fire("userdata", "fill_to_balance", (watch.balance_at - watch.filled_at) * 1000.0)
@@ -246,6 +264,8 @@ class TradingPipelineUser(BinanceRestUser):
             if self.settings.reconcile:
                 problems = self._reconcile(cid, watch, rules, side)
             executed = watch.executed_qty()
+            if executed > 0:
+                self._long = side == "BUY"
             if executed > 0:
                 self._report_fill(watch, rules, side, price, executed, cid)
             if watch.final_status != "FILLED" and not (executed > 0 and not market):
@@ -295,11 +315,20 @@ class TradingPipelineUser(BinanceRestUser):
 
     # -- reconciliation and costs -----------------------------------------------------------------
     def _reconcile(self, cid: str, watch, rules, side: str) -> list[str]:
+        """Check the order (``GET /api/v3/order``) and the balances against the user-data stream;
+        the mismatches found. A check that cannot be performed — the order query gets no definite
+        answer (:func:`_undecided`) in :attr:`reconcile_retries` + 1 attempts, or the stream
+        reconnected during the order — is ``reconciliation_unverified``, neither a match nor a
+        mismatch. A definite error answer (``-2013``, ``-1021``, a 4xx) is a failed check."""
         problems: list[str] = []
         executed, quote = watch.executed_qty(), watch.quote_qty()
-        q = self.call("GET", "/api/v3/order", {"symbol": self.symbol, "origClientOrderId": cid})
+        q, attempts = self._query_order(cid)
         detail: str | None
-        if not q.ok or not isinstance(q.data, dict):
+        if _undecided(q):
+            self._unverified("order", q.elapsed_ms, f"order query got no definite answer in {attempts} "
+                             f"attempt{'s' if attempts != 1 else ''}: {q.describe()}", cid)
+            detail = None
+        elif not q.ok or not isinstance(q.data, dict):
             detail = f"order query failed: {q.describe()}"
         else:
             d = q.data
@@ -314,12 +343,16 @@ class TradingPipelineUser(BinanceRestUser):
             except InvalidOperation:
                 diffs.append("undecodable quantities")
             detail = "; ".join(diffs) or None
-        self.fire("reconciliation", "order", q.elapsed_ms, exception=Failure(detail) if detail else None,
-                  context={"client_order_id": cid})
+        if not _undecided(q):
+            self.fire("reconciliation", "order", q.elapsed_ms, exception=Failure(detail) if detail else None,
+                      context={"client_order_id": cid})
         if detail:
             problems.append(detail)
 
         t0 = time.perf_counter()
+        if watch.epoch != self.tracker.epoch:   # the before/after balances are of different streams
+            self._unverified("balance", 0.0, "user data stream reconnected during the order", cid)
+            return problems
         bdetail = self._balance_problem(watch, rules, side)
         self.fire("reconciliation", "balance", (time.perf_counter() - t0) * 1000.0,
                   exception=Failure(bdetail) if bdetail else None, context={"client_order_id": cid})
@@ -327,9 +360,25 @@ class TradingPipelineUser(BinanceRestUser):
             problems.append(bdetail)
         return problems
 
+    def _query_order(self, cid: str) -> tuple[CallResult, int]:
+        """``GET /api/v3/order`` for reconciliation, through the call path (paced, recorded),
+        retried after :attr:`reconcile_backoff_s` × n while the answer is not definite; (the
+        last answer, attempts made)."""
+        params = {"symbol": self.symbol, "origClientOrderId": cid}
+        attempts = max(1, self.reconcile_retries + 1)
+        for attempt in range(1, attempts + 1):
+            q = self.call("GET", "/api/v3/order", params)
+            if attempt == attempts or not _undecided(q):
+                return q, attempt
+            gevent.sleep(self.reconcile_backoff_s * attempt)
+        raise AssertionError("unreachable")   # the loop returns on its last attempt
+
+    def _unverified(self, name: str, elapsed_ms: float, reason: str, cid: str) -> None:
+        """A check that could not be performed: its own metric, never a mismatch."""
+        self.fire("reconciliation_unverified", name, elapsed_ms, exception=Failure(f"unverified: {reason}"),
+                  context={"client_order_id": cid})
+
     def _balance_problem(self, watch, rules, side: str) -> str | None:
-        if watch.epoch != self.tracker.epoch:
-            return "balance: user data stream reconnected during the order"
         if watch.before is None or watch.after is None:
             return "balance: no account update observed after the order"
         expected: dict[str, Decimal] = {rules.base: Decimal(0), rules.quote: Decimal(0)}
@@ -370,3 +419,13 @@ class TradingPipelineUser(BinanceRestUser):
                                quote_value=None if quote_value is None else float(quote_value),
                                bps=None if quote_value is None or not notional else float(quote_value / notional * _BPS),
                                client_order_id=cid)
+
+
+def _undecided(q: CallResult) -> bool:
+    """A reconciliation query without a definite answer, worth a retry and, failing that,
+    *unverified*: no answer (timeout, connection error), a 5xx (also ``-1006/-1007/-1008``), a
+    429/418, or a 200 whose body could not be read. A Binance error answer (``-2013``,
+    ``-1021``, any 4xx) is definite."""
+    if q.ok:
+        return False
+    return q.status == 0 or q.status >= 500 or q.status in (418, 429) or q.status == 200

@@ -1,7 +1,7 @@
 """The criteria gate end to end: real simulator, real Locust runs (local and master + 2 workers).
 
 A profile whose criteria hold exits 0; the same profile against a simulator whose latency is above
-a threshold exits 1 and names the failing criterion in the console, summary.json, junit.xml and
+a threshold exits 99 and names the failing criterion in the console, summary.json, junit.xml and
 summary.md; ``abort_on_fail`` stops the run early. Percentiles in summary.json match numpy's on
 the exact samples (recorded through the ``LETRADE_RECORD_SAMPLES`` test hook) within the
 histogram's stated error, also merged across two workers. The reports validate against their
@@ -131,7 +131,7 @@ def test_latency_above_a_threshold_fails_the_gate_and_names_the_criterion(tmp_pa
     prof = variant(tmp_path, "gate-slow", sim=slow_sim())
     reports = reports_of(tmp_path, "r")
     p = run_cli("run", "--profile", prof, "--reports", reports, *workers_args(workers))
-    assert p.returncode == 1, p.stdout[-4000:] + p.stderr[-4000:]
+    assert p.returncode == 99, p.stdout[-4000:] + p.stderr[-4000:]
     d = run_dir(reports)
     out = p.stdout + p.stderr
     assert f"FAILED: {SLOW_LABEL}" in out and "criterion failed: request avg<200" in out
@@ -158,7 +158,7 @@ def test_abort_on_fail_stops_the_run_early(tmp_path, workers):
                    criteria={"request": [{"threshold": "avg<200", "abort_on_fail": True, "delay_abort_eval": "3s"}]})
     reports = reports_of(tmp_path, "r")
     p = run_cli("run", "--profile", prof, "--reports", reports, *workers_args(workers))
-    assert p.returncode == 1, p.stdout[-4000:] + p.stderr[-4000:]
+    assert p.returncode == 99, p.stdout[-4000:] + p.stderr[-4000:]
     summary = load(run_dir(reports), "summary.json")
     assert summary["run"]["stopped_by"] == SLOW_LABEL
     assert "abort_on_fail" in p.stdout + p.stderr
@@ -211,7 +211,7 @@ def test_webhooks_get_the_verdict_and_a_failing_receiver_does_not_disturb_the_ru
                     env={"TEST_SLACK_URL": good.url + secret_path,
                          "TEST_TG_URL": good.url + "/botSECRETBOT:AAA/sendMessage",
                          "TEST_BAD_URL": bad.url + "/services/BAD"})
-        assert p.returncode == 1, p.stdout[-3000:] + p.stderr[-3000:]      # the slow sim fails the gate, no crash
+        assert p.returncode == 99, p.stdout[-3000:] + p.stderr[-3000:]      # the slow sim fails the gate, no crash
         summary = load(run_dir(reports), "summary.json")
         assert summary["verdict"] == "fail"
         # Slack's mrkdwn needs <, > and & escaped; the text is the same once unescaped
@@ -255,7 +255,7 @@ def test_baseline_regression_fails_the_run(tmp_path):
     second = reports_of(tmp_path, "b")
     p = run_cli("run", "--profile", prof, "--reports", second, "--baseline", scaled("better.json", 1 / 1.3),
                 "--tolerance", "10%")
-    assert p.returncode == 1, p.stdout[-3000:] + p.stderr[-3000:]
+    assert p.returncode == 99, p.stdout[-3000:] + p.stderr[-3000:]
     summary = load(run_dir(second), "summary.json")
     regs = summary["baseline"]["regressions"]
     assert summary["baseline"]["verdict"] == "fail", regs

@@ -49,10 +49,10 @@ def test_an_exception_in_the_users_code_fails_the_verdict(tmp_path):
     reports = str(tmp_path / "reports")
     p = run_cli("run", "-f", LOCUSTFILE, "--profile", _profile(tmp_path), "--reports", reports,
                 env={"OWN_CODE_RAISE": "1"}, timeout=180)
-    assert p.returncode == 1, p.stdout[-3000:] + p.stderr[-3000:]
+    assert p.returncode == 99, p.stdout[-3000:] + p.stderr[-3000:]
     assert "strategy bug" in p.stderr                       # Locust logs the traceback
     summary = _summary(reports)
-    assert summary["verdict"] == "fail" and summary["run"]["exit_code"] == 1
+    assert summary["verdict"] == "fail" and summary["run"]["exit_code"] == 99
     judged = {c["label"]: c for c in summary["criteria"]}
     errors = judged["user_errors count<=0"]
     assert errors["verdict"] == "fail" and 1 <= errors["value"] <= 3, errors      # once per user that got there

@@ -42,7 +42,7 @@ def test_a_bad_factory_names_the_profile_key_and_fails_the_run(sim_factory, tmp_
     bad.write_text(yaml.safe_dump(doc))
     reports = str(tmp_path / "reports")
     p = run_cli("run", "--profile", str(bad), "--host", sim.base_url, "--reports", reports, timeout=180)
-    assert p.returncode == 1, p.stdout[-3000:] + p.stderr[-3000:]
+    assert p.returncode == 99, p.stdout[-3000:] + p.stderr[-3000:]
     assert "users.own.factory: cannot import 'trading_system.nowhere'" in p.stderr
     with open(os.path.join(run_dir(reports), "summary.json"), encoding="utf-8") as fh:
         summary = json.load(fh)

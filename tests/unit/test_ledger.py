@@ -54,6 +54,76 @@ def test_open_orders_and_run_notional_cap():
     assert merge_counts([led.snapshot(), led.snapshot()])["sent"] == 4
 
 
+
+def _order(led, cid, side, notional, symbol="BTCUSDT", status="FILLED"):
+    """One order through the ledger as the call path takes it: gate, entry, answer."""
+    if not led.reserve_notional(Decimal(notional), symbol, side):
+        return False
+    led.sent(cid, symbol, side, "pipeline", notional=Decimal(notional))
+    led.accepted(cid, status, 1)
+    return True
+
+
+def test_the_run_cap_is_on_net_exposure_a_round_tripping_strategy_is_never_stopped():
+    led = OrderLedger(max_run_notional=30)
+    for i in range(100):                                  # 2400 USDT of turnover, never more than 12 open
+        assert _order(led, f"b{i}", "BUY", 12) and _order(led, f"s{i}", "SELL", 12)
+    assert led.exposure() == 0 and led.run_notional == 2400
+    assert led.snapshot()["run_exposure"] == "0"
+
+
+def test_the_run_cap_stops_a_runaway_buyer_and_still_lets_it_close():
+    led = OrderLedger(max_run_notional=30)
+    assert _order(led, "b1", "BUY", 12) and _order(led, "b2", "BUY", 12)
+    assert not _order(led, "b3", "BUY", 12)               # 36 > 30: refused, nothing reserved
+    assert led.exposure() == 24
+    assert _order(led, "s1", "SELL", 12) and led.exposure() == 12     # closing always passes
+    assert not _order(led, "x1", "SELL", 45)              # a seller is a runaway too: short 33 > 30
+
+
+def test_closing_orders_count_only_once_their_execution_is_known():
+    led = OrderLedger(max_run_notional=30)
+    assert _order(led, "b1", "BUY", 24)
+    assert led.reserve_notional(Decimal(12), "BTCUSDT", "SELL")       # reserved, not yet executed:
+    assert led.exposure() == 24                                       # the long stays counted
+    led.sent("s1", "BTCUSDT", "SELL", "pipeline", notional=Decimal(12))
+    led.accepted("s1", "EXPIRED", 2)                      # an IOC that ended with an unknown fill
+    assert led.exposure() == 24 and not led.reserve_notional(Decimal(12), "BTCUSDT", "BUY")
+    led.executed("s1", Decimal("11.5"))                   # the fills' value, from the user-data stream
+    assert led.exposure() == Decimal("12.5")
+    led.executed("b1", Decimal("23.9"))                   # the exact value replaces the estimate
+    assert led.exposure() == Decimal("12.4")
+
+
+def test_orders_never_executed_give_their_exposure_back():
+    led = OrderLedger(max_run_notional=30)
+    assert led.reserve_notional(Decimal(20), "BTCUSDT", "BUY")
+    led.release_notional(Decimal(20), "BTCUSDT", "BUY")   # never left
+    assert led.exposure() == 0 and led.run_notional == 0
+    assert _order(led, "r1", "BUY", 20, status="NEW")     # a resting order, cancelled unfilled
+    led.status("r1", "CANCELED")
+    assert led.exposure() == 20                           # executed amount unknown: still counted
+    led.release_notional(Decimal(20), client_order_id="r1")
+    assert led.exposure() == 0 and led.run_notional == 0
+    assert led.reserve_notional(Decimal(20), "BTCUSDT", "BUY")
+    led.sent("r2", "BTCUSDT", "BUY", "pipeline", notional=Decimal(20))
+    led.rejected("r2")
+    assert led.exposure() == 0
+
+
+def test_exposure_is_per_symbol_a_buy_of_one_does_not_offset_a_sell_of_another():
+    led = OrderLedger(max_run_notional=30)
+    assert _order(led, "b1", "BUY", 12, "BTCUSDT") and _order(led, "s1", "SELL", 12, "ETHUSDT")
+    assert led.exposure() == 24
+    assert not _order(led, "b2", "BUY", 12, "BNBUSDT")
+
+
+def test_the_cap_share_of_a_distributed_worker_scales_the_exposure_cap():
+    led = OrderLedger(max_run_notional=30, cap_share=lambda: 0.5)
+    assert _order(led, "b1", "BUY", 12)
+    assert not _order(led, "b2", "BUY", 12)               # 24 > 15
+    assert _order(led, "s1", "SELL", 12) and _order(led, "b3", "BUY", 12)
+
 RULES = SymbolRules.from_exchange_info({
     "symbol": "BTCUSDT", "baseAsset": "BTC", "quoteAsset": "USDT", "status": "TRADING",
     "filters": [

@@ -131,8 +131,8 @@ def test_write_reports_writes_three_files_atomically(tmp_path):
     out = tmp_path / "reports" / "run-1"
     summary = failing_summary()
     written = reports.write_reports(summary, out)
-    assert set(written) == {"summary.json", "junit.xml", "summary.md"}
-    assert sorted(os.listdir(out)) == ["junit.xml", "summary.json", "summary.md"]     # no temp files left
+    assert set(written) == {"summary.json", "junit.xml", "summary.md", "summary.html"}
+    assert sorted(os.listdir(out)) == ["junit.xml", "summary.html", "summary.json", "summary.md"]   # no temp files left
     for name, path in written.items():
         assert path == os.path.join(str(out), name)
     assert json.loads((out / "summary.json").read_text()) == summary
@@ -143,7 +143,7 @@ def test_write_reports_writes_three_files_atomically(tmp_path):
     # rewriting replaces the files
     reports.write_reports(make_summary(), out)
     assert reports.load_summary(out)["verdict"] == "pass"
-    assert sorted(os.listdir(out)) == ["junit.xml", "summary.json", "summary.md"]
+    assert sorted(os.listdir(out)) == ["junit.xml", "summary.html", "summary.json", "summary.md"]
 
 
 def test_write_reports_writes_nothing_for_an_invalid_summary(tmp_path):
@@ -255,7 +255,7 @@ def test_markdown_of_a_passing_run():
     lines = md.splitlines()
     assert lines[0] == "### letrade-perf ci-gate"
     assert "**PASS** — 9 of 9 criteria passed" in lines
-    assert any(ln.startswith("run 20260301T120000Z-ci-gate · env sim") for ln in lines)
+    assert any(ln.startswith("run 20260301T120000Z-ci-gate · ending completed · exit code 0 · env sim") for ln in lines)
     assert "| Criterion | Value | Threshold | Samples | Verdict |" in lines
     assert "| `api_success rate>99.9%` | 99.98 % | \\> 99.9 % | 4000 | pass |" in lines
     assert any(ln.startswith("| REST | `GET /api/v3/depth` | 1200 | 0 | 0 % |") for ln in lines)

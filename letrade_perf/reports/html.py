@@ -1,0 +1,114 @@
+"""``summary.html``: the run summary as one self-contained HTML page (no script, no external file).
+
+The verdict first (coloured, with the ending, its reason and the exit code), then planned vs
+achieved (with the users planned and running over time as an inline SVG chart), the criteria,
+the endpoints and the WebSocket lag. Locust's own ``report.html`` stays beside it with its
+request charts; this page is the one that says whether the run passed. Every text from the run
+is HTML-escaped.
+"""
+from __future__ import annotations
+
+from html import escape
+
+from . import fmt
+
+_COLOURS = {"pass": "#1a7f37", "fail": "#cf222e", "incomplete": "#bc4c00", "aborted": "#8250df",
+            "interrupted": "#6e7781", "error": "#cf222e"}
+
+_STYLE = """body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#1f2328}
+h1{font-size:20px}h2{font-size:16px;margin-top:24px}
+.verdict{color:#fff;padding:12px 16px;border-radius:6px;font-size:18px}
+table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #d0d7de;padding:4px 8px;text-align:left}
+td.n{text-align:right}tr.fail td{background:#ffebe9}.muted{color:#6e7781}
+svg{border:1px solid #d0d7de;background:#fff}"""
+
+
+def _table(header: list[str], rows: list[list[str]], classes: list[str] | None = None,
+           numeric: frozenset[int] = frozenset()) -> str:
+    out = ["<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in header) + "</tr>"]
+    for i, row in enumerate(rows):
+        cls = f' class="{classes[i]}"' if classes and classes[i] else ""
+        out.append(f"<tr{cls}>" + "".join(f'<td{" class=n" if j in numeric else ""}>{escape(str(c))}</td>'
+                                           for j, c in enumerate(row)) + "</tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def users_chart(timeline: list[list[float]], width: int = 640, height: int = 160) -> str:
+    """Planned (dashed) and running (solid) users over the test as an inline SVG, or ""."""
+    if len(timeline) < 2:
+        return ""
+    t_max = max(p[0] for p in timeline) or 1.0
+    u_max = max(max(p[1], p[2]) for p in timeline) or 1.0
+    pad = 24
+
+    def xy(t: float, u: float) -> str:
+        return f"{pad + (width - 2 * pad) * t / t_max:.1f},{height - pad - (height - 2 * pad) * u / u_max:.1f}"
+
+    planned = " ".join(xy(p[0], p[1]) for p in timeline)
+    running = " ".join(xy(p[0], p[2]) for p in timeline)
+    return (f'<svg width="{width}" height="{height}" role="img" aria-label="users planned and running">'
+            f'<polyline fill="none" stroke="#6e7781" stroke-dasharray="4 3" points="{planned}"/>'
+            f'<polyline fill="none" stroke="#0969da" stroke-width="2" points="{running}"/>'
+            f'<text x="{pad}" y="14" font-size="11">users (max {u_max:g}): planned dashed, running solid; '
+            f'{t_max:g} s</text></svg>')
+
+
+def render_html(summary: dict) -> str:
+    """The HTML page for ``summary``."""
+    run = summary["run"]
+    verdict = str(summary.get("verdict", "fail"))
+    ending = summary.get("ending") or "?"
+    reason = run.get("ending_reason") or run.get("aborted")
+    head = f"{verdict.upper()} — ending {ending}" + (f": {reason}" if reason else "") + f" — exit code {run.get('exit_code')}"
+    parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>letrade-perf {escape(run['profile'])} "
+             f"{escape(verdict.upper())}</title><style>{_STYLE}</style></head><body>",
+             f"<h1>letrade-perf {escape(run['profile'])} — run {escape(run['run_id'])}</h1>",
+             f'<div class="verdict" style="background:{_COLOURS.get(verdict, "#6e7781")}">{escape(head)}</div>',
+             f'<p class="muted">env {escape(run["env"])} · {escape(str(run.get("host") or ""))} · '
+             f'{fmt.number(run.get("duration_s"))} s · started {escape(str(run.get("started_at")))}'
+             + (f" · log {escape(run['log'])}" if run.get("log") else "") + "</p>"]
+    achieved = summary.get("achieved")
+    if achieved:
+        plan, got = achieved.get("planned") or {}, achieved.get("achieved") or {}
+        parts.append("<h2>Planned vs achieved</h2>")
+        rows = [["Duration s", fmt.number(plan.get("duration_s")), fmt.number(got.get("duration_s"))],
+                ["Peak users", plan.get("peak_users", ""), got.get("peak_users", "")],
+                ["User-seconds", fmt.number(got.get("planned_user_seconds")), fmt.number(got.get("user_seconds"))],
+                ["Workers", plan.get("workers", 0), f"{len(got.get('workers_lost') or [])} lost"],
+                ["Safety refusals", 0, got.get("safety_refusals", 0)],
+                ["User errors", 0, got.get("user_errors", 0)],
+                ["Time blocked by pacing", "", fmt.percent(got.get("paced_fraction"))]]
+        parts.append(_table(["", "Planned", "Achieved"], rows, numeric=frozenset({1, 2})))
+        shortfalls = achieved.get("shortfalls") or []
+        if shortfalls:
+            parts.append("<ul>" + "".join(f"<li>{'tolerated' if s.get('tolerated') else '<b>shortfall</b>'}: "
+                                          f"{escape(s['kind'])}: {escape(s['message'])}</li>" for s in shortfalls)
+                         + "</ul>")
+        parts.append(users_chart(achieved.get("timeline") or []))
+    criteria = summary.get("criteria") or []
+    if criteria:
+        parts.append("<h2>Criteria</h2>")
+        parts.append(_table(["Criterion", "Value", "Threshold", "Samples", "Verdict", "Note"],
+                            [[c["label"], fmt.value(c.get("value"), c.get("unit", "")),
+                              fmt.threshold(c["op"], c["threshold"], c.get("unit", "")), c.get("samples", ""),
+                              c["verdict"] + (" (fails the gate)" if c["gate"] == "fail" and c["verdict"] != "fail"
+                                              else ""), c.get("reason") or ""] for c in criteria],
+                            classes=["fail" if c["gate"] == "fail" else "" for c in criteria],
+                            numeric=frozenset({1, 3})))
+    endpoints = summary.get("endpoints") or []
+    if endpoints:
+        parts.append("<h2>Endpoints</h2>")
+        parts.append(_table(["Type", "Name", "Count", "Failures", "Error rate", "RPS", "Avg ms", "p50", "p95", "p99"],
+                            [[e["type"], e["name"], e["count"], e["failures"], fmt.percent(e["error_rate"]),
+                              fmt.number(e["rps"]), fmt.ms(e["avg_ms"]), fmt.ms(e["p50_ms"]), fmt.ms(e["p95_ms"]),
+                              fmt.ms(e["p99_ms"])] for e in endpoints], numeric=frozenset(range(2, 10))))
+    streams = summary.get("streams") or []
+    if streams:
+        parts.append("<h2>WebSocket lag</h2>")
+        parts.append(_table(["Stream", "Count", "Avg ms", "p50", "p95", "p99", "Max", "±"],
+                            [[s["stream"], s["count"], fmt.ms(s["avg_ms"]), fmt.ms(s["p50_ms"]), fmt.ms(s["p95_ms"]),
+                              fmt.ms(s["p99_ms"]), fmt.ms(s["max_ms"]), fmt.ms(s["uncertainty_ms"])] for s in streams],
+                            numeric=frozenset(range(1, 8))))
+    parts.append('<p class="muted">Request charts: Locust\'s report.html in the same directory.</p></body></html>')
+    return "\n".join(p for p in parts if p) + "\n"
