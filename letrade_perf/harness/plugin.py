@@ -316,9 +316,14 @@ class HarnessContext:
                                "orders": self.order_counts()}
         if self.role == "master":
             reports = self._process.worker_reports
-            out["workers"] = {cid: r for cid, r in reports.items()}
-            out["open_orders"] = [o for r in reports.values()
+            pacing = self._process.master_pacing
+            lost = {str(w.get("worker")) for w in pacing.lost_workers()} if pacing is not None else set()
+            # a lost worker's figures are its last report's: what it did after is missing
+            out["workers"] = {cid: dict(r, lost=cid in lost) for cid, r in reports.items()}
+            out["open_orders"] = [o for cid, r in reports.items() if cid not in lost
                                   for o in (r.get("ledger") or {}).get("open_orders", [])]
+            out["orders_of_lost_workers"] = [dict(o, worker=cid) for cid, r in reports.items() if cid in lost
+                                             for o in (r.get("ledger") or {}).get("open_orders", [])]
         else:
             snap = self.ledger.snapshot() if self.ledger is not None else {}
             out["orders_by_source"] = snap.get("by_source", {})
@@ -813,6 +818,10 @@ class LetradePlugin:
         if summary.get("open_orders"):
             log.warning("orders possibly still open: %s",
                         ", ".join(o["clientOrderId"] for o in summary["open_orders"][:20]))
+        if summary.get("orders_of_lost_workers"):
+            log.warning("orders a lost worker had open at its last report (their state since is unknown; "
+                        "no kill switch ran for them): %s",
+                        ", ".join(f"{o['clientOrderId']} ({o['worker']})" for o in summary["orders_of_lost_workers"][:20]))
         if ctx.reports_dir and ctx.role != "worker":
             try:
                 os.makedirs(ctx.reports_dir, exist_ok=True)
