@@ -175,6 +175,10 @@ def test_wheel_in_a_fresh_venv_runs_from_an_empty_directory(wheel_venv, tmp_path
     smoke_passes(wheel_venv, cwd)
 
 
+# slow (about 3 minutes: a venv of the lowest versions, a smoke run, the unit and simulator suites):
+# the installed wheel test above covers the installed product in the default run; this one checks
+# the declared version floors (scripts/test -m slow)
+@pytest.mark.slow
 @pytest.mark.timeout(1500)     # builds a venv, a smoke run, then the unit and simulator suites (900 s bound)
 def test_sdist_with_the_lowest_allowed_versions_passes_smoke_and_fast_suites(lowest_venv, tmp_path):
     from importlib.metadata import Distribution

@@ -55,8 +55,13 @@ def _no_locust_started(p, cwd) -> None:
     text = p.stdout + p.stderr
     assert "Starting Locust" not in text, _out(p)
     for base, _dirs, files in os.walk(os.path.join(str(cwd), "reports")):
-        produced = set(files) & {"run.json", "locust_stats.csv", "report.html", "summary.json"}
+        produced = set(files) & {"run.json", "locust_stats.csv", "report.html"}
         assert not produced, f"{base}: {produced}\n{_out(p)}"
+        if "summary.json" in files:     # the reports say why: a configuration error, nothing judged
+            with open(os.path.join(base, "summary.json"), encoding="utf-8") as fh:
+                summary = json.load(fh)
+            assert (summary["ending"], summary["run"]["exit_code"], summary["criteria"]) == ("config_error", 2, []), \
+                summary["run"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -194,7 +194,14 @@ def test_429_pauses_every_user(sim_factory, tmp_path):
     # flight can meet the storm: at most one per REST-calling user (4), not hundreds.
     storm = {"kind": "storm_429", "endpoints": ["*"], "after_s": 8, "duration_s": 1.5, "retry_after_s": 3}
     sim = sim_factory({"faults": [storm]})
-    run = run_locust(tmp_path, "rate_limits.yaml", sim.base_url, seconds=14, extra=["--exit-code-on-error", "0"])
+    # the profile's 20 s cut to 14 s is a run shorter than planned (INCOMPLETE): the stage is 14 s here
+    import yaml
+    with open(os.path.join(PROFILES, "rate_limits.yaml"), encoding="utf-8") as fh:
+        doc = yaml.safe_load(fh)
+    doc["stages"] = [dict(doc["stages"][0], duration="14s")]
+    (tmp_path / "rate_limits_14s.yaml").write_text(yaml.safe_dump(doc))
+    run = run_locust(tmp_path, str(tmp_path / "rate_limits_14s.yaml"), sim.base_url, seconds=14,
+                     extra=["--exit-code-on-error", "0"])
     assert run.code == 0, run.out[-4000:]
     truth = sim.stats()
     assert 1 <= truth["rate_limits"]["sent_429"] <= 4, truth["rate_limits"]
