@@ -99,3 +99,18 @@ def change(v: float | None) -> str:
     if v is None:
         return "-"
     return f"{v * 100:+.1f} %"
+
+
+def plan_rows(achieved: dict[str, Any]) -> list[list[str]]:
+    """The "planned vs achieved" table of a summary's ``achieved`` section: ``[label, planned,
+    achieved]`` rows as text (Markdown and HTML reports)."""
+    plan, got = achieved.get("planned") or {}, achieved.get("achieved") or {}
+    rows = [["Duration s", number(plan.get("duration_s")), number(got.get("duration_s"))],
+            ["Peak users", str(plan.get("peak_users", "")), str(got.get("peak_users", ""))],
+            ["User-seconds", number(got.get("planned_user_seconds")), number(got.get("user_seconds"))],
+            ["Workers", str(plan.get("workers", 0)), f"{len(got.get('workers_lost') or [])} lost"],
+            ["Safety refusals", "0", str(got.get("safety_refusals", 0))],
+            ["User errors", "0", str(got.get("user_errors", 0))]]
+    if got.get("paced_fraction") is not None:
+        rows.append(["Time blocked by pacing", "", percent(got["paced_fraction"])])
+    return rows

@@ -70,16 +70,8 @@ def render_html(summary: dict) -> str:
              + (f" · log {escape(run['log'])}" if run.get("log") else "") + "</p>"]
     achieved = summary.get("achieved")
     if achieved:
-        plan, got = achieved.get("planned") or {}, achieved.get("achieved") or {}
         parts.append("<h2>Planned vs achieved</h2>")
-        rows = [["Duration s", fmt.number(plan.get("duration_s")), fmt.number(got.get("duration_s"))],
-                ["Peak users", plan.get("peak_users", ""), got.get("peak_users", "")],
-                ["User-seconds", fmt.number(got.get("planned_user_seconds")), fmt.number(got.get("user_seconds"))],
-                ["Workers", plan.get("workers", 0), f"{len(got.get('workers_lost') or [])} lost"],
-                ["Safety refusals", 0, got.get("safety_refusals", 0)],
-                ["User errors", 0, got.get("user_errors", 0)],
-                ["Time blocked by pacing", "", fmt.percent(got.get("paced_fraction"))]]
-        parts.append(_table(["", "Planned", "Achieved"], rows, numeric=frozenset({1, 2})))
+        parts.append(_table(["", "Planned", "Achieved"], fmt.plan_rows(achieved), numeric=frozenset({1, 2})))
         shortfalls = achieved.get("shortfalls") or []
         if shortfalls:
             parts.append("<ul>" + "".join(f"<li>{'tolerated' if s.get('tolerated') else '<b>shortfall</b>'}: "

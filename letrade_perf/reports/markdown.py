@@ -88,19 +88,6 @@ def _verdict_cell(c: dict) -> str:
     return cell
 
 
-def _plan_rows(achieved: dict) -> list[list[str]]:
-    plan, got = achieved.get("planned") or {}, achieved.get("achieved") or {}
-    rows = [["Duration s", fmt.number(plan.get("duration_s")), fmt.number(got.get("duration_s"))],
-            ["Peak users", str(plan.get("peak_users", "")), str(got.get("peak_users", ""))],
-            ["User-seconds", fmt.number(got.get("planned_user_seconds")), fmt.number(got.get("user_seconds"))],
-            ["Workers", str(plan.get("workers", 0)), f"{len(got.get('workers_lost') or [])} lost"],
-            ["Safety refusals", "0", str(got.get("safety_refusals", 0))],
-            ["User errors", "0", str(got.get("user_errors", 0))]]
-    if got.get("paced_fraction") is not None:
-        rows.append(["Time blocked by pacing", "", fmt.percent(got["paced_fraction"])])
-    return rows
-
-
 def render_markdown(summary: dict) -> str:
     """The Markdown report for ``summary`` (ends with a newline)."""
     run = summary["run"]
@@ -110,7 +97,7 @@ def render_markdown(summary: dict) -> str:
     achieved = summary.get("achieved")
     if achieved:
         lines += ["", "#### Planned vs achieved", ""]
-        lines += _table(["", "Planned", "Achieved"], _plan_rows(achieved), right={1, 2})
+        lines += _table(["", "Planned", "Achieved"], fmt.plan_rows(achieved), right={1, 2})
         for sf in achieved.get("shortfalls") or []:
             lines.append(f"- {'tolerated' if sf.get('tolerated') else '**shortfall**'}: "
                          f"{escape(sf['kind'])}: {escape(sf['message'])}")
