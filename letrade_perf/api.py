@@ -40,18 +40,17 @@ import time
 from decimal import Decimal
 from typing import Any, Mapping
 
-from .calls.path import CallResult, Order, SafetyRefusal, refuse
+from .calls.path import CallResult, SafetyRefusal
 from .pacing import IpBanned
 from .users.aio import AsyncTasksMixin, call_in_gevent
 from .users.base import next_index
 from .users.guarded import (
     OrderRefused,
-    _ctx_of,
-    _Unpriced,
+    context_of,
     guarded_ccxt,
     guarded_ccxt_async,
     measure,
-    order_notional,
+    priced_order,
     report,
 )
 from .users.orders import client_order_id
@@ -69,7 +68,7 @@ def call(user: Any, method: str, path: str, params: Mapping[str, Any] | None = N
     Reported as request type = the HTTP method, name = the endpoint template. Never raises for an
     HTTP error: the :class:`CallResult` says (``ok``, ``status``, ``code``, ``msg``, ``data``);
     while the IP is banned it is a 418 result without a request."""
-    ctx = _ctx_of(user)
+    ctx = context_of(user)
     try:
         return ctx.exchange.call(method, path, params, timeout=timeout_s, source=SOURCE, abort_on_ban=True)
     except IpBanned:
@@ -85,7 +84,7 @@ def order(user: Any, symbol: str, side: str, type: str = "MARKET", *, quantity: 
     refused, nothing sent — then paced, entered in the ledger as it leaves, and booked from the
     answer (placed, rejected, or status unknown). ``params``: any other Binance order parameter
     (``newOrderRespType="FULL"``, ...). Returns the :class:`CallResult` (``data``: the order)."""
-    ctx = _ctx_of(user)
+    ctx = context_of(user)
     p: dict[str, Any] = {"symbol": symbol, "side": side.upper(), "type": type.upper()}
     for key, value in (("quantity", quantity), ("price", price), ("quoteOrderQty", quote_order_qty),
                        ("timeInForce", time_in_force)):
@@ -98,11 +97,7 @@ def order(user: Any, symbol: str, side: str, type: str = "MARKET", *, quantity: 
     cid = client_order_id or _client_order_id(ctx.run_id, getattr(runner, "worker_index", 0) or 0)
     p["newClientOrderId"] = cid
     try:
-        try:
-            notional = order_notional(ctx, {k: str(v) for k, v in p.items()})
-        except _Unpriced as e:
-            refuse(ctx, symbol, p["side"], SOURCE, str(e))
-        intent = Order(cid, symbol, p["side"], notional, SOURCE, "rest")
+        intent = priced_order(ctx, {k: str(v) for k, v in p.items()}, cid, SOURCE, "rest")
         return ctx.exchange.call("POST", "/api/v3/order", p, order=intent, source=SOURCE, abort_on_ban=True)
     except SafetyRefusal as e:
         raise OrderRefused(str(e)) from None
@@ -140,7 +135,7 @@ class Timer:
     __slots__ = ("user", "name", "kind", "t0", "elapsed_ms")
 
     def __init__(self, user: Any, name: str, kind: str = "user") -> None:
-        _ctx_of(user)
+        context_of(user)
         self.user, self.name, self.kind = user, name, kind
         self.t0 = time.perf_counter()
         self.elapsed_ms: float | None = None

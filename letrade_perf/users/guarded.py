@@ -94,11 +94,28 @@ def order_notional(ctx, params: Mapping[str, str]) -> Decimal:
     return qty * price
 
 
-def _ctx_of(user):
+def context_of(user):
+    """The run's :class:`~letrade_perf.harness.plugin.HarnessContext` of ``user``'s environment
+    (``StopUser`` when the plugin is not registered)."""
     ctx = getattr(getattr(user, "environment", None), "letrade", None)
     if ctx is None:
         raise StopUser("letrade plugin not registered (environment.letrade missing)")
     return ctx
+
+
+def priced_order(ctx, params: Mapping[str, str], client_order_id: str, source: str, via: str) -> Order:
+    """The :class:`~letrade_perf.calls.path.Order` the safety gate judges, valued by
+    :func:`order_notional`. An order that cannot be valued is refused — counted ``refused``,
+    nothing sent — as :class:`OrderRefused`."""
+    symbol, side = params.get("symbol", ""), params.get("side", "")
+    try:
+        notional = order_notional(ctx, params)
+    except _Unpriced as e:
+        try:
+            refuse(ctx, symbol, side, source, str(e))
+        except SafetyRefusal as refused:
+            raise OrderRefused(str(refused)) from None
+    return Order(client_order_id, symbol, side, notional, source, via)
 
 
 def _fire(ctx, kind: str, name: str, elapsed_ms: float, length: int, exception: BaseException | None,
@@ -113,7 +130,7 @@ def report(user, kind: str, name: str, elapsed_ms: float, exception: BaseExcepti
     """One measurement of your code's, ``kind``/``name``, on Locust's request event — from a
     greenlet at once, from the asyncio loop (an :class:`~letrade_perf.users.aio.AsyncTasksMixin`
     user) queued and fired in the user's greenlet when the bridged call returns."""
-    ctx = _ctx_of(user)
+    ctx = context_of(user)
     fire_request = getattr(user, "fire_request", None)
     if fire_request is not None:
         from .aio import in_loop_thread
@@ -128,7 +145,7 @@ def measure(user, name: str, kind: str = "user") -> Iterator[None]:
     """Time the block as one measurement ``kind``/``name`` (Locust stats, criteria, InfluxDB,
     reports). An exception leaving the block is recorded as a failure and re-raised; a user
     stopped inside it (``GreenletExit``, a cancellation) leaves no measurement."""
-    _ctx_of(user)
+    context_of(user)
     t0 = time.perf_counter()
     try:
         yield
@@ -207,13 +224,8 @@ class _GuardCore:
         pending = _Pending(method, path, ENDPOINTS.get((method, path)))
         order = None
         if (method, path) == _ORDER:
-            symbol, side = params.get("symbol", ""), params.get("side", "")
-            try:
-                notional = order_notional(ctx, params)
-                order = Order(params.get("newClientOrderId") or f"lu-{ctx.run_id}-{time.monotonic_ns()}", symbol,
-                              side, notional, self.letrade_source, "ccxt")
-            except _Unpriced as e:
-                self._letrade_refuse(symbol, side, str(e))
+            order = priced_order(ctx, params, params.get("newClientOrderId") or f"lu-{ctx.run_id}-{time.monotonic_ns()}",
+                                 self.letrade_source, "ccxt")
         try:
             pending.call = begin(ctx, pending.ep, params, order=order)
         except SafetyRefusal as e:
@@ -224,12 +236,6 @@ class _GuardCore:
         if order is None:
             pending.call.leave()      # an order leaves in _letrade_enter, as it is entered
         return pending
-
-    def _letrade_refuse(self, symbol: str, side: str, reason: str) -> None:
-        try:
-            refuse(self.letrade_ctx, symbol, side, self.letrade_source, reason)
-        except SafetyRefusal as e:
-            raise OrderRefused(str(e)) from None
 
     def _letrade_enter(self, pending: _Pending) -> None:
         """An order leaves: the call path enters it in the ledger (the kill switch then knows it
@@ -353,7 +359,7 @@ def guarded_ccxt(user, base: type | None = None, timeout_ms: int = 10_000):
     """A ccxt ``binance`` (or ``base``, your subclass of one) for the run's target and credentials,
     every request of which takes the guarded call path. Markets are loaded once per process (one
     paced, measured ``GET /api/v3/exchangeInfo``) and shared by every instance."""
-    ctx = _ctx_of(user)
+    ctx = context_of(user)
     ex = _new_exchange(ctx, base or ccxt.binance, timeout_ms)
     with _markets_lock:
         cached = _markets.get(ctx.base_url)
@@ -376,7 +382,7 @@ async def guarded_ccxt_async(user, base: type | None = None, timeout_ms: int = 1
     import ccxt.async_support as ccxt_async
 
     global _async_markets_lock
-    ctx = _ctx_of(user)
+    ctx = context_of(user)
     ex = _new_exchange(ctx, base or ccxt_async.binance, timeout_ms)
     if _async_markets_lock is None:
         _async_markets_lock = asyncio.Lock()
