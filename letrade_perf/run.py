@@ -34,13 +34,11 @@ import sys
 import time
 from dataclasses import dataclass
 
+from .core.endings import EXIT_CONFIG, EXIT_SAFETY  # the codes of a run refused before it starts
 from .core.procs import parent_death_preexec, stop_process
 from .logs import FORMAT_ENV
 
 log = logging.getLogger("letrade_perf.run")
-
-EXIT_CONFIG, EXIT_SAFETY = 2, 3
-"""The two exit codes of a run refused before it starts (all of them: :mod:`letrade_perf.core.endings`)."""
 
 
 def _free_port() -> int:

@@ -105,6 +105,7 @@ def minimal_summary(*, run_id: str, profile: str, profile_source: str = "", desc
     not start, crashed or hung): no measurement, the ending, its reason and its exit code."""
     from ..core.endings import judge
     from ..core.runmeta import git_commit, versions
+    from ..metrics.histogram import RELATIVE_ERROR
 
     verdict, code = judge(ending, False, 0)
     env_name = env if env in ("sim", "testnet", "production") else "sim"
@@ -117,7 +118,7 @@ def minimal_summary(*, run_id: str, profile: str, profile_source: str = "", desc
                 "versions": versions(), "aborted": None, "exit_code": code, "ending_reason": reason,
                 "log": log_path},
         "verdict": verdict, "ending": ending, "achieved": None,
-        "histogram_relative_error": 0.01, "endpoints": [], "streams": [], "criteria": [], "baseline": None,
+        "histogram_relative_error": RELATIVE_ERROR, "endpoints": [], "streams": [], "criteria": [], "baseline": None,
         "orders": {}, "pacing": None, "ws": None, "sink": None,
     }
 
