@@ -104,7 +104,12 @@ STARTUP_INFO_TIMEOUT_S = 30.0
 """How long a worker waits for the master's exchangeInfo before fetching it itself."""
 MSG_ABORT = "letrade_abort"
 CUSTOM_EVENTS = ("letrade_ws_lag", "letrade_ws_time", "letrade_slippage", "letrade_fee", "letrade_order",
-                 "letrade_pacing", "letrade_abort")
+                 "letrade_pacing", "letrade_abort",
+                 # trading operations: ``letrade_orders_blocked(blocked, reason, by)`` (new orders
+                 # blocked or resumed), ``letrade_flatten(report)`` (a flatten finished),
+                 # ``letrade_balance(asset, before, after, delta)`` (a balance moved beyond the alert
+                 # threshold), ``letrade_audit(action, **fields)`` (one order action for the audit trail)
+                 "letrade_orders_blocked", "letrade_flatten", "letrade_balance", "letrade_audit")
 
 
 def define_events(events) -> None:
