@@ -1,6 +1,7 @@
 """``letrade-perf check``: is everything in place for a run? (configuration, connectivity, clock,
-rate limits, credentials and permissions, market data) — printed as a table; exit 0 when every
-check passes, 2 otherwise. Read-only: it never places an order.
+rate limits, credentials and permissions, the API key's restrictions, market data) — printed as a
+table; exit 0 when no check fails (WARN and SKIP rows pass), 2 otherwise. Read-only: it never
+places an order.
 
 The target resolves like ``letrade-perf run``'s (``--env``, ``--host``, ``--rest-url``,
 ``--stream-url``, ``--ws-api-url``, the profile's ``target:``). With env ``sim`` and no host it
@@ -26,11 +27,14 @@ from .config.credentials import Credentials, load_credentials, missing_credentia
 from .config.environments import ENV_NAMES, Environment, environment, target_options
 from .core.errors import ConfigError
 from .core.secrets import install_log_masking, mask, mask_api_key
+from .keyaudit import Answer, audit
 
 PASS, WARN, FAIL, SKIP = "PASS", "WARN", "FAIL", "SKIP"
 EXIT_OK, EXIT_FAILED = 0, 2
 #: Binance rejects a signed request stamped 1000 ms or more ahead of its clock.
 AHEAD_LIMIT_MS = 1000.0
+#: A trading-authority expiry closer than this many days is a WARN (``check --expiry-warn-days``).
+DEFAULT_EXPIRY_WARN_DAYS = 30
 
 
 @dataclass
@@ -119,7 +123,8 @@ def run_checks(env_name: str | None = None, host: str | None = None, key_file: s
                profile_ref: str | None = None, environ: Mapping[str, str] | None = None,
                start_sim: Callable[..., Any] | None = None, *, rest_url: str | None = None,
                stream_url: str | None = None, ws_api_url: str | None = None,
-               sleep: Callable[[float], object] = time.sleep) -> list[CheckResult]:
+               sleep: Callable[[float], object] = time.sleep,
+               expiry_warn_days: float = DEFAULT_EXPIRY_WARN_DAYS) -> list[CheckResult]:
     """Run every check and return the rows (never raises for a failing check)."""
     rows: list[CheckResult] = []
     profile = None
@@ -170,14 +175,15 @@ def run_checks(env_name: str | None = None, host: str | None = None, key_file: s
                                         "need them"))
             else:
                 rows.append(CheckResult("credentials", FAIL, f"none configured: {missing_credentials_hint(env.name)}"))
-        rows += _remote_checks(Client(env, creds), profile, sleep)
+        rows += _remote_checks(Client(env, creds), profile, sleep, expiry_warn_days)
         return rows
     finally:
         if sim_proc is not None:
             sim_proc.stop()
 
 
-def _remote_checks(client: Client, profile, sleep: Callable[[float], object] = time.sleep) -> list[CheckResult]:
+def _remote_checks(client: Client, profile, sleep: Callable[[float], object] = time.sleep,
+                   expiry_warn_days: float = DEFAULT_EXPIRY_WARN_DAYS) -> list[CheckResult]:
     from .preflight import get_with_retry
 
     rows: list[CheckResult] = []
@@ -186,7 +192,7 @@ def _remote_checks(client: Client, profile, sleep: Callable[[float], object] = t
         rows.append(CheckResult("connectivity", FAIL, f"{client.env.rest_url}: GET /api/v3/ping: "
                                 f"{_describe_error(r)} ({attempts.describe()})"))
         return rows + [CheckResult(c, SKIP, "no connectivity") for c in ("clock", "rate limits", "account",
-                                                                          "market data")]
+                                                                          "key audit", "market data")]
     if r.status != 200:
         rows.append(CheckResult("connectivity", FAIL, f"{client.env.rest_url}: GET /api/v3/ping: {r.error_text()} "
                                 f"({attempts.describe()})"))
@@ -197,6 +203,7 @@ def _remote_checks(client: Client, profile, sleep: Callable[[float], object] = t
     rows.append(_clock_check(client))
     rows += _limits_check(client, profile)
     rows.append(_account_check(client, profile))
+    rows += audit_key(client, expiry_warn_days=expiry_warn_days)
     rows.append(_market_data_check(client, profile))
     return rows
 
@@ -278,6 +285,34 @@ def _account_check(client: Client, profile) -> CheckResult:
     return CheckResult("account", PASS, detail)
 
 
+def audit_key(client: Client, *, expiry_warn_days: float = DEFAULT_EXPIRY_WARN_DAYS,
+              now_ms: Callable[[], float] | None = None) -> list[CheckResult]:
+    """The API-key audit rows (:mod:`letrade_perf.keyaudit`): SKIP on testnet (no ``/sapi``) or
+    without credentials, else the findings of the three signed ``/sapi`` status calls. ``now_ms``:
+    the server's time (default: the local clock corrected by the clock check's offset)."""
+    if client.env.name == "testnet":
+        return [CheckResult("key audit", SKIP, "testnet has no /sapi: key audit skipped")]
+    if client.credentials is None:
+        return [CheckResult("key audit", SKIP, "no credentials")]
+    clock = now_ms or (lambda: time.time() * 1000 + client.offset_ms)
+    return [CheckResult(f.check, f.level, f.detail)
+            for f in audit(lambda path: _sapi_get(client, path), clock(), expiry_warn_days)]
+
+
+def _sapi_get(client: Client, path: str) -> Answer:
+    try:
+        r = client.get(path, signed=True)
+    except Exception as e:
+        return Answer(None, None, _describe_error(e))
+    code = r.result.code if r.result is not None else None
+    if r.status != 200:
+        return Answer(None, code, r.error_text())
+    try:
+        return Answer(r.json(), None, "")
+    except ValueError:
+        return Answer(None, None, f"HTTP {r.status}: the body is not JSON")
+
+
 def _market_data_check(client: Client, profile) -> CheckResult:
     symbol = profile.symbols[0] if profile is not None else "BTCUSDT"
     try:
@@ -325,7 +360,8 @@ def run_from_args(args, out: TextIO | None = None) -> int:
     logging.basicConfig(level=getattr(logging, (getattr(args, "log_level", None) or "WARNING")),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     rows = run_checks(args.env, args.host, args.key_file, args.profile, rest_url=getattr(args, "rest_url", None),
-                      stream_url=getattr(args, "stream_url", None), ws_api_url=getattr(args, "ws_api_url", None))
+                      stream_url=getattr(args, "stream_url", None), ws_api_url=getattr(args, "ws_api_url", None),
+                      expiry_warn_days=getattr(args, "expiry_warn_days", None) or DEFAULT_EXPIRY_WARN_DAYS)
     print(render(rows), file=out)
     code = exit_code(rows)
     failed = sum(r.result == FAIL for r in rows)

@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--reports", default="reports", help="reports directory (default reports/)")
     run.add_argument("--run-id", default=None, help="run id (default: UTC time and profile name)")
     run.add_argument("--key-file", default=None, help="API key file (mode 0600)")
+    run.add_argument("--operator", default=None, metavar="NAME",
+                     help="who runs the run, for the audit trail and the reports (default: the OS user)")
     run.add_argument("--allow-production-orders", action="store_true",
                      help="allow a production profile to place (capped) orders")
     run.add_argument("--log-format", choices=("text", "json"), default="text")
@@ -121,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--log-level", type=_log_level, default=None, help="DEBUG, INFO, WARNING (default) or ERROR")
     check.add_argument("--key-file", default=None, help="API key file (YAML/JSON, mode 0600)")
     check.add_argument("--profile", default=None, help="also validate this profile (bundled name or YAML path)")
+    check.add_argument("--expiry-warn-days", type=int_within(1, 3650), default=30, metavar="N",
+                       help="key audit: WARN when the key's trading authority expires within N days (1..3650; "
+                            "default 30)")
     profiles = sub.add_parser("profiles", help="list the bundled profiles")
     profiles_mode = profiles.add_mutually_exclusive_group()
     profiles_mode.add_argument("--validate", action="store_true",

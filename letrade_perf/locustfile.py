@@ -20,12 +20,13 @@ same ``--profile`` and target options (``letrade-perf run --workers N`` passes t
 """
 from letrade_perf.harness.plugin import ProfileShape, register_plugin
 from letrade_perf.users.ccxt_user import CcxtUser
+from letrade_perf.users.errorpaths import ErrorPathUser
 from letrade_perf.users.own import OwnCodeUser
 from letrade_perf.users.pipeline import TradingPipelineUser
 from letrade_perf.users.rest import MarketDataUser
 from letrade_perf.users.ws import WsStreamUser
 
-__all__ = ["RestMarketData", "CcxtTrader", "WsStreams", "TradingPipeline", "OwnCode", "BinanceProfileShape"]
+__all__ = ["RestMarketData", "CcxtTrader", "WsStreams", "TradingPipeline", "OwnCode", "ErrorPaths", "BinanceProfileShape"]
 
 register_plugin()
 
@@ -50,6 +51,10 @@ class OwnCode(OwnCodeUser):
     """Your own trading code, built by the profile's ``users.own.factory``."""
 
 
+class ErrorPaths(ErrorPathUser):
+    """Requests the exchange must reject (error-path scenarios), each classified by its code."""
+
+
 class BinanceProfileShape(ProfileShape):
     """The profile's stages."""
 
@@ -58,4 +63,5 @@ class BinanceProfileShape(ProfileShape):
 #: settings class is the type of ``UserMix.<kind>`` (letrade_perf.config.profile); its user reads
 #: them, frozen, from ``settings`` (the plugin sets it). Adding a kind: its settings class and
 #: ``UserMix`` field, its user module (``letrade_kind``, ``settings``), its class here.
-USER_KINDS = {cls.letrade_kind: cls for cls in (RestMarketData, CcxtTrader, WsStreams, TradingPipeline, OwnCode)}
+USER_KINDS = {cls.letrade_kind: cls for cls in (RestMarketData, CcxtTrader, WsStreams, TradingPipeline, OwnCode,
+                                                 ErrorPaths)}

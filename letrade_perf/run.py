@@ -11,7 +11,9 @@
   exchangeInfo, its symbols): a problem exits 2 within seconds, naming the variable or URL;
 - runs Locust headless (default), with the web UI on 127.0.0.1 (``--web``), or as a local master
   plus N worker processes (``--workers N``), always as subprocesses stopped by PID;
-- leaves Locust's HTML report and CSVs under ``reports/<run_id>/`` and prints a final summary.
+- leaves Locust's HTML report and CSVs under ``reports/<run_id>/`` and prints a final summary;
+- forwards SIGUSR1 (block new orders) and SIGUSR2 (resume) to the Locust master or local process,
+  and passes ``--operator`` (the audit trail's operator) to every Locust process.
 
 The exit code is the Locust master's, set by the criteria gate from the run's ending and verdict
 (:mod:`letrade_perf.core.endings`: 0 pass, 99 a criterion failed, 4 incomplete, 3 safety abort,
@@ -79,6 +81,8 @@ class RunPlan:
     log_level: str | None = None
     locustfile: str | None = None
     """A user's own locustfile (default: the bundled one)."""
+    operator: str | None = None
+    """Who runs the run (``--operator``), for the audit trail and the reports (default: the OS user)."""
 
     def target(self, sim_url: str | None = None):
         """The resolved :class:`~letrade_perf.config.environments.Environment` (ConfigError if bad)."""
@@ -104,6 +108,8 @@ def locust_commands(plan: RunPlan, target, master_port: int | None = None) -> li
         base += ["--loglevel", plan.log_level.upper()]
     if plan.key_file:
         base += ["--letrade-key-file", plan.key_file]
+    if plan.operator:
+        base += ["--operator", plan.operator]
     prefix = os.path.join(plan.reports_dir, "locust")
     head = list(base)
     if plan.baseline:
@@ -296,7 +302,17 @@ def execute(plan: RunPlan, profile) -> int:
                 except ProcessLookupError:
                     pass
 
+    def on_control_signal(signum, frame):
+        # operator controls (SIGUSR1 blocks new orders, SIGUSR2 resumes them): to the Locust
+        # master or local process, which tells its workers; the run goes on
+        if procs and procs[0].poll() is None:
+            try:
+                os.kill(procs[0].pid, signum)
+            except ProcessLookupError:
+                pass
+
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    old.update({s: signal.signal(s, on_control_signal) for s in (signal.SIGUSR1, signal.SIGUSR2)})
     try:
         sim_url = None
         if plan.embeds_simulator:
@@ -539,6 +555,7 @@ def plan_from_args(args):
                    log_format=args.log_format, extra=extra, baseline=baseline, tolerance=args.tolerance,
                    webhooks=tuple(args.webhook or ()), influx=_influx_env(args), log_level=args.log_level,
                    locustfile=os.path.abspath(args.locustfile) if args.locustfile else None,
+                   operator=getattr(args, "operator", None) or None,
                    **target_options(profile.target, args.host, args.rest_url, args.stream_url, args.ws_api_url))
     if plan.locustfile and not (os.path.isfile(plan.locustfile) and plan.locustfile.endswith(".py")):
         print(f"letrade-perf run: --locustfile {args.locustfile}: not a .py file", file=sys.stderr)

@@ -148,6 +148,10 @@ _ENDPOINTS = [
     Endpoint("POST", "/api/v3/userDataStream", USER_STREAM, 2, retired=True),
     Endpoint("PUT", "/api/v3/userDataStream", USER_STREAM, 2, retired=True),
     Endpoint("DELETE", "/api/v3/userDataStream", USER_STREAM, 2, retired=True),
+    # Account and API-key status (production only: testnet has no /sapi), reference §12
+    Endpoint("GET", "/sapi/v1/account/apiRestrictions", USER_DATA, 1),
+    Endpoint("GET", "/sapi/v1/account/apiTradingStatus", USER_DATA, 1),
+    Endpoint("GET", "/sapi/v1/account/status", USER_DATA, 1),
 ]
 
 #: ``(method, path) -> Endpoint`` for every REST endpoint.

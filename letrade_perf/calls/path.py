@@ -31,7 +31,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Callable, Mapping, NoReturn
+from typing import Any, Callable, Collection, Mapping, NoReturn
 
 from ..binance.endpoints import Endpoint, WsApiMethod
 from ..binance.errors import IpBanned, is_status_unknown
@@ -126,10 +126,24 @@ class ClientClockError(ExchangeCallError):
 
 class SafetyRefusal(Exception):
     """An order the harness refused before sending it (profile ``safety``, the run's notional cap,
-    a banned IP); counted ``refused`` in the ledger, never ``sent``. ``reason`` says why."""
+    a banned IP); counted ``refused`` in the ledger, never ``sent``. ``reason`` says why.
+    ``blocked`` is true for :class:`OrdersBlocked` (an operator's block, not a safety cap)."""
+
+    blocked = False
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"letrade-perf safety: order refused ({reason})")
+        self.reason = reason
+
+
+class OrdersBlocked(SafetyRefusal):
+    """An order held back because an operator (or an ``on_fail: block_orders`` criterion) blocked
+    new orders; counted ``blocked``, never ``sent``. Trading may resume when the block is lifted."""
+
+    blocked = True
+
+    def __init__(self, reason: str) -> None:
+        Exception.__init__(self, f"letrade-perf: new orders are blocked ({reason})")
         self.reason = reason
 
 
@@ -148,23 +162,26 @@ class Order:
     via: str = "rest"
 
 
-__all__ = ["Call", "CallResult", "Failure", "Order", "SafetyRefusal", "begin", "call_failure", "classify", "decode",
-           "feedback", "IpBanned"]
+__all__ = ["Call", "CallResult", "Failure", "Order", "OrdersBlocked", "SafetyRefusal", "begin", "call_failure",
+           "classify", "decode", "feedback", "IpBanned"]
 
 
 class Call:
     """One exchange call between :func:`begin` and :meth:`answer`."""
 
-    __slots__ = ("ctx", "ep", "reservation", "sent_at", "t0", "order")
+    __slots__ = ("ctx", "ep", "reservation", "sent_at", "t0", "order", "expected")
 
     def __init__(self, ctx: Any, ep: Endpoint | WsApiMethod | None, reservation: Any, sent_at: float | None,
-                 order: Order | None = None) -> None:
+                 order: Order | None = None, expected: frozenset[int] = frozenset()) -> None:
         self.ctx = ctx
         self.ep = ep
         self.reservation = reservation
         self.sent_at = sent_at
         self.t0 = 0.0       # transports that time the call themselves pass ``elapsed_ms``
         self.order = order
+        #: Binance error codes the caller provoked on purpose (the error-path scenarios): such an
+        #: answer is no signal about the run (a deliberate ``-1021`` re-syncs no clock)
+        self.expected = expected
 
     def leave(self) -> None:
         """The request leaves now (after signing: that is not the exchange's time): an order is
@@ -202,7 +219,7 @@ class Call:
             classify(ep, res)
         ctx = self.ctx
         if ctx.pacer is not None:
-            feedback(ctx, res, self.reservation, self.sent_at)
+            feedback(ctx, res, self.reservation, self.sent_at, expected=self.expected)
         if self.order is not None or (ep is not None and ep.shows_orders):
             self.book(res.ok, res.unknown, res.data)
         return res
@@ -221,8 +238,9 @@ class Call:
             if ledger.get(cid) is None:        # never left (the transport failed before leave())
                 ledger.release_notional(order.notional, order.symbol, order.side)
                 return
-            if ok and isinstance(data, dict):
-                ledger.accepted(cid, str(data.get("status", "NEW")), data.get("orderId"))
+            if ok and isinstance(data, dict):   # the executed quantities: the run's net position
+                ledger.accepted(cid, str(data.get("status", "NEW")), data.get("orderId"), data.get("executedQty"),
+                                data.get("cummulativeQuoteQty"))
             elif unknown:
                 ledger.unknown(cid)
             else:
@@ -233,11 +251,12 @@ class Call:
                 if isinstance(o, dict) and o.get("status"):
                     shown = o.get("origClientOrderId") or o.get("clientOrderId")
                     if shown:
-                        ledger.seen(str(shown), str(o["status"]), o.get("orderId"))
+                        ledger.seen(str(shown), str(o["status"]), o.get("orderId"), o.get("executedQty"),
+                                    o.get("cummulativeQuoteQty"))
 
 
 def begin(ctx: Any, ep: Endpoint | WsApiMethod | None, params: Mapping[str, Any], *, paced: bool = True,
-          abort_on_ban: bool = True, order: Order | None = None) -> Call:
+          abort_on_ban: bool = True, order: Order | None = None, expected: Collection[int] = ()) -> Call:
     """Start one call of ``ep`` with ``params``.
 
     An ``order`` first passes the safety gate (:func:`gate`: refused → :class:`SafetyRefusal`).
@@ -245,13 +264,15 @@ def begin(ctx: Any, ep: Endpoint | WsApiMethod | None, params: Mapping[str, Any]
     part of the response time. While the IP is banned the run is aborted (unless
     ``abort_on_ban`` is false: the kill switch's own calls) and
     :class:`~letrade_perf.pacing.IpBanned` raised (each transport maps it: ``StopUser``, a ccxt
-    ``DDoSProtection``, a 418 result); an order is then counted ``refused``."""
+    ``DDoSProtection``, a 418 result); an order is then counted ``refused``. ``expected``: Binance
+    error codes the caller provokes on purpose (see :func:`feedback`)."""
     if order is not None:
         gate(ctx, order)
     pacer = ctx.pacer
     reservation = None
+    codes = frozenset(expected)
     if pacer is None:
-        return Call(ctx, ep, None, None, order)
+        return Call(ctx, ep, None, None, order, codes)
     if paced and ep is not None:
         try:
             reservation = pacer.acquire_for(ep, params)
@@ -262,15 +283,22 @@ def begin(ctx: Any, ep: Endpoint | WsApiMethod | None, params: Mapping[str, Any]
                 ctx.ledger.release_notional(order.notional, order.symbol, order.side)
                 ctx.ledger.refused(order.symbol, order.side, order.source, "IP banned")
             raise
-    return Call(ctx, ep, reservation, pacer.now_ms(), order)
+    return Call(ctx, ep, reservation, pacer.now_ms(), order, codes)
 
 
 def gate(ctx: Any, order: Order) -> None:
     """The safety gate an order passes before anything is sent: the profile's ``safety``
     (``ctx.order_refusal``: an aborted run, production, the symbol allowlist,
     ``max_order_notional``), then the run's cap on net exposure (``max_run_notional``: see the ledger).
-    Refused: counted ``refused`` and :class:`SafetyRefusal` raised."""
+    Refused: counted ``refused`` and :class:`SafetyRefusal` raised. First of all, while new orders
+    are blocked (``ctx.orders_blocked``: an operator's block), every order but the flatten step's
+    is held back: counted ``blocked`` and :class:`OrdersBlocked` raised."""
     ledger = ctx.ledger
+    blocked = getattr(ctx, "orders_blocked", None)
+    if blocked is not None and order.source != "flatten":
+        if ledger is not None:
+            ledger.blocked(order.client_order_id, order.symbol, order.side, order.source, order.via, order.notional)
+        raise OrdersBlocked(blocked)
     refusal = ctx.order_refusal(order.symbol, order.notional)
     if refusal is None and ledger is not None and not ledger.reserve_notional(order.notional, order.symbol, order.side):
         refusal = "max_run_notional reached"
@@ -288,12 +316,13 @@ def refuse(ctx: Any, symbol: str, side: str, source: str, reason: str) -> NoRetu
 
 def feedback(ctx: Any, res: Any, reservation: Any, sent_at_ms: float | None = None, *,
              headers: Mapping[str, str] | None = None, retry_after_s: float | None = None,
-             unknown: bool | None = None) -> None:
+             unknown: bool | None = None, expected: Collection[int] = ()) -> None:
     """Pacing feedback for one answer: usage counts (``headers``, default ``res.headers``),
     the reservation settled (refunded unless the call cost it: an order whose status is
-    ``unknown`` — default ``res.unknown`` — still counts), a clock re-sync on ``-1021``,
-    a process-wide pause on 429 (``retry_after_s``, default from the headers), the run's abort
-    on 418."""
+    ``unknown`` — default ``res.unknown`` — still counts), a clock re-sync on ``-1021`` (unless
+    the caller provoked it: a code in ``expected``, e.g. the error-path scenario that signs with a
+    stale timestamp), a process-wide pause on 429 (``retry_after_s``, default from the headers),
+    the run's abort on 418."""
     pacer = ctx.pacer
     hdrs = res.headers if headers is None else headers
     if hdrs:
@@ -305,7 +334,7 @@ def feedback(ctx: Any, res: Any, reservation: Any, sent_at_ms: float | None = No
             reservation.settle(False, order_counted=True)
         else:
             reservation.settle(False)
-    if res.code == CLOCK_ERROR_CODE:
+    if res.code == CLOCK_ERROR_CODE and CLOCK_ERROR_CODE not in expected:
         ctx.on_clock_error()
     if res.status == 429 or res.status == 418:
         wait = retry_after_s if retry_after_s is not None else parse_retry_after(hdrs or {})

@@ -57,6 +57,9 @@ _CRITERION_ENTRY: Schema = {
     "properties": {
         "threshold": {"type": "string", "description": "The threshold, e.g. `p(95)<200`."},
         "abort_on_fail": {"type": "boolean", "description": "Stop the run as soon as the threshold fails."},
+        "on_fail": {"enum": ["abort", "block_orders"],
+                    "description": "What a failure during the run does: `abort` (as `abort_on_fail: true`) or "
+                                   "`block_orders` (block new orders; the load and the monitoring go on)."},
         "delay_abort_eval": {"$ref": "#/$defs/Duration",
                              "description": "Do not abort before this long into the run."},
     },

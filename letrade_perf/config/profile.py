@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from ..binance.intervals import KLINE_INTERVALS
 from ..binance.streams import parse_stream
@@ -244,6 +245,11 @@ class StrategySettings:
     force_every_s: float = _duration_field(2.0)
     """Emit an alternating buy/sell signal at least this often, so tests trade deterministically
     (0 = only real crossovers)."""
+    mode: Literal["signal", "round_trip"] = "signal"
+    """``signal``: trade on the signal for the whole run. ``round_trip``: one BUY of the
+    pipeline's ``notional`` at once, then one SELL of exactly the base quantity that buy
+    executed, then no more orders (a deterministic canary: it never starts with a sell it
+    cannot cover); the averages are not used."""
 
     def __post_init__(self) -> None:
         if self.interval not in KLINE_INTERVALS:
@@ -302,6 +308,73 @@ class OwnCodeSettings(UserSettings):
             raise FieldError("factory", f"expected module:callable (e.g. mypkg.engine:build), got {self.factory!r}")
 
 
+#: The error-path scenarios (:mod:`letrade_perf.users.errorpaths`), in the order they first go out.
+ERROR_PATH_SCENARIOS = ("lot_size", "price_filter", "notional", "tick_size", "unknown_symbol", "insufficient_balance",
+                        "cancel_unknown", "duplicate_cid", "stale_timestamp", "bad_signature")
+#: Fastest rate of one error-path scenario (sends per second and process).
+MAX_ERROR_PATH_RATE = 10.0
+
+
+@dataclass(frozen=True)
+class ErrorPathSettings(UserSettings):
+    """Requests the exchange must reject, each at its own rate (sends per second per process; 0 =
+    off): filter violations, an unknown symbol, insufficient balance, a cancel of an unknown order,
+    a duplicate client order id, a stale timestamp, a bad signature. Every answer is classified by
+    its code (``expected_rejection``); none counts against ``order_success``, ``api_success`` or
+    ``uptime``. Orders are priced so they cannot trade even if accepted (see the README)."""
+
+    fixed_count: int = 1
+    """Users of the kind (one per process sends every scenario at its rate; more users share the
+    same schedule, they do not multiply it)."""
+    wait_min_s: float = _duration_field(0.0)
+    """Pause between two sends of one user (the schedule paces the scenarios)."""
+    wait_max_s: float = _duration_field(0.0)
+    """Pause between two sends of one user (the schedule paces the scenarios)."""
+    lot_size: float = 0.2
+    """LOT_SIZE violation (quantity off the step size, or above maxQty): ``-1013``."""
+    price_filter: float = 0.2
+    """PRICE_FILTER violation (a SELL above maxPrice, or a BUY below minPrice): ``-1013``."""
+    notional: float = 0.2
+    """NOTIONAL violation (price × quantity below minNotional): ``-1013``."""
+    tick_size: float = 0.2
+    """Price off the tick size (PRICE_FILTER): ``-1013``."""
+    unknown_symbol: float = 0.2
+    """An order (``POST /api/v3/order/test``) on a symbol the exchange does not list: ``-1121``."""
+    insufficient_balance: float = 0.2
+    """A quantity far beyond the account's balance: ``-2010``."""
+    cancel_unknown: float = 0.2
+    """A cancel of an order that does not exist: ``-2011``."""
+    duplicate_cid: float = 0.2
+    """A new order reusing the client order id of an open order (a resting anchor order placed far
+    from the market and cancelled right after): ``-2010`` ``Duplicate order sent.``"""
+    stale_timestamp: float = 0.2
+    """An order signed with a timestamp older than recvWindow: ``-1021`` (expected: no clock
+    re-sync, not a ``clock_errors`` sample)."""
+    bad_signature: float = 0.2
+    """An order signed with a wrong secret: ``-1022``."""
+    price_offset_bps: int = 200
+    """How far below the best bid (above the best ask for a SELL) the scenarios' orders are priced,
+    in basis points: an order the exchange accepted by mistake cannot trade (it is IOC)."""
+    anchor_offset_bps: int = 2000
+    """How far below the best bid the duplicate-id scenario's resting anchor order is priced (bps)."""
+
+    def __post_init__(self) -> None:
+        _check_wait(self)
+        for name in ERROR_PATH_SCENARIOS:
+            v = getattr(self, name)
+            if not 0.0 <= v <= MAX_ERROR_PATH_RATE:
+                raise FieldError(name, f"must be within 0..{MAX_ERROR_PATH_RATE:g} sends per second, got {v}")
+        if not any(getattr(self, name) for name in ERROR_PATH_SCENARIOS):
+            raise FieldError("", f"at least one scenario needs a rate > 0 ({', '.join(ERROR_PATH_SCENARIOS)})")
+        for name in ("price_offset_bps", "anchor_offset_bps"):
+            if not 1 <= getattr(self, name) <= 5000:
+                raise FieldError(name, f"must be within 1..5000 bps, got {getattr(self, name)}")
+
+    def rates(self) -> dict[str, float]:
+        """Each scenario's rate (sends per second and process), the ones switched off left out."""
+        return {name: float(getattr(self, name)) for name in ERROR_PATH_SCENARIOS if getattr(self, name) > 0}
+
+
 @dataclass(frozen=True)
 class UserMix:
     """Which user kinds run (a missing or null section = not run; ``{}`` = run with defaults)."""
@@ -316,6 +389,8 @@ class UserMix:
     """Trading pipeline (strategy instances)."""
     own: OwnCodeSettings | None = None
     """Your own trading code, built by a factory the profile names."""
+    error_paths: ErrorPathSettings | None = None
+    """Requests the exchange must reject (error-path scenarios), each at its own rate."""
 
     def __post_init__(self) -> None:
         if not self.active():
@@ -339,7 +414,9 @@ class UserMix:
     @property
     def places_orders(self) -> bool:
         """Whether any user places orders."""
-        return self.pipeline is not None or bool(self.ccxt and self.ccxt.orders) or bool(self.own and self.own.orders)
+        # the error paths' only orders that may be accepted are the duplicate-id scenario's anchors
+        return self.pipeline is not None or bool(self.ccxt and self.ccxt.orders) or bool(self.own and self.own.orders) \
+            or bool(self.error_paths and self.error_paths.duplicate_cid > 0)
 
 
 @dataclass(frozen=True)
@@ -514,6 +591,9 @@ class TolerateSettings:
     paced: float = 1.0
     """Fraction of the users' time they may spend blocked by pacing (1.0: any; pacing is part of
     the plan, the time is reported either way)."""
+    orders_blocked_s: float = _duration_field(0.0)
+    """How long new orders may be blocked by an operator (or an ``on_fail: block_orders``
+    criterion) while the test runs: the plan's orders were not placed meanwhile."""
 
     def __post_init__(self) -> None:
         for name in ("users_below_plan", "paced"):
@@ -522,6 +602,8 @@ class TolerateSettings:
                 raise FieldError(name, f"must be within [0, 1], got {v}")
         if self.short_run_s < 0:
             raise FieldError("short_run_s", f"must be >= 0, got {self.short_run_s}")
+        if self.orders_blocked_s < 0:
+            raise FieldError("orders_blocked_s", f"must be >= 0, got {self.orders_blocked_s}")
         for name in ("workers_lost", "safety_refusals"):
             if getattr(self, name) < 0:
                 raise FieldError(name, f"must be >= 0, got {getattr(self, name)}")
@@ -533,15 +615,33 @@ class WebhookSettings:
     that holds it, never the URL itself."""
 
     kind: Literal["slack", "telegram"]
-    """``slack`` (any Slack-compatible incoming webhook: ``{"text": ...}``) or ``telegram``
-    (Bot API ``sendMessage``)."""
+    """``slack`` (any Slack-compatible incoming webhook: a plain ``text`` plus a coloured
+    attachment in Block Kit) or ``telegram`` (Bot API ``sendMessage``)."""
     url_env: str
     """Environment variable holding the URL: the Slack webhook URL, or
     ``https://api.telegram.org/bot<token>/sendMessage`` for Telegram."""
     chat_id: str = ""
     """Telegram chat id (required for ``telegram``)."""
-    events: tuple[Literal["verdict", "abort", "criterion_failed"], ...] = ("verdict", "abort", "criterion_failed")
-    """Which events are sent: the final verdict, a safety abort, a live criterion turning to fail."""
+    events: tuple[Literal["verdict", "abort", "criterion_failed", "trade", "balance", "orders_blocked",
+                          "flatten"], ...] = ("verdict", "abort", "criterion_failed")
+    """Which events are sent: the final verdict, a safety abort, a live criterion turning to fail
+    (the default), and on request the fills (``trade``, batched), a balance change beyond the
+    threshold (``balance``), new orders blocked or resumed (``orders_blocked``) and a finished
+    flatten (``flatten``)."""
+    trade_batch_s: float = _duration_field(60.0)
+    """``trade``: at most one message per this many seconds, listing the fills since the last one
+    (0: one message per fill, at most 20 a minute — the rest wait for the next free slot)."""
+    balance_threshold: dict[str, float] = field(default_factory=dict)
+    """``balance``: asset → absolute amount; a message when the asset's balance has moved by at
+    least that much since the last message about it (or since the start), e.g. ``{USDT: 100, BTC: 0.01}``."""
+    balance_threshold_fraction: float = 0.05
+    """``balance``: for assets not in ``balance_threshold``, the same as a fraction of the asset's
+    balance at the start of the run (0.05: 5 %; 0: only the listed assets). An asset that started at
+    zero has no fraction threshold."""
+    reports_url: str = ""
+    """Public URL of the run's reports for this target's messages; ``{run_id}`` is replaced and
+    ``/summary.html`` appended unless it names an ``.html``/``.md`` file (default: the
+    ``LETRADE_REPORTS_URL`` environment variable, else the local ``file://…/summary.html``)."""
 
     def __post_init__(self) -> None:
         if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", self.url_env):
@@ -550,6 +650,20 @@ class WebhookSettings:
                                         "(webhook URLs are secrets and do not belong in a profile)")
         if self.kind == "telegram" and not str(self.chat_id).strip():
             raise FieldError("chat_id", "is required for kind telegram")
+        for asset, amount in self.balance_threshold.items():
+            if not re.match(r"^[A-Za-z0-9]{1,20}$", str(asset)):
+                raise FieldError(f"balance_threshold.{asset}", "must be an asset name such as USDT or BTC")
+            if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not 0 < amount < float("inf"):
+                raise FieldError(f"balance_threshold.{asset}", f"must be an amount > 0, got {amount!r}")
+        if not 0 <= self.balance_threshold_fraction < float("inf"):
+            raise FieldError("balance_threshold_fraction", f"must be >= 0, got {self.balance_threshold_fraction}")
+        url = self.reports_url.strip()
+        if url:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise FieldError("reports_url", "must be an http(s) URL (e.g. https://ci.example.com/runs/{run_id}/)")
+            if "@" in parts.netloc:
+                raise FieldError("reports_url", "must not hold credentials (user:password@): every reader sees it")
 
 
 def _parse_sim(value: Any, kp: str, source: str) -> dict[str, Any] | None:
@@ -564,6 +678,39 @@ def _parse_sim(value: Any, kp: str, source: str) -> dict[str, Any] | None:
 
 def _parse_criteria(value: Any, kp: str, source: str) -> tuple[Criterion, ...]:
     return parse_criteria(value, source)
+
+
+@dataclass(frozen=True)
+class FlattenSettings:
+    """The flatten step: cancel the run's open orders and, where allowed, trade the run's net
+    position back (MARKET orders within the ``safety`` caps). It runs on an operator's request
+    (web UI, HTTP, signal), on abort and, optionally, at the end of the run."""
+
+    on_abort: bool = True
+    """Flatten when the run aborts for safety (the cancel is the kill switch's anyway; with
+    ``trade_back`` the position is traded back too)."""
+    at_end: bool = False
+    """Flatten at the end of the run, after the users stopped and before the final reports."""
+    trade_back: bool = False
+    """Trade the run's net position back with MARKET orders the other way (real orders: opt-in);
+    false: only cancel the open orders."""
+
+
+@dataclass(frozen=True)
+class FundsSettings:
+    """Balance snapshots, fund safety and PnL (runs that place orders, with credentials): the
+    account's balances at the start (before any order), every ``snapshot_every_s`` and at the end
+    (after every order is final), and the run's fills from ``myTrades``."""
+
+    enabled: bool = True
+    """Take the snapshots (false: no ``fund_safety``, ``portfolio_weight`` or ``money`` figures)."""
+    snapshot_every_s: float = _duration_field(30.0)
+    """Seconds between two balance snapshots while the test runs (each costs weight 20, plus 2 per
+    profile symbol for its price and 20 per traded symbol for new fills); at least 5."""
+
+    def __post_init__(self) -> None:
+        if self.snapshot_every_s < 5:
+            raise FieldError("snapshot_every_s", f"must be >= 5 seconds, got {self.snapshot_every_s}")
 
 
 @dataclass(frozen=True)
@@ -598,6 +745,10 @@ class Profile:
     """How the criteria decide the verdict (defaults, inconclusive handling, live period)."""
     tolerate: TolerateSettings = field(default_factory=TolerateSettings)
     """Shortfalls against the plan the run accepts (beyond them: INCOMPLETE, exit 4)."""
+    flatten: FlattenSettings = field(default_factory=FlattenSettings)
+    """When and how the run's orders are cancelled and its net position traded back."""
+    funds: FundsSettings = field(default_factory=FundsSettings)
+    """Balance snapshots, fund safety and PnL (see :class:`FundsSettings`)."""
     notify: tuple[WebhookSettings, ...] = ()
     """Webhooks told about the verdict, aborts and live failures."""
     source: str = field(default="", metadata={"yaml": False})
@@ -636,7 +787,7 @@ class Profile:
     def needs_credentials(self) -> bool:
         """Whether any user sends signed requests (orders, balances)."""
         u = self.users
-        return u.places_orders or bool(u.ccxt and u.ccxt.task_weights.get("balance", 0) > 0)
+        return u.places_orders or bool(u.ccxt and u.ccxt.task_weights.get("balance", 0) > 0) or u.error_paths is not None
 
 
 # ---------------------------------------------------------------------------------------------

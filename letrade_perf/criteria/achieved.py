@@ -15,7 +15,10 @@ the end :meth:`Achieved.report` compares it with the plan:
 * **pacing** — the users' time blocked by pacing (reported; a shortfall only beyond
   ``tolerate.paced``, 1.0 by default: pacing is part of the plan);
 * **user errors** — exceptions out of tasks and ``on_start`` (reported here; the
-  ``user_errors`` criterion judges them).
+  ``user_errors`` criterion judges them);
+* **orders blocked** — the test's time with new orders blocked by an operator or an
+  ``on_fail: block_orders`` criterion (:meth:`Achieved.orders_blocked`): the plan's orders were
+  not placed meanwhile; beyond ``tolerate.orders_blocked_s`` a shortfall.
 
 No wall clock: the clock is injected (``time.monotonic`` by default), so tests drive it.
 """
@@ -41,7 +44,7 @@ class Shortfall:
     """One way the run fell short of its plan."""
 
     kind: str
-    """``users``, ``duration``, ``workers_lost``, ``safety_refusals`` or ``paced``."""
+    """``users``, ``duration``, ``workers_lost``, ``safety_refusals``, ``paced`` or ``orders_blocked``."""
     message: str
     tolerated: bool = False
 
@@ -73,6 +76,29 @@ class Achieved:
         self.stopped: float | None = None
         self.samples: list[tuple[float, int, int, bool]] = []   # (t, planned, running, in ramp)
         self.peak_running = 0
+        self._blocked_since: float | None = None      # clock time new orders were blocked at
+        self._blocks: list[tuple[float, float | None]] = []   # (from, to) clock times
+
+    def orders_blocked(self, blocked: bool) -> None:
+        """New orders were blocked (``blocked``) or resumed now (repeats are ignored)."""
+        now = self.clock()
+        if blocked and self._blocked_since is None:
+            self._blocked_since = now
+            self._blocks.append((now, None))
+        elif not blocked and self._blocked_since is not None:
+            self._blocks[-1] = (self._blocked_since, now)
+            self._blocked_since = None
+
+    def orders_blocked_s(self) -> float:
+        """Seconds of the test (between its start and stop, or now) with new orders blocked."""
+        if self.started is None:
+            return 0.0
+        end = self.stopped if self.stopped is not None else self.clock()
+        total = 0.0
+        for a, b in self._blocks:
+            b = end if b is None else b
+            total += max(0.0, min(b, end) - max(a, self.started))
+        return total
 
     def start(self) -> None:
         if self.started is None:
@@ -145,6 +171,7 @@ class Achieved:
         # user-seconds come from 1 s samples, the pacer's waits from every user's own clock: the
         # ratio may pass 1 by a sample's worth (a user waiting since before the first sample)
         paced_fraction = min(1.0, paced_s / achieved_us) if paced_s is not None and achieved_us > 0 else None
+        blocked_s = self.orders_blocked_s()
         shortfalls: list[Shortfall] = []
 
         def short(kind: str, message: str, tolerated: bool) -> None:
@@ -176,6 +203,10 @@ class Achieved:
         if paced_fraction is not None and tol.paced < 1.0 and paced_fraction > tol.paced:
             short("paced", f"users blocked by pacing {paced_fraction:.0%} of their time "
                            f"(tolerated: {tol.paced:.0%})", False)
+        if blocked_s > 0:
+            short("orders_blocked", f"new orders blocked for {blocked_s:.1f} s of the test ({len(self._blocks)} "
+                                    f"block(s); tolerated: {tol.orders_blocked_s:g} s)",
+                  blocked_s <= tol.orders_blocked_s)
         return {
             "planned": {"duration_s": round(p.duration_s, 3), "peak_users": max(s.users for s in p.stages),
                         "stages": [{"duration_s": s.duration_s, "users": s.users, "spawn_rate": s.spawn_rate}
@@ -187,7 +218,8 @@ class Achieved:
                          "workers_lost": lost, "safety_refusals": safety_refusals,
                          "strategies_stopped": stops,
                          "paced_s": None if paced_s is None else round(paced_s, 3),
-                         "paced_fraction": None if paced_fraction is None else round(paced_fraction, 4)},
+                         "paced_fraction": None if paced_fraction is None else round(paced_fraction, 4),
+                         "orders_blocked_s": round(blocked_s, 3)},
             "shortfalls": [s.to_dict() for s in shortfalls],
             "timeline": self.timeline(),
         }

@@ -93,8 +93,7 @@ def measure(c: Criterion, store: MetricsStore, elapsed_s: float) -> tuple[float 
         wanted, connected = store.connection_time(catalogue.series_of(m, tags)[1])
         return (connected / wanted if wanted else None), wanted, None
     if m == "order_success":
-        sent = store.counter("orders", tags + (("outcome", "sent"),) if not _has(tags, "outcome") else tags)
-        placed = store.counter("orders", tags + (("outcome", "placed"),) if not _has(tags, "outcome") else tags)
+        sent, placed = _orders(store, tags, "sent"), _orders(store, tags, "placed")
         return (placed / sent if sent else None), sent, None
     if agg == "rate":
         ok, fail = store.ok_fail(*catalogue.series_of(m, tags))
@@ -123,6 +122,21 @@ def measure(c: Criterion, store: MetricsStore, elapsed_s: float) -> tuple[float 
 
 def _has(tags: tuple[tuple[str, str], ...], name: str) -> bool:
     return any(k == name for k, _ in tags)
+
+
+#: The ledger source of the error-path scenarios' orders, rejected on purpose (``expected_rejection``).
+EXPECTED_REJECTION_SOURCE = "error_path"
+
+
+def _orders(store: MetricsStore, tags: tuple[tuple[str, str], ...], outcome: str) -> int:
+    """``orders`` with ``outcome`` (unless ``tags`` name one) and ``tags``; the error-path scenarios'
+    orders — rejected on purpose, judged by ``expected_rejection`` — count only when ``tags`` ask
+    for their source."""
+    want = tags if _has(tags, "outcome") else tags + (("outcome", outcome),)
+    n = store.counter("orders", want)
+    if not _has(tags, "source"):
+        n -= store.counter("orders", want + (("source", EXPECTED_REJECTION_SOURCE),))
+    return n
 
 
 def judge(c: Criterion, store: MetricsStore, elapsed_s: float, *, allow_inconclusive: bool = False,
@@ -173,7 +187,8 @@ def default_criteria(profile: Profile) -> tuple[Criterion, ...]:
     not verify every check does not pass either — a profile criterion on the bare metric, e.g.
     ``count<=2``, replaces it), ``slippage avg<10``
     (bps = 0.1 %) and ``fees avg>=gate.fees_min_bps``, ``fees avg<=gate.fees_max_bps`` (the
-    pipeline)."""
+    pipeline); ``fund_safety rate==100%`` (orders, unless ``funds.enabled`` is false: every
+    balance change explained by the run's fills)."""
     users, gate = profile.users, profile.gate
     spec: dict[str, list[str | dict[str, Any]]] = {
         "request": ["avg<200"],
@@ -191,7 +206,10 @@ def default_criteria(profile: Profile) -> tuple[Criterion, ...]:
         "reconciliation_unverified": ["count==0"],
         "slippage": ["avg<10"],
         "fees": [f"avg>={gate.fees_min_bps:g}", f"avg<={gate.fees_max_bps:g}"],
+        "fund_safety": ["rate==100%"],
     }
+    if not profile.funds.enabled:
+        del spec["fund_safety"]
     if users.pipeline is not None and not getattr(users.pipeline, "reconcile", True):
         del spec["reconciliation"], spec["reconciliation_unverified"]
     made, orders = users.produces(), users.places_orders

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ..config.profile import Profile
 
 SUMMARY_PERCENTILES = (50.0, 90.0, 95.0, 99.0)
-_TREND_EXCLUDED = frozenset({"ws_lag", "slippage", "fees"})
+_TREND_EXCLUDED = frozenset({"ws_lag", "slippage", "fees", "fund_safety", "portfolio_weight"})
 
 
 def _iso(ts: float) -> str:

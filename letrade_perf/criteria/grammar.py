@@ -5,6 +5,7 @@ A profile's ``criteria`` maps a metric selector to a list of threshold expressio
     criteria:
       'request{name="GET /api/v3/depth"}': ["p(95)<200", {threshold: "avg<100", abort_on_fail: true,
                                                          delay_abort_eval: 10s}]
+      order_success: [{threshold: "rate>99%", on_fail: block_orders}]
       ws_lag: ["avg<50"]
       api_success: ["rate>99.9%"]
       http_418: ["count==0"]
@@ -23,6 +24,11 @@ Known metrics have a kind that limits their aggregations (a rate has no average)
 - counter: ``http_429 http_418`` → ``count`` (total) and ``rate`` (per second).
 
 Any other identifier is accepted with every aggregation.
+
+A threshold with options (a mapping) may say what a failure during the run does:
+``abort_on_fail: true`` (or ``on_fail: abort``) stops the run, ``on_fail: block_orders`` blocks
+new orders (the load and the monitoring go on); ``delay_abort_eval`` holds either off for that
+long after the start.
 """
 from __future__ import annotations
 
@@ -52,7 +58,11 @@ _SELECTOR = re.compile(rf"^\s*({_IDENT})\s*(?:\{{(.*)\}})?\s*$", re.S)
 _TAG = re.compile(rf'\s*({_IDENT})\s*=\s*"((?:[^"\\]|\\.)*)"\s*(,|$)')
 _EXPR = re.compile(r"^\s*(avg|min|max|med|count|rate|p\(\s*(\d+(?:\.\d+)?)\s*\))\s*(<=|>=|==|<|>)\s*"
                    r"([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|[-+]?\.\d+)\s*(%?)\s*$")
-_ENTRY_KEYS = ("threshold", "abort_on_fail", "delay_abort_eval")
+_ENTRY_KEYS = ("threshold", "abort_on_fail", "on_fail", "delay_abort_eval")
+#: What a criterion may do when it fails during the run (``on_fail``): ``abort`` stops the run
+#: (the same as ``abort_on_fail: true``), ``block_orders`` blocks new orders and lets the load and
+#: the monitoring go on.
+ON_FAIL_ACTIONS = ("abort", "block_orders")
 
 
 def percentile_of(aggregation: str) -> float | None:
@@ -84,6 +94,9 @@ class Criterion:
     """Seconds after the start before a failure may abort the run (lets aggregates settle)."""
     source_key: str = ""
     """The selector exactly as written in the profile (for messages and reports)."""
+    on_fail: str | None = None
+    """What a failure during the run does: ``abort`` (also set by ``abort_on_fail: true``),
+    ``block_orders`` (block new orders; the run goes on), or None (judged only)."""
 
     @property
     def percentile(self) -> float | None:
@@ -182,6 +195,7 @@ def parse_criteria(mapping: Any, source: str) -> tuple[Criterion, ...]:
 
 def _entry(metric: str, tags: tuple[tuple[str, str], ...], key: str, entry: Any, where: str, source: str) -> Criterion:
     abort, delay = False, 0.0
+    on_fail: str | None = None
     if isinstance(entry, dict):
         unknown = [k for k in entry if k not in _ENTRY_KEYS]
         if unknown:
@@ -191,6 +205,16 @@ def _entry(metric: str, tags: tuple[tuple[str, str], ...], key: str, entry: Any,
         abort = entry.get("abort_on_fail", False)
         if not isinstance(abort, bool):
             raise ConfigError(f"{where}.abort_on_fail: expected true or false, got {abort!r}")
+        if "on_fail" in entry:
+            on_fail = entry["on_fail"]
+            if on_fail not in ON_FAIL_ACTIONS:
+                raise ConfigError(f"{where}.on_fail: expected one of {', '.join(ON_FAIL_ACTIONS)}, got {on_fail!r}")
+            if abort and on_fail != "abort":
+                raise ConfigError(f"{where}: abort_on_fail: true and on_fail: {on_fail} contradict each other "
+                                  "(keep one)")
+            abort = abort or on_fail == "abort"
+        elif abort:
+            on_fail = "abort"
         if "delay_abort_eval" in entry:
             try:
                 delay = parse_duration(entry["delay_abort_eval"], "delay_abort_eval", "")
@@ -208,7 +232,7 @@ def _entry(metric: str, tags: tuple[tuple[str, str], ...], key: str, entry: Any,
     if allowed is not None and ("p" if agg.startswith("p(") else agg) not in allowed:
         names = ", ".join("p(N)" if a == "p" else a for a in allowed)
         raise ConfigError(f"{where}: {metric} does not support {agg} (use {names})")
-    return Criterion(metric, tags, expression, agg, op, threshold, abort, delay, key)
+    return Criterion(metric, tags, expression, agg, op, threshold, abort, delay, key, on_fail)
 
 
 #: tags of a request type the catalogue does not name (a user's own ``X``: ``X{name, status}``)

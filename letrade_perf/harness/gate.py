@@ -9,7 +9,11 @@
   (after the criterion's ``delay_abort_eval``), and a webhook when a criterion turns to fail.
 * It follows the plan (:class:`~letrade_perf.criteria.achieved.Achieved`: the running users
   each second between test start and stop, workers lost, safety refusals, pacing) and notes an
-  operator's stop (Ctrl-C, SIGTERM, the web UI's stop) while the test runs.
+  operator's stop (Ctrl-C, SIGTERM, the web UI's stop) while the test runs, and the time new
+  orders were blocked (``letrade_orders_blocked``; a shortfall beyond ``tolerate.orders_blocked_s``).
+* A criterion with ``on_fail: block_orders`` that turns to fail during the run blocks new orders
+  (:meth:`~letrade_perf.harness.plugin.HarnessContext.block_orders`, by ``criterion``); the run
+  goes on. It blocks again only after it passed in between (an operator's resume is respected).
 * At ``quitting`` it merges the last snapshots, judges once more, compares with the baseline,
   decides the ending and the verdict (:mod:`letrade_perf.core.endings`), prints the table,
   writes ``summary.json``, ``junit.xml``, ``summary.md`` and ``summary.html`` and sets
@@ -79,6 +83,7 @@ class LocustGate:
         self.snapshot_listeners: list = []    # called with every drained Snapshot of this process
         self.final_listeners: list = []       # called with the summary dict at the end (local/master)
         self._failing: set[str] = set()
+        self._block_fired: set[str] = set()   # on_fail: block_orders criteria that blocked while failing
         self.user_errors = 0                  # exceptions users of this process raised (cumulative)
         self.achieved = Achieved(ctx.profile)
         self.operator: str | None = None      # what an operator did to stop the running test
@@ -110,6 +115,9 @@ class LocustGate:
         hook = getattr(events, "letrade_abort", None)
         if hook is not None:
             hook.add_listener(self.on_abort)
+        blocked = getattr(events, "letrade_orders_blocked", None)
+        if blocked is not None:
+            blocked.add_listener(self.on_orders_blocked)
         web_ui = getattr(environment, "web_ui", None)
         if web_ui is not None:
             web_ui.app.before_request(self._on_web_request)
@@ -189,6 +197,10 @@ class LocustGate:
             except (KeyError, TypeError, ValueError) as e:
                 log.error("unreadable metrics from worker %s: %s", client_id, e)
 
+    def on_orders_blocked(self, blocked: bool = False, **_kw) -> None:
+        """New orders blocked or resumed: the plan's time without orders (``achieved``)."""
+        self.achieved.orders_blocked(bool(blocked))
+
     def on_abort(self, reason=None, **_kw) -> None:
         if self.notifier is not None:
             self.notifier.abort(self._run_info(), str(reason))
@@ -222,6 +234,7 @@ class LocustGate:
         for r in results:
             if r.verdict == FAIL and r.criterion.label not in self._failing and self.notifier is not None:
                 self.notifier.criterion_failed(self._run_info(), r.to_dict())
+        self._block_on_fail(results, elapsed)
         self._failing = now_failing
         if self.stopped_by is not None or self.ctx.aborted:
             return
@@ -230,6 +243,24 @@ class LocustGate:
             if c.abort_on_fail and r.verdict == FAIL and elapsed >= c.delay_abort_eval_s:
                 self.stop_run(r)
                 break
+
+    def _block_on_fail(self, results, elapsed: float) -> None:
+        """``on_fail: block_orders``: a criterion that turned to fail (after its
+        ``delay_abort_eval``) blocks new orders; one still failing does not block again."""
+        if self.ctx.aborted:
+            return
+        for r in results:
+            c = r.criterion
+            if getattr(c, "on_fail", None) != "block_orders" or r.verdict != FAIL or elapsed < c.delay_abort_eval_s:
+                continue
+            if c.label in self._block_fired:
+                continue
+            self._block_fired.add(c.label)
+            log.error("criterion %s failed (%s) and has on_fail: block_orders: blocking new orders", c.label,
+                      format_value(r.value, r.unit))
+            self.ctx.block_orders(reason=f"criterion {c.label} failed", by="criterion")
+        # a criterion that passes again may block again when it fails again
+        self._block_fired &= {r.criterion.label for r in results if r.verdict == FAIL}
 
     def stop_run(self, result) -> None:
         """``abort_on_fail``: stop the whole run now (ending ``criteria``, exit code 99)."""
@@ -284,6 +315,7 @@ class LocustGate:
                                     extra=self._extra(baseline_section), verdict=verdict, ending=ending,
                                     ending_reason=reason, achieved=achieved)
         self.summary["run"]["stopped_by"] = self.stopped_by
+        self._add_operations(self.summary)
         for listener in self.final_listeners:
             try:
                 listener(self.summary)
@@ -297,6 +329,15 @@ class LocustGate:
         if self.notifier is not None:
             self.notifier.verdict(self.summary)
             self.notifier.flush(10.0)
+
+    def _add_operations(self, summary: dict) -> None:
+        """The operator controls' part of the summary: who ran it, the audit trail, the blocks."""
+        ctx = self.ctx
+        summary["run"]["operator"] = ctx.operator or None
+        summary["run"]["audit"] = ctx.audit.path if ctx.audit is not None else None
+        report = ctx.order_blocks.report()
+        report["blocked_s"] = round(self.achieved.orders_blocked_s(), 3)   # of the test's time
+        summary["orders_blocked"] = report
 
     def _lost_workers(self) -> list[dict]:
         """Workers lost while the test ran (not after an operator's stop or an abort, when the

@@ -15,7 +15,8 @@ Counts (:meth:`OrderLedger.counts`):
 * ``unknown`` — orders whose first answer was "status unknown";
 * ``unknown_resolved`` — those resolved by a query (executed or not);
 * ``not_executed`` — unknown orders the exchange never executed (-2013 on the query);
-* ``refused`` — orders the harness refused before sending (safety, caps); not in ``sent``.
+* ``refused`` — orders the harness refused before sending (safety, caps); not in ``sent``;
+* ``blocked`` — orders held back while an operator blocked new orders; not in ``sent``.
 
 The run cap (``safety.max_run_notional``) limits the run's **net exposure**, not its turnover:
 per symbol, the quote value bought minus the quote value sold, summed over symbols as absolute
@@ -27,6 +28,13 @@ an order that ended without a known executed amount (EXPIRED, CANCELED, unknown)
 in its own direction. An order that would not increase the exposure (it closes a position) always
 passes the cap. Turnover is bounded elsewhere: ``max_order_notional`` per order, ``max_orders``
 per strategy, and the exchange's order-rate limits that the pacer keeps to.
+
+The run's **net position** (:meth:`OrderLedger.net_positions`) is per symbol the base quantity
+executed bought minus sold, from the executed quantities the answers show (an order's own answer,
+a query, a cancel: ``executedQty`` / ``cummulativeQuoteQty``; the user-data stream's fills through
+:meth:`OrderLedger.executed`). It is kept as the answers arrive (no scan per call); orders that
+may have executed but whose quantity no answer has shown are :meth:`OrderLedger.unknown_executions`.
+The flatten step (:mod:`letrade_perf.harness.flatten`) trades it back.
 
 The kill switch (:func:`cancel_open_orders`) cancels every order of the run that may still be
 open — one ``DELETE /api/v3/order?origClientOrderId=`` per order, never
@@ -54,7 +62,7 @@ FINAL_STATUSES = frozenset({"FILLED", "CANCELED", "EXPIRED", "REJECTED", "EXPIRE
 OPEN_STATUSES = frozenset({"NEW", "PARTIALLY_FILLED", "PENDING_NEW"})
 
 COUNT_KEYS = ("sent", "placed", "filled", "partially_filled", "expired", "canceled", "rejected", "unknown",
-              "unknown_resolved", "not_executed", "refused")
+              "unknown_resolved", "not_executed", "refused", "blocked")
 
 
 @dataclass
@@ -70,6 +78,8 @@ class OrderRecord:
     status: str | None = None        # last exchange status seen
     order_id: int | None = None
     was_unknown: bool = False
+    #: the exchange showed the order PARTIALLY_FILLED (counted ``partially_filled`` once)
+    was_partial: bool = False
     placed: bool = False
     notional: Decimal = Decimal(0)
     outcome: str | None = None       # the final outcome counted
@@ -78,6 +88,10 @@ class OrderRecord:
     executed_notional: Decimal | None = None
     #: the order no longer counts in the exposure (rejected, never executed)
     void: bool = False
+    #: base quantity executed so far (cumulative), once an answer or the fills showed it; None: not known
+    executed_qty: Decimal | None = None
+    #: quote quantity executed so far (``cummulativeQuoteQty``), when shown; None: not known
+    executed_quote: Decimal | None = None
 
 
 #: a reservation's direction: (symbol, side); None: undirected
@@ -118,6 +132,8 @@ class OrderLedger:
         self.on_outcome = on_outcome
         #: this process's share of the run cap (a distributed worker: its pacing share)
         self.cap_share = cap_share
+        #: per symbol: base quantity executed bought minus sold (of the executed quantities known)
+        self._position: dict[str, Decimal] = {}
         #: greenlets sending an order right now (:func:`shielded`); the kill switch waits for them
         self.in_flight: set[Any] = set()
 
@@ -214,14 +230,43 @@ class OrderLedger:
                 break
         return found
 
-    def executed(self, client_order_id: str, quote_notional: Decimal) -> None:
+    def executed(self, client_order_id: str, quote_notional: Decimal, base_qty: Decimal | None = None) -> None:
         """An order that has ended executed ``quote_notional`` (its fills' quote value, from the
         user-data stream or an answer): its exact contribution to the exposure. Ignored for an
-        order not yet final (later fills would be missed)."""
+        order not yet final (later fills would be missed). ``base_qty``: the base quantity it
+        executed (the run's net position), recorded whether final or not."""
         with self._lock:
             rec = self._orders.get(client_order_id)
-            if rec is not None and rec.outcome is not None:
+            if rec is None:
+                return
+            if base_qty is not None:
+                self._fill(rec, base_qty, quote_notional)
+            if rec.outcome is not None:
                 self._settle(rec, Decimal(quote_notional))
+
+    def _fill(self, rec: OrderRecord, base_qty: Any, quote_qty: Any = None) -> None:
+        """``rec`` has executed ``base_qty`` (cumulative, as ``executedQty``) so far: the net
+        position moves by what is new. An answer older than one already seen (a smaller
+        quantity) changes nothing; an undecodable one is ignored."""
+        try:
+            qty = base_qty if isinstance(base_qty, Decimal) else Decimal(str(base_qty))
+            quote = None if quote_qty is None else (quote_qty if isinstance(quote_qty, Decimal)
+                                                   else Decimal(str(quote_qty)))
+        except (ArithmeticError, ValueError):
+            return
+        if not qty.is_finite() or qty < 0:
+            return
+        old = rec.executed_qty
+        if old is not None and qty <= old:
+            return
+        rec.executed_qty = qty
+        if quote is not None and quote.is_finite():
+            rec.executed_quote = quote
+        side = rec.side.upper() if isinstance(rec.side, str) else ""
+        if side not in ("BUY", "SELL"):
+            return
+        delta = qty - (old or Decimal(0))
+        self._position[rec.symbol] = self._position.get(rec.symbol, Decimal(0)) + (delta if side == "BUY" else -delta)
 
     def _settle(self, rec: OrderRecord, executed: Decimal | None) -> None:
         """Replace ``rec``'s contribution to the exposure: it executed ``executed`` (quote), or
@@ -250,6 +295,15 @@ class OrderLedger:
             rec = OrderRecord(f"refused:{reason}", symbol, side, source, outcome="refused")
             self._count(rec, "refused")
 
+    def blocked(self, client_order_id: str, symbol: str, side: str, source: str, via: str = "rest",
+                notional: Decimal | float | str = 0) -> None:
+        """An order held back while new orders are blocked (an operator's block, not a safety
+        cap; not entered in the ledger, nothing reserved)."""
+        with self._lock:
+            rec = OrderRecord(client_order_id, symbol, side, source, via, notional=Decimal(str(notional)),
+                              outcome="blocked")
+            self._count(rec, "blocked")
+
     def sent(self, client_order_id: str, symbol: str, side: str, source: str, via: str = "rest",
              notional: Decimal | float | str = 0) -> OrderRecord:
         """Enter an order just before it is sent."""
@@ -267,10 +321,14 @@ class OrderLedger:
     def get(self, client_order_id: str) -> OrderRecord | None:
         return self._orders.get(client_order_id)
 
-    def accepted(self, client_order_id: str, status: str, order_id: int | None = None) -> None:
-        """The exchange accepted the order (success response or a resolved unknown)."""
+    def accepted(self, client_order_id: str, status: str, order_id: int | None = None,
+                 executed_qty: Any = None, executed_quote: Any = None) -> None:
+        """The exchange accepted the order (success response or a resolved unknown); the
+        answer's ``executedQty`` / ``cummulativeQuoteQty`` when it shows them."""
         with self._lock:
             rec = self._orders[client_order_id]
+            if executed_qty is not None:
+                self._fill(rec, executed_qty, executed_quote)
             if rec.order_id is None:
                 rec.order_id = order_id
             if not rec.placed:
@@ -287,6 +345,9 @@ class OrderLedger:
 
     def _status(self, rec: OrderRecord, status: str) -> None:
         rec.status = status
+        if status == "PARTIALLY_FILLED" and not rec.was_partial:
+            rec.was_partial = True      # filled in several executions: counted once, whatever its end
+            self._count(rec, "partially_filled")
         if rec.outcome is not None:
             return
         if status in OPEN_STATUSES:
@@ -322,7 +383,8 @@ class OrderLedger:
                 rec.state = UNKNOWN
                 self._count(rec, "unknown")
 
-    def resolved(self, client_order_id: str, status: str | None, order_id: int | None = None) -> None:
+    def resolved(self, client_order_id: str, status: str | None, order_id: int | None = None,
+                 executed_qty: Any = None, executed_quote: Any = None) -> None:
         """An unknown order resolved by a query: ``status`` None means the exchange never had it."""
         with self._lock:
             rec = self._orders[client_order_id]
@@ -338,19 +400,23 @@ class OrderLedger:
                 self._settle(rec, None)
             else:
                 rec.state = PENDING
-                self.accepted(client_order_id, status, order_id)
+                self.accepted(client_order_id, status, order_id, executed_qty, executed_quote)
 
-    def seen(self, client_order_id: str, status: str, order_id: int | None = None) -> None:
-        """An exchange answer (a query, a cancel) showed the order with ``status``: a later status
-        of a placed order, or the resolution of one whose placement answer was unknown or has not
-        arrived. Orders the run does not know are ignored."""
+    def seen(self, client_order_id: str, status: str, order_id: int | None = None,
+             executed_qty: Any = None, executed_quote: Any = None) -> None:
+        """An exchange answer (a query, a cancel) showed the order with ``status`` (and the
+        ``executedQty`` / ``cummulativeQuoteQty`` it shows): a later status of a placed order, or
+        the resolution of one whose placement answer was unknown or has not arrived. Orders the
+        run does not know are ignored."""
         with self._lock:
             rec = self._orders.get(client_order_id)
             if rec is None:
                 return
             if rec.state == UNKNOWN or not rec.placed:
-                self.resolved(client_order_id, status, order_id)
+                self.resolved(client_order_id, status, order_id, executed_qty, executed_quote)
             else:
+                if executed_qty is not None:
+                    self._fill(rec, executed_qty, executed_quote)
                 self._status(rec, status)
 
     # -- views -----------------------------------------------------------------------------
@@ -362,6 +428,12 @@ class OrderLedger:
         with self._lock:
             return {k: dict(v) for k, v in self._by_source.items()}
 
+    def records(self) -> list[OrderRecord]:
+        """Every order entered in the ledger (a copy of the list; the records are the ledger's own:
+        read them, never change them)."""
+        with self._lock:
+            return list(self._orders.values())
+
     def open_orders(self) -> list[OrderRecord]:
         """Orders of the run that may still be open: resting, pending or unresolved."""
         with self._lock:
@@ -370,12 +442,30 @@ class OrderLedger:
     def open_order_ids(self) -> list[str]:
         return [r.client_order_id for r in self.open_orders()]
 
+    def net_positions(self) -> dict[str, Decimal]:
+        """Per symbol, the base quantity the run's orders executed bought minus sold (of the
+        executed quantities known; see :meth:`unknown_executions`). Symbols the run has not
+        traded are absent; a symbol traded back to flat shows 0."""
+        with self._lock:
+            return dict(self._position)
+
+    def unknown_executions(self) -> list[OrderRecord]:
+        """Orders that may have executed but whose executed quantity no answer has shown: filled
+        or partly filled, ended (cancelled, expired) or still open without one, or of unknown
+        status. Their quantities are missing from :meth:`net_positions` (a query of each —
+        ``GET /api/v3/order`` on the call path — fills them in)."""
+        with self._lock:
+            return [r for r in self._orders.values()
+                    if r.executed_qty is None and not r.void and r.outcome not in ("rejected", "not_executed")
+                    and (r.placed or r.was_unknown or r.state == PENDING)]
+
     def snapshot(self) -> dict:
         """JSON-able summary: counts, counts by source, run notional and open order ids."""
         with self._lock:
             return {"counts": dict(self._counts), "by_source": self.counts_by_source(),
                     "run_notional": str(self.run_notional),
                     "run_exposure": str(self._exposure()),
+                    "net_positions": {k: format(v.normalize(), "f") for k, v in self._position.items()},
                     "max_run_notional": None if self.max_run_notional is None else str(self.max_run_notional),
                     "open_orders": [{"clientOrderId": r.client_order_id, "symbol": r.symbol, "state": r.state}
                                     for r in self._orders.values() if r.outcome is None]}

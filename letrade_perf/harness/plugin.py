@@ -14,7 +14,13 @@ name or a YAML path; default ``smoke``):
 * ``--letrade-stream-url URL`` / ``--letrade-ws-api-url URL`` — one of those URLs on its own;
 * ``--letrade-key-file PATH`` — API credentials file (else environment variables; sim: demo key);
 * ``--letrade-run-id ID`` — run id (default: UTC timestamp + profile name);
-* ``--letrade-reports DIR`` — the run's report directory (``orders.json`` is written there).
+* ``--letrade-reports DIR`` — the run's report directory (``orders.json`` is written there);
+* ``--operator NAME`` — who runs the run, for the audit trail (:mod:`.audit`) and the reports
+  (default: the OS user).
+
+SIGUSR1 blocks new orders and SIGUSR2 resumes them (:meth:`HarnessContext.block_orders`; a
+master tells its workers, :mod:`.controls`); the web UI's Operations tab and ``/letrade/...``
+routes do the same (:mod:`.webui_ops`).
 
 The profile configures letrade-perf's own users (and drops those of its kinds the profile does
 not run); every other user class of the locustfile is left as it is. Before any user starts,
@@ -78,6 +84,7 @@ from ..core.errors import ConfigError
 from ..run import make_run_id
 from ..users.symbols import SymbolRules, rules_from_exchange_info
 from ..users.ws import WsCounters
+from .controls import BlockHistory
 from .exchange import ExchangeClient
 from .ledger import OrderLedger, cancel_open_orders, merge_counts
 
@@ -93,8 +100,10 @@ if TYPE_CHECKING:
     from ..metrics.sink import InfluxSink
     from ..pacing import Pacer
     from ..sim.process import SimulatorProcess
+    from .audit import AuditTrail
     from .distributed import MasterPacing, WorkerPacing
     from .gate import LocustGate
+    from .positions import RunFunds
 
 log = logging.getLogger("letrade_perf.harness.plugin")
 
@@ -107,8 +116,8 @@ CUSTOM_EVENTS = ("letrade_ws_lag", "letrade_ws_time", "letrade_slippage", "letra
                  "letrade_pacing", "letrade_abort",
                  # trading operations: ``letrade_orders_blocked(blocked, reason, by)`` (new orders
                  # blocked or resumed), ``letrade_flatten(report)`` (a flatten finished),
-                 # ``letrade_balance(asset, before, after, delta)`` (a balance moved beyond the alert
-                 # threshold), ``letrade_audit(action, **fields)`` (one order action for the audit trail)
+                 # ``letrade_balance(asset, before, after, delta)`` (an asset's balance changed between two
+                 # balance snapshots, Decimals; alerts apply their threshold), ``letrade_audit(action, **fields)`` (one order action for the audit trail)
                  "letrade_orders_blocked", "letrade_flatten", "letrade_balance", "letrade_audit")
 
 
@@ -155,6 +164,15 @@ class ProcessState:
     sink: InfluxSink | None = None
     greenlets: list[Greenlet] = field(default_factory=list, repr=False)
     resyncing: bool = False
+    funds: RunFunds | None = None
+    """The run's balance snapshots, fund safety and PnL (:mod:`.positions`; local or master, when
+    the profile places orders)."""
+    flatten_running: bool = False
+    """A flatten (:meth:`HarnessContext.flatten`) is under way (one at a time)."""
+    flatten_greenlet: Any = field(default=None, repr=False)
+    """The greenlet running it: its own orders pass an aborted run's refusal."""
+    flatten_reports: list[dict] = field(default_factory=list, repr=False)
+    """The reports of the flattens this process ran (in the run's reports)."""
 
 
 @dataclass
@@ -197,6 +215,15 @@ class HarnessContext:
     """``-1021`` answers (timestamp outside recvWindow): each triggers a clock re-sync."""
     strategy_stops: dict[str, int] = field(default_factory=dict)
     """Strategies of this process that stopped trading, per reason (:meth:`note_strategy_stop`)."""
+    orders_blocked: str | None = None
+    """Why new orders are blocked (:meth:`block_orders`), or None: the call path's gate holds back
+    every new order but the flatten step's while it is set."""
+    order_blocks: BlockHistory = field(default_factory=BlockHistory)
+    """Who blocked new orders, when, why, who resumed, how long (:mod:`.controls`)."""
+    operator: str = ""
+    """Who runs the run (``--operator``; default the OS user): in the audit trail and the reports."""
+    audit: AuditTrail | None = None
+    """This process's audit trail (:mod:`.audit`), when the run has a report directory."""
     _process: ProcessState = field(default_factory=ProcessState, repr=False, compare=False)
     """The plugin's :class:`ProcessState` of this process (private: only the methods below use it)."""
 
@@ -221,8 +248,8 @@ class HarnessContext:
     def order_refusal(self, symbol: str, notional: Decimal) -> str | None:
         """Why an order of ``notional`` on ``symbol`` must not be sent (None = allowed)."""
         safety = self.profile.safety
-        if self.aborted:
-            return f"run aborted: {self.aborted}"
+        if self.aborted and gevent.getcurrent() is not self._process.flatten_greenlet:
+            return f"run aborted: {self.aborted}"     # the flatten's own orders still trade back
         if self.env.production and not safety.allow_production_orders:
             return "production orders not allowed (safety.allow_production_orders is false)"
         allow = tuple(safety.symbol_allowlist) or tuple(self.profile.symbols)
@@ -231,6 +258,19 @@ class HarnessContext:
         if Decimal(str(notional)) > Decimal(str(safety.max_order_notional)):
             return f"notional {notional} exceeds safety.max_order_notional {safety.max_order_notional}"
         return None
+
+    # -- operator controls -------------------------------------------------------------------
+    def block_orders(self, reason: str, by: str) -> bool:
+        """Block new orders (idempotent: False when already blocked): the call path holds back
+        every new order but the flatten step's; the load and the monitoring go on. A master
+        tells every worker (:mod:`.controls`)."""
+        from .controls import apply
+        return apply(self, True, reason, by)
+
+    def resume_orders(self, by: str) -> bool:
+        """Lift the block of new orders (idempotent: False when not blocked)."""
+        from .controls import apply
+        return apply(self, False, None, by)
 
     # -- rate-limit feedback ------------------------------------------------------------------
     def on_429(self, retry_after_s: float) -> None:
@@ -280,7 +320,10 @@ class HarnessContext:
         gevent.spawn(self._abort, reason, exit_code)
 
     def _abort(self, reason: str, exit_code: int) -> None:
-        self.kill_switch()
+        if self.profile.flatten.on_abort and self.role != "master":
+            self.flatten(f"abort: {reason}", "abort", block=False)    # the kill switch, then the trade-back
+        else:
+            self.kill_switch()
         runner = self.environment.runner
         if isinstance(runner, WorkerRunner):
             try:
@@ -307,7 +350,53 @@ class HarnessContext:
         except Exception:
             log.exception("kill switch failed")
 
+    def flatten(self, reason: str, by: str, *, trade_back: bool | None = None, block: bool = True) -> dict:
+        """Cancel the run's open orders and, when ``trade_back`` (default: the profile's
+        ``flatten.trade_back``), trade this process's net position back
+        (:func:`~letrade_perf.harness.flatten.flatten`); the report. One at a time: a request
+        while one runs answers ``already_running``. ``block`` (an operator's request while the run
+        goes on): new orders are blocked first (:meth:`block_orders`) so the strategies do not
+        reopen at once — they stay blocked until resumed. In a distributed run each worker
+        flattens its own orders (the master forwards the request); the master holds none."""
+        process = self._process
+        if process.flatten_running:
+            return {"reason": reason, "by": by, "ok": False, "already_running": True,
+                    "human": "a flatten is already running"}
+        process.flatten_running = True
+        try:
+            blocker = getattr(self, "block_orders", None)
+            if block and self.aborted is None and blocker is not None:
+                blocker(f"flatten: {reason}", by)
+            if self.role == "master":      # no orders here: the workers' flattens report (and alert)
+                from .controls import request_flatten
+                asked = request_flatten(self, reason, by)
+                return {"reason": reason, "by": by, "ok": asked > 0, "role": "master", "workers_asked": asked,
+                        "human": f"asked {asked} worker(s) to flatten their own orders: each worker's "
+                                 "report is in the run's summary"}
+            from .flatten import flatten
+            process.flatten_greenlet = gevent.getcurrent()
+            report = flatten(self, reason, by, self.profile.flatten.trade_back if trade_back is None else trade_back)
+            if self.ledger is not None and self.exchange is not None:
+                process.flatten_reports.append(report)
+            return report
+        finally:
+            process.flatten_greenlet = None
+            process.flatten_running = False
+
     # -- reporting ---------------------------------------------------------------------------
+    def positions_view(self) -> dict[str, Any]:
+        """The live positions view (JSON-able; :meth:`~letrade_perf.harness.positions.RunFunds.view`):
+        per asset ``start``, ``now`` (last balance snapshot), ``delta`` (explained by the run's
+        fills), ``unexplained`` and ``open_orders``; ``pnl`` (``run`` and ``by_strategy``).
+        ``{"enabled": False, ...}`` where no snapshots are taken (a worker; a run without orders
+        or credentials)."""
+        funds = self._process.funds
+        if funds is None:
+            why = "a worker: the master takes the snapshots" if self.role == "worker" else \
+                "the run places no orders or has no credentials"
+            return {"enabled": False, "reason": why, "assets": {}, "pnl": None}
+        return funds.view()
+
     def order_counts(self) -> dict[str, int]:
         """The run's order counts (on the master: summed over the workers' last reports)."""
         if self.role == "master":
@@ -318,13 +407,16 @@ class HarnessContext:
         """JSON-able state for reports: orders, WS counters, pacer stats, abort reason."""
         out: dict[str, Any] = {"run_id": self.run_id, "profile": self.profile.name, "env": self.env.name,
                                "target": self.env.urls(), "role": self.role, "aborted": self.aborted,
-                               "orders": self.order_counts()}
+                               "orders": self.order_counts(), "operator": self.operator,
+                               "orders_blocked": self.order_blocks.report(),
+                               "audit": self.audit.path if self.audit is not None else None}
         if self.role == "master":
             reports = self._process.worker_reports
             pacing = self._process.master_pacing
             lost = {str(w.get("worker")) for w in pacing.lost_workers()} if pacing is not None else set()
             # a lost worker's figures are its last report's: what it did after is missing
             out["workers"] = {cid: dict(r, lost=cid in lost) for cid, r in reports.items()}
+            out["flatten"] = [dict(f, worker=cid) for cid, r in reports.items() for f in r.get("flatten") or ()]
             out["open_orders"] = [o for cid, r in reports.items() if cid not in lost
                                   for o in (r.get("ledger") or {}).get("open_orders", [])]
             out["orders_of_lost_workers"] = [dict(o, worker=cid) for cid, r in reports.items() if cid in lost
@@ -334,12 +426,20 @@ class HarnessContext:
             out["orders_by_source"] = snap.get("by_source", {})
             out["open_orders"] = snap.get("open_orders", [])
             out["run_notional"] = snap.get("run_notional")
+            out["flatten"] = list(self._process.flatten_reports)
             out["ws"] = self.ws_counters.snapshot()
             if self.pacer is not None:
                 out["pacer"] = dataclasses.asdict(self.pacer.stats())
             if self.clock is not None and self.clock.estimate is not None:
                 out["clock"] = dict(dataclasses.asdict(self.clock.estimate), errors_1021=self.clock_errors)
         return out
+
+
+def _add_flatten(ctx: HarnessContext, summary: dict) -> None:
+    """The run's flatten reports into ``summary.json`` (a gate final listener; only when one ran)."""
+    reports = ctx.summary().get("flatten")
+    if reports:
+        summary["flatten"] = reports
 
 
 class ProfileShape(LoadTestShape):
@@ -465,6 +565,8 @@ class LetradePlugin:
                            help="a previous run's summary.json (or report directory) to compare with")
         group.add_argument("--letrade-tolerance", default=None, include_in_web_ui=False,
                            help="regression tolerance against the baseline (10%% or 0.1; default: the profile's)")
+        group.add_argument("--operator", default=None, include_in_web_ui=False,
+                           help="who runs the run, for the audit trail and the reports (default: the OS user)")
 
     # -- environment -----------------------------------------------------------------------------
     def register(self, environment) -> None:
@@ -493,6 +595,10 @@ class LetradePlugin:
         environment.letrade_initialising = False
         events.test_stop.add_listener(self.on_test_stop)
         events.quitting.add_listener(self.on_quitting)
+        from .positions import install_funds
+        # Locust fires ``quitting`` in reverse order: added last, the end balance snapshot comes
+        # before this plugin's (the embedded simulator stops there) and the gate's final verdict
+        state.funds = install_funds(ctx, state, environment)
         if ctx.role != "worker":
             events.quit.add_listener(_last_csv_snapshot(environment))
         if ctx.role == "worker":
@@ -509,6 +615,12 @@ class LetradePlugin:
             # Ctrl-C likewise, instead of a KeyboardInterrupt wherever the main greenlet is.
             gevent.signal_handler(signal.SIGTERM, self._on_stop_signal, "SIGTERM")
             gevent.signal_handler(signal.SIGINT, self._on_stop_signal, "SIGINT (Ctrl-C)")
+        # operator controls: SIGUSR1 blocks new orders, SIGUSR2 resumes them (a master tells its
+        # workers; without a handler either signal would kill the process)
+        gevent.signal_handler(signal.SIGUSR1, self._on_block_signal, True)
+        gevent.signal_handler(signal.SIGUSR2, self._on_block_signal, False)
+        from . import controls
+        controls.install(ctx, environment)
         if state.sim is not None:
             atexit.register(state.sim.stop)   # last resort; stop() is idempotent
         log.info("letrade-perf: profile %s, env %s at %s, role %s, run %s", ctx.profile.name, ctx.env.name,
@@ -537,16 +649,22 @@ class LetradePlugin:
                     tolerance = parse_tolerance(tol)
                 except ValueError as e:
                     raise ConfigError(f"--tolerance: {e}") from None
-            notifier = build_notifier(ctx.profile)
+            notifier = build_notifier(ctx.profile, run_id=ctx.run_id, reports_dir=ctx.reports_dir)
+        from .alerts import install_alerts
+        install_alerts(ctx, environment, notifier)     # before the gate: the last fills go before the verdict
         gate = LocustGate(ctx, state, baseline=baseline, baseline_path=baseline_path, tolerance=tolerance,
                           notifier=notifier)
         gate.register(environment)
         state.gate = gate
+        if ctx.role != "worker":
+            gate.final_listeners.append(lambda summary: _add_flatten(ctx, summary))
         from .sink import install_sink
         install_sink(ctx, state, environment)
         if ctx.role != "worker" and getattr(environment, "web_ui", None) is not None:
             from .webui import install_criteria_tab
             install_criteria_tab(environment, gate.gate.snapshot)
+            from .webui_ops import install_operations_tab
+            install_operations_tab(environment, ctx)     # block / resume / flatten, positions
 
     def _build(self, environment, state: ProcessState) -> HarnessContext:
         from ..config.profile import load_profile
@@ -607,6 +725,9 @@ class LetradePlugin:
         ctx = HarnessContext(environment=environment, profile=profile, env=env, role=role, run_id=run_id,
                              reports_dir=reports, credentials=credentials, _process=state)
         ledger = ctx.ledger = OrderLedger(profile.safety.max_run_notional, on_outcome=self._order_event(environment))
+        from .audit import default_operator, install_audit
+        ctx.operator = (getattr(opts, "operator", None) if opts is not None else None) or default_operator()
+        install_audit(ctx, environment)     # before any order: the ledger's outcomes go to the trail
         self._select_users(environment, profile)
         pacer = self._connect(ctx, state, ClockSync, Pacer, budgets_from_rate_limits)
         if pacer is None:       # the master: it only splits the budget
@@ -777,6 +898,16 @@ class LetradePlugin:
                 _hook(ctx.environment.events, "letrade_pacing").fire(stats=ctx.pacer.stats(), role=ctx.role,
                                                                      client_id=getattr(runner, "client_id", None))
 
+    def _on_block_signal(self, block: bool) -> None:
+        """SIGUSR1 (``block``) / SIGUSR2: block or resume new orders."""
+        ctx = self.ctx
+        if ctx is None:
+            return
+        if block:
+            gevent.spawn(ctx.block_orders, "SIGUSR1", "signal")
+        else:
+            gevent.spawn(ctx.resume_orders, "signal")
+
     def _on_stop_signal(self, what: str) -> None:
         """SIGTERM or Ctrl-C: the gate notes the operator's stop, then the runner quits and the web
         UI stops, so Locust ends its normal way (HTML report, ``quitting``: kill switch, reports).
@@ -802,8 +933,14 @@ class LetradePlugin:
 
     # -- listeners --------------------------------------------------------------------------------
     def on_test_stop(self, **_kw) -> None:
-        if self.ctx is not None and self.ctx.role != "master":
-            self.ctx.kill_switch()
+        ctx = self.ctx
+        if ctx is None or ctx.role == "master":
+            return
+        # the users have stopped: flatten at the end (unless the abort's flatten ran), else the kill switch
+        if ctx.profile.flatten.at_end and not (ctx.aborted and ctx.profile.flatten.on_abort):
+            ctx.flatten("end of the run", "at_end", block=False)
+        else:
+            ctx.kill_switch()
 
     def on_quitting(self, environment=None, **_kw) -> None:
         ctx = self.ctx
@@ -853,6 +990,8 @@ class LetradePlugin:
             "pacer": dataclasses.asdict(ctx.pacer.stats()) if ctx.pacer is not None else None,
             "aborted": ctx.aborted,
             "strategy_stops": dict(ctx.strategy_stops),
+            "flatten": list(ctx._process.flatten_reports),
+            "orders_blocked": ctx.orders_blocked,
         }
 
     def on_worker_report(self, client_id=None, data=None, **_kw) -> None:
@@ -878,21 +1017,28 @@ WEBHOOKS_ENV = "LETRADE_WEBHOOKS"
 the environment so the URLs never show on a command line."""
 
 
-def build_notifier(profile):
+def build_notifier(profile, run_id: str = "", reports_dir: str | None = None):
     """A :class:`~letrade_perf.notify.Notifier` for the profile's ``notify`` entries and the
-    ``--webhook`` specs in :data:`WEBHOOKS_ENV`; None without any target."""
+    ``--webhook`` specs in :data:`WEBHOOKS_ENV`; None without any target. Its messages link to
+    the run's reports (:func:`~letrade_perf.notify.report_link`: ``LETRADE_REPORTS_URL`` with
+    ``{run_id}``, else ``file://<reports_dir>/summary.html``)."""
     specs = [s.strip() for s in os.environ.get(WEBHOOKS_ENV, "").splitlines() if s.strip()]
     if not profile.notify and not specs:
         return None
-    from ..notify import Notifier, parse_webhook_spec, targets_from_settings
+    from ..notify import Notifier, parse_webhook_spec, report_link, targets_from_settings
 
-    targets = list(targets_from_settings(profile.notify)) if profile.notify else []
+    targets = (list(targets_from_settings(profile.notify, run_id=run_id, reports_dir=reports_dir))
+               if profile.notify else [])
     for i, spec in enumerate(specs):
         try:
             targets.append(parse_webhook_spec(spec))
         except ValueError as e:
             raise ConfigError(f"--webhook #{i + 1}: {e}") from None
-    return Notifier(targets) if targets else None
+    try:
+        link = report_link(run_id, reports_dir)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return Notifier(targets, report_link=link) if targets else None
 
 
 def register_plugin(events=None) -> LetradePlugin:

@@ -105,6 +105,21 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("userdata", REQUEST_TYPE, "ms", ("name", "status"), "user-data stream timings of the pipeline",
            ("pipeline",)),
     Metric("integrity", REQUEST_TYPE, "ms", ("name", "status"), "paged kline integrity checks", ("rest_market",)),
+    Metric("fund_safety", RATE, "ratio", ("asset",),
+           "assets whose end − start balance the run's own fills and fees explain exactly ÷ assets (at the end)",
+           (ORDERS,), in_sink=False),
+    Metric("portfolio_weight", TREND, "ratio", ("asset",),
+           "an asset's value at the last price ÷ the portfolio's (the run's symbols' assets), one sample per "
+           "asset and balance snapshot", (ORDERS,), in_sink=False),
+    Metric("expected_rejection", RATE, "ratio", ("name", "status"),
+           "error-path scenarios answered with the code they provoke ÷ scenarios sent (name = scenario)",
+           ("error_paths",)),
+    Metric("rejection_code", COUNTER, "count", ("name",),
+           "error-path answers by Binance code (name = the code; `accepted`, `no answer` otherwise)",
+           ("error_paths",)),
+    Metric("error_path_excess", COUNTER, "count", ("name",),
+           "error-path sends beyond a scenario's schedule (rate × elapsed + 1): a retry storm shows here",
+           ("error_paths",)),
 )
 
 BY_NAME: dict[str, Metric] = {m.name: m for m in CATALOGUE}

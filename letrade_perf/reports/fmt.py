@@ -113,4 +113,6 @@ def plan_rows(achieved: dict[str, Any]) -> list[list[str]]:
             ["User errors", "0", str(got.get("user_errors", 0))]]
     if got.get("paced_fraction") is not None:
         rows.append(["Time blocked by pacing", "", percent(got["paced_fraction"])])
+    if got.get("orders_blocked_s"):
+        rows.append(["New orders blocked s", "0", number(got["orders_blocked_s"])])
     return rows

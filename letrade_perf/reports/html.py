@@ -2,7 +2,7 @@
 
 The verdict first (coloured, with the ending, its reason and the exit code), then planned vs
 achieved (with the users planned and running over time as an inline SVG chart), the criteria,
-the endpoints and the WebSocket lag. Locust's own ``report.html`` stays beside it with its
+the endpoints, the WebSocket lag, and fund safety and PnL. Locust's own ``report.html`` stays beside it with its
 request charts; this page is the one that says whether the run passed. Every text from the run
 is HTML-escaped.
 """
@@ -54,6 +54,29 @@ def users_chart(timeline: list[list[float]], width: int = 640, height: int = 160
             f'{t_max:g} s</text></svg>')
 
 
+def _money(summary: dict) -> list[str]:
+    """The "Fund safety and PnL" section (unexplained deltas highlighted)."""
+    from . import funds
+
+    money = summary.get("money")
+    if not money:
+        return []
+    unexplained = funds.unexplained_rows(money)
+    out = ["<h2>Fund safety and PnL</h2>", f"<p>{escape(funds.funds_headline(money))}</p>"]
+    if unexplained:
+        out.append(_table(["Asset", "Start", "End", "Change", "Explained", "Unexplained"], unexplained,
+                          classes=["fail"] * len(unexplained), numeric=frozenset(range(1, 6))))
+    balances = funds.balance_rows(money)
+    if balances:
+        out.append(_table(funds.BALANCE_HEADER, balances, numeric=frozenset(range(1, 6))))
+    pnl = funds.pnl_rows(money)
+    if pnl:
+        out.append(f'<p class="muted">PnL in {escape(str(money.get("valuation_asset") or "?"))}: average cost; '
+                   "return = realised PnL ÷ quote value bought.</p>")
+        out.append(_table(funds.PNL_HEADER, pnl, numeric=frozenset({1, 2, 3, 5, 6, 7})))
+    return out
+
+
 def render_html(summary: dict) -> str:
     """The HTML page for ``summary``."""
     run = summary["run"]
@@ -102,5 +125,6 @@ def render_html(summary: dict) -> str:
                             [[s["stream"], s["count"], fmt.ms(s["avg_ms"]), fmt.ms(s["p50_ms"]), fmt.ms(s["p95_ms"]),
                               fmt.ms(s["p99_ms"]), fmt.ms(s["max_ms"]), fmt.ms(s["uncertainty_ms"])] for s in streams],
                             numeric=frozenset(range(1, 8))))
+    parts += _money(summary)
     parts.append('<p class="muted">Request charts: Locust\'s report.html in the same directory.</p></body></html>')
     return "\n".join(p for p in parts if p) + "\n"

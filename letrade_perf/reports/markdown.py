@@ -1,7 +1,7 @@
 """``summary.md``: a run summary as GitHub-flavoured Markdown, for a CI job summary or a PR comment.
 
 Headline (``**FAIL** — 2 of 9 criteria failed``), one metadata line, then tables: criteria,
-endpoints, WebSocket lag per stream, baseline regressions. Text from the run (labels, endpoint
+endpoints, WebSocket lag per stream, baseline regressions, fund safety and PnL. Text from the run (labels, endpoint
 names, reasons) is escaped so a ``|`` cannot split a table cell and a backtick, ``*``, ``_`` or
 ``<`` cannot start formatting or HTML.
 """
@@ -88,6 +88,68 @@ def _verdict_cell(c: dict) -> str:
     return cell
 
 
+def _blocks(summary: dict) -> list[str]:
+    """The blocks of new orders (who, when, why, how long), one line each; the audit trail."""
+    import datetime as _dt
+
+    section = summary.get("orders_blocked") or {}
+    history = section.get("history") or []
+    run = summary["run"]
+    lines: list[str] = []
+    if history:
+        lines += ["", f"#### New orders blocked ({fmt.number(section.get('blocked_s'))} s of the test)", ""]
+        for b in history:
+            at = _dt.datetime.fromtimestamp(float(b.get("at") or 0), _dt.timezone.utc).strftime("%H:%M:%S")
+            end = (f"resumed by {escape(b.get('resumed_by'))} after {fmt.number(b.get('duration_s'))} s"
+                   if b.get("resumed_at") is not None else "still blocked at the end")
+            lines.append(f"- {at} UTC by {escape(b.get('by'))}: {escape(b.get('reason'))}; {end}")
+    if run.get("audit"):
+        lines += ["", f"Audit trail: {code(run['audit'])}" + (f" (operator {escape(run['operator'])})"
+                                                                if run.get("operator") else "")]
+    return lines
+
+
+def _flatten(summary: dict) -> list[str]:
+    """The flattens that ran: a table of the trade-back orders and one line per flatten."""
+    reports = summary.get("flatten") or []
+    if not reports:
+        return []
+    lines = ["", "#### Flatten", ""]
+    for r in reports:
+        where = f" (worker {escape(r['worker'])})" if r.get("worker") else ""
+        lines.append(f"- {'**ok**' if r.get('ok') else '**not flat**'}{where}: {escape(r.get('human', ''))}")
+    rows = [[escape(o.get("client_order_id")), escape(o.get("symbol")), escape(o.get("side")), escape(o.get("qty")),
+             escape(o.get("status"))] for r in reports for o in r.get("orders") or ()]
+    if rows:
+        lines.append("")
+        lines += _table(["Order", "Symbol", "Side", "Quantity", "Status"], rows, right={3})
+    return lines
+
+
+def _money(summary: dict) -> list[str]:
+    """The "Fund safety and PnL" section: the unexplained deltas first, balances, PnL per strategy."""
+    from . import funds
+
+    money = summary.get("money")
+    if not money:
+        return []
+    lines = ["", "#### Fund safety and PnL", "", escape(funds.funds_headline(money))]
+    unexplained = funds.unexplained_rows(money)
+    if unexplained:
+        lines += ["", "**Unexplained balance changes** (not the run's fills and fees):", ""]
+        lines += _table(["Asset", "Start", "End", "Change", "Explained", "Unexplained"],
+                        [[escape(c) for c in r] for r in unexplained], right={1, 2, 3, 4, 5})
+    balances = funds.balance_rows(money)
+    if balances:
+        lines += [""] + _table(funds.BALANCE_HEADER, [[escape(c) for c in r] for r in balances], right={1, 2, 3, 4, 5})
+    pnl = funds.pnl_rows(money)
+    if pnl:
+        lines += ["", f"PnL in {escape(money.get('valuation_asset') or '?')} (average cost; fees in a third asset "
+                      "listed apart; return = realised PnL ÷ quote value bought):", ""]
+        lines += _table(funds.PNL_HEADER, [[escape(c) for c in r] for r in pnl], right={1, 2, 3, 5, 6, 7})
+    return lines
+
+
 def render_markdown(summary: dict) -> str:
     """The Markdown report for ``summary`` (ends with a newline)."""
     run = summary["run"]
@@ -101,6 +163,7 @@ def render_markdown(summary: dict) -> str:
         for sf in achieved.get("shortfalls") or []:
             lines.append(f"- {'tolerated' if sf.get('tolerated') else '**shortfall**'}: "
                          f"{escape(sf['kind'])}: {escape(sf['message'])}")
+    lines += _blocks(summary)
     criteria = summary.get("criteria") or []
     if criteria:
         lines += ["", "#### Criteria", ""]
@@ -146,6 +209,8 @@ def render_markdown(summary: dict) -> str:
         if notes:
             lines.append("")
             lines += [f"- {escape(n)}" for n in notes]
+    lines += _flatten(summary)
+    lines += _money(summary)
     lines += ["", f"Percentiles from histograms with ≤ {fmt.percent(summary.get('histogram_relative_error'))} "
                   "relative error."]
     return "\n".join(lines) + "\n"

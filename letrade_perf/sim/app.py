@@ -32,6 +32,7 @@ from aiohttp.http_exceptions import LineTooLong
 from ..binance.endpoints import ENDPOINTS, NONE, Endpoint
 from ..binance.errors import BinanceError, error
 from ..binance.headers import API_KEY_HEADER, RETRY_AFTER
+from .keystatus import book_of
 from .params import Params, parse_query
 from .ratelimit import USED_WEIGHT_1M, RateLimitError
 
@@ -126,6 +127,7 @@ class RestApp:
         ex = ctx.exchange
         lim = ctx.ratelimiter
         clock = ctx.clock
+        keys = book_of(ctx)   # the /sapi key-status endpoints (reference §12)
 
         def listen_keys():
             lk = getattr(ctx, "listen_keys", None)
@@ -168,6 +170,9 @@ class RestApp:
             "POST /api/v3/userDataStream": lambda a, p: {"listenKey": listen_keys().create(a)},
             "PUT /api/v3/userDataStream": keepalive,
             "DELETE /api/v3/userDataStream": close,
+            "GET /sapi/v1/account/apiRestrictions": lambda a, p: keys.api_restrictions(a),
+            "GET /sapi/v1/account/apiTradingStatus": lambda a, p: keys.api_trading_status(a),
+            "GET /sapi/v1/account/status": lambda a, p: keys.account_status(a),
         }
         missing = [ep.name for ep in ENDPOINTS.values() if ep.name not in calls]
         if missing:  # pragma: no cover - the table and this module must move together

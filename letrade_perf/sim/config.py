@@ -1,4 +1,4 @@
-"""Simulator configuration: symbols, accounts, limits, WebSocket rules, latency and faults.
+"""Simulator configuration: symbols, accounts (with their key status), limits, WebSocket rules, latency and faults.
 
 Loaded from a YAML file (``letrade-perf sim --config FILE``), from a mapping (a profile's
 ``sim:`` section) or built in code. Unknown keys and bad values raise :class:`SimConfigError`
@@ -82,6 +82,54 @@ DEFAULT_SYMBOLS = (
 )
 
 
+ACCOUNT_STATUS_MAX = 64
+
+
+@dataclass
+class KeyStatusSpec:
+    """What the ``/sapi`` key-status endpoints answer for one API key (reference §12).
+
+    The defaults are a least-privilege spot trading key: reading and spot trading on, every
+    other permission off, IP-restricted, no trading-authority expiry, not locked, status Normal.
+    Change them per account here or at run time with ``PUT /_sim/key``.
+    """
+
+    #: the key is bound to an IP allowlist (``ipRestrict``)
+    ip_restrict: bool = True
+    #: Reading permission; false: all three key-status endpoints answer -2015
+    enable_reading: bool = True
+    #: ``enableSpotAndMarginTrading``
+    enable_spot_and_margin_trading: bool = True
+    #: ``enableWithdrawals``
+    enable_withdrawals: bool = False
+    #: ``enableInternalTransfer`` (master ⇄ sub-account transfers)
+    enable_internal_transfer: bool = False
+    #: ``permitsUniversalTransfer``
+    permits_universal_transfer: bool = False
+    #: ``enableMargin``
+    enable_margin: bool = False
+    #: ``enableFutures``
+    enable_futures: bool = False
+    #: ``enableVanillaOptions``
+    enable_vanilla_options: bool = False
+    #: ``enablePortfolioMarginTrading``
+    enable_portfolio_margin_trading: bool = False
+    #: ``enableFixApiTrade``
+    enable_fix_api_trade: bool = False
+    #: ``enableFixReadOnly``
+    enable_fix_read_only: bool = False
+    #: ``tradingAuthorityExpirationTime`` in ms since the epoch; omitted from the answer when unset
+    trading_authority_expiration_time: int | None = None
+    #: ``createTime`` in ms since the epoch; unset: the simulator's start time
+    create_time: int | None = None
+    #: apiTradingStatus ``isLocked``: the account's API trading is locked by Binance's trading rules
+    is_locked: bool = False
+    #: apiTradingStatus ``plannedRecoverTime`` (ms since the epoch; 0 when not locked)
+    planned_recover_time: int = 0
+    #: ``GET /sapi/v1/account/status`` ``data``: "Normal" for an account in good standing
+    account_status: str = "Normal"
+
+
 @dataclass
 class AccountSpec:
     """An account and its API key. ``key_type`` is HMAC (``secret``) or ED25519 (``public_key`` PEM)."""
@@ -94,6 +142,8 @@ class AccountSpec:
         "USDT": "100000.00000000", "BTC": "2.00000000", "ETH": "30.00000000",
         "BNB": "100.00000000", "SOL": "500.00000000"})
     can_trade: bool = True
+    #: what the ``/sapi`` key-status endpoints answer for this key
+    key_status: KeyStatusSpec = field(default_factory=KeyStatusSpec)
     maker_commission: str = "0.00100000"
     taker_commission: str = "0.00100000"
 
@@ -153,7 +203,9 @@ class LatencySpec:
 
 
 FAULT_KINDS = ("http_5xx", "unknown_status", "storm_429", "ws_disconnect", "ws_stall", "ws_delay",
-               "clock_skew", "malformed", "truncated", "reset", "hang")
+               "clock_skew", "malformed", "truncated", "reset", "hang", "partial_fill")
+#: Most executions a ``partial_fill`` rule splits one fill into.
+MAX_FILL_PARTS = 100
 LATENCY_DISTS = ("none", "uniform", "normal", "exponential", "lognormal")
 
 
@@ -167,7 +219,9 @@ class FaultSpec:
     stream connections), ``ws_stall`` (stop sending for ``duration_ms``), ``ws_delay`` (send
     events ``delay_ms`` after their ``E``), ``clock_skew`` (server clock off by ``skew_ms``),
     ``malformed`` (invalid JSON body), ``truncated`` (body cut in half), ``reset`` (connection
-    reset without a response), ``hang`` (no response for ``delay_ms``, default 60 s).
+    reset without a response), ``hang`` (no response for ``delay_ms``, default 60 s),
+    ``partial_fill`` (an account's taking order fills in ``parts`` executions per price level:
+    executionReports ``PARTIALLY_FILLED`` … then ``FILLED``; ``endpoints`` are symbols here).
 
     Selection: ``endpoints`` (request names like ``GET /api/v3/depth``, ``*`` for all; for WS
     kinds stream names), ``probability`` per request, or ``every`` N-th matching request, at
@@ -188,6 +242,7 @@ class FaultSpec:
     skew_ms: int = 0
     execute: bool = True
     retry_after_s: int = 10
+    parts: int = 2
 
 
 @dataclass
@@ -284,6 +339,7 @@ def validate(cfg: SimConfig, source: str = "config") -> SimConfig:
         if a.api_key in keys:
             raise SimConfigError(f"{source}: {kp}.api_key: duplicate API key")
         keys.add(a.api_key)
+        validate_key_status(a.key_status, f"{kp}.key_status", source)
     for i, f in enumerate(cfg.faults):
         kp = f"faults[{i}]"
         if f.kind not in FAULT_KINDS:
@@ -292,6 +348,8 @@ def validate(cfg: SimConfig, source: str = "config") -> SimConfig:
             raise SimConfigError(f"{source}: {kp}.probability: must be within 0..1, got {f.probability}")
         if f.every < 0 or f.count < 0:
             raise SimConfigError(f"{source}: {kp}: every and count must be >= 0")
+        if not 1 <= f.parts <= MAX_FILL_PARTS:
+            raise SimConfigError(f"{source}: {kp}.parts: must be within 1..{MAX_FILL_PARTS}, got {f.parts}")
         if f.kind == "http_5xx" and not 500 <= f.status <= 599:
             raise SimConfigError(f"{source}: {kp}.status: must be a 5xx status, got {f.status}")
     for kp, lat in [("latency", cfg.latency)] + [(f"endpoint_latency.{k}", v) for k, v in cfg.endpoint_latency.items()]:
@@ -320,6 +378,25 @@ def validate(cfg: SimConfig, source: str = "config") -> SimConfig:
     if cfg.market.history_days * DAY_MS <= 0:
         raise SimConfigError(f"{source}: market.history_days: must be > 0")
     return cfg
+
+
+def validate_key_status(ks: KeyStatusSpec, kp: str, source: str) -> KeyStatusSpec:
+    """Range checks of one :class:`KeyStatusSpec` at key path ``kp`` (times >= 0, a short status)."""
+    at = f"{kp}." if kp else ""
+    for name in ("trading_authority_expiration_time", "create_time", "planned_recover_time"):
+        v = getattr(ks, name)
+        if v is not None and v < 0:
+            raise SimConfigError(f"{source}: {at}{name}: must be a time in ms since the epoch (>= 0), got {v}")
+    status = ks.account_status
+    if not status or len(status) > ACCOUNT_STATUS_MAX or not status.isprintable():
+        raise SimConfigError(f"{source}: {at}account_status: expected 1..{ACCOUNT_STATUS_MAX} printable "
+                             f"characters, got {strict.show(status)}")
+    return ks
+
+
+def key_status_from_mapping(data: Any, source: str = "key") -> KeyStatusSpec:
+    """One :class:`KeyStatusSpec` from a mapping (control API), strictly built and validated."""
+    return validate_key_status(_build(KeyStatusSpec, data, "", source), "", source)
 
 
 def from_mapping(data: dict | None, source: str = "config") -> SimConfig:

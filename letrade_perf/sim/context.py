@@ -38,6 +38,7 @@ class SimContext:
         self.auth = Auth(config, self.clock)
         self.ratelimiter = RateLimiter(config.limits, self.clock, self.stats)
         self.faults = FaultModel(config, self.clock, self.stats, random.Random(config.seed + 1))
+        self.exchange.set_fill_parts(self.faults.fill_parts)
         self.listen_keys = ListenKeys(config, self.clock, random.Random(config.seed + 2))
         self.events.on_user(self._on_user_event)
         # Set by the WS layers when they are mounted (streams.add_routes / wsapi.add_routes).

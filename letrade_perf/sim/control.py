@@ -17,6 +17,8 @@ errors are ``{"error": "..."}`` with HTTP 400 naming the offending key.
 | ``PUT /_sim/limits`` | change LimitsSpec fields at runtime |
 | ``POST /_sim/limits/reset`` | clear all rate-limit counters, violations and bans |
 | ``POST /_sim/deposit`` | ``{"api_key", "asset", "amount"}`` → ``ctx.exchange.deposit`` |
+| ``GET /_sim/key?api_key=K`` | the key's ``/sapi`` key status (the config's ``key_status`` fields) |
+| ``PUT /_sim/key`` | ``{"api_key", "reset"?, <key_status fields>}`` → the new key status |
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from aiohttp import web
 
 from ..binance.errors import BinanceError
 from .config import LimitsSpec, SimConfigError, fault_from_mapping, from_mapping
+from .keystatus import book_of, update_from_mapping
 
 _JSON_CT = "application/json"
 
@@ -203,6 +206,21 @@ class Control:
             return _json({"error": e.msg, "code": e.code}, 400)
         return _json(result if result is not None else {})
 
+    # -- API-key status (/sapi key-status endpoints) ------------------------------------------
+    async def key_get(self, request):
+        api_key = request.query.get("api_key")
+        book = book_of(self.ctx)
+        if not api_key or not book.known(api_key):
+            raise _BadRequest("api_key: unknown account")
+        return _json(book.view(api_key))
+
+    async def key_put(self, request):
+        data = await self._object(request)
+        try:
+            return _json(update_from_mapping(book_of(self.ctx), data))
+        except (SimConfigError, ValueError) as e:
+            raise _BadRequest(str(e)) from None
+
 
 def add_control_routes(app: web.Application, ctx) -> Control:
     """Mount the ``/_sim/`` control API on ``app``; returns the :class:`Control` instance."""
@@ -235,4 +253,6 @@ def add_control_routes(app: web.Application, ctx) -> Control:
     r.add_put("/_sim/limits", guard(c.limits_put))
     r.add_post("/_sim/limits/reset", guard(c.limits_reset))
     r.add_post("/_sim/deposit", guard(c.deposit))
+    r.add_get("/_sim/key", guard(c.key_get))
+    r.add_put("/_sim/key", guard(c.key_put))
     return c

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 from decimal import Decimal
-from typing import Any
+from typing import Any, Callable
 
 from ..binance.errors import UNKNOWN_ORDER, BinanceError
 from .accounts import AccountDesk
@@ -120,6 +120,12 @@ class Exchange:
         self._desk = AccountDesk(self._syms, self._accounts, clock, self._out)
         self._flow = Flow(config, self._syms, self._matchers, self._out, self._seq, now)
         self._flow.start(now)
+
+    def set_fill_parts(self, fill_parts: Callable[[str], int] | None) -> None:
+        """``fill_parts(symbol)`` → executions per fill of an account's taking order (the
+        ``partial_fill`` fault of :class:`~letrade_perf.sim.faults.FaultModel`)."""
+        for m in self._matchers.values():
+            m.fill_parts = fill_parts
 
     def _new_cid(self) -> str:
         return "".join(self._cid_rng.choices(_CID_ALPHABET, k=22))

@@ -11,6 +11,10 @@ installation order; the first that fires wins. Every injection is counted in
 ``clock_skew`` rules are not per request: while one is active the server clock is skewed by
 its ``skew_ms`` (added to the base skew set through the control API).
 
+``partial_fill`` rules are per order: the matching engine asks :meth:`FaultModel.fill_parts`
+(``endpoints`` are symbols) once for each account order that takes liquidity, and a firing rule
+splits each of the order's fills into ``parts`` executions.
+
 Windows are measured on the clock without its skew, so a skew rule does not move windows.
 """
 from __future__ import annotations
@@ -62,6 +66,7 @@ class FaultModel:
     * :meth:`pick_rest` ``(name)`` → the REST fault for this request or None (counted).
     * :meth:`select` ``(kind, name)`` → the firing rule of ``kind`` or None (counted; WS layers).
     * :meth:`rules` ``(kind)`` → currently active rules of ``kind``.
+    * :meth:`fill_parts` ``(symbol)`` → executions per fill of a taking order (1: no ``partial_fill``).
     * :meth:`on_change` ``(fn)`` — ``fn()`` is called after rules are added or cleared.
     * :meth:`latency_ms` ``(name)`` → the delay to add to this response (drawn, not counted).
     * :meth:`set_latency` ``(default=None, endpoints=None)``; :meth:`set_base_skew` ``(ms)``.
@@ -80,6 +85,7 @@ class FaultModel:
         self._rules: list[_Rule] = []
         self._rest: list[_Rule] = []       # rules of REST kinds (fast path: empty)
         self._skews: list[_Rule] = []
+        self._partial: list[_Rule] = []    # partial_fill rules (fast path: empty)
         self._next_id = 1
         self._listeners: list[Callable[[], None]] = []
         self.base_skew_ms = clock.skew_ms
@@ -126,6 +132,7 @@ class FaultModel:
     def _reindex(self) -> None:
         self._rest = [r for r in self._rules if r.spec.kind in REST_KINDS]
         self._skews = [r for r in self._rules if r.spec.kind == "clock_skew"]
+        self._partial = [r for r in self._rules if r.spec.kind == "partial_fill"]
 
     def rules(self, kind: str) -> list[FaultSpec]:
         """Currently active rules of ``kind`` (inside their window and under their count)."""
@@ -169,6 +176,14 @@ class FaultModel:
             if rule.matches(name) and rule.active(now) and self._fire(rule, count):
                 return rule.spec
         return None
+
+    def fill_parts(self, symbol: str) -> int:
+        """Executions each fill of a taking order on ``symbol`` is split into: the ``parts`` of the
+        first ``partial_fill`` rule that fires for this order (counted), else 1."""
+        if not self._partial:
+            return 1
+        spec = self.select("partial_fill", symbol)
+        return spec.parts if spec is not None else 1
 
     def count(self, kind: str) -> None:
         self.stats.fault(kind)

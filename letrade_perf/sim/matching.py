@@ -49,6 +49,8 @@ class SymbolMatcher:
         self._closed_max = retention.closed_max
         self._my_trades_keep = retention.my_trades_keep
         self._my_trades_max = retention.my_trades_max
+        #: executions per fill of an account's taking order (the ``partial_fill`` fault; None: 1)
+        self.fill_parts: Callable[[str], int] | None = None
 
     # =========================================================================================
     # Placement
@@ -262,8 +264,10 @@ class SymbolMatcher:
             return
         self._out.books_touched.add(st.symbol)
         taker_key = object()
+        parts = self.fill_parts(st.symbol) if o is not None and self.fill_parts is not None else 1
         for maker, price, fq in matched:
-            self.trade(o, maker, price, fq, is_buy, taker_key, fills, now)
+            for q in split_qty(fq, parts, st.rules.step):
+                self.trade(o, maker, price, q, is_buy, taker_key, fills, now)
 
     def trade(self, taker: Order | None, maker: Order | None, price: int, qty: int, taker_buy: bool,
               taker_key: object | None, fills: list[dict[str, Any]] | None, now: int) -> None:
@@ -396,6 +400,19 @@ class SymbolMatcher:
                         else:
                             self.expire(o, "UNFILLED_IOC_QUANTITY_EXPIRED" if o.tif == "IOC"
                                         else "UNFILLED_FOK_ORDER_EXPIRED")
+
+
+def split_qty(qty: int, parts: int, step: int) -> list[int]:
+    """``qty`` (e8) in up to ``parts`` pieces on ``step`` that sum to it: equal pieces rounded down
+    to the step, the remainder on the last (fewer pieces when ``qty`` has fewer steps)."""
+    if parts <= 1 or step <= 0:
+        return [qty]
+    steps = qty // step
+    n = min(parts, steps)
+    if n <= 1:
+        return [qty]
+    piece = steps // n * step
+    return [piece] * (n - 1) + [qty - piece * (n - 1)]
 
 
 def conditional_fields(o: Order, d: dict[str, Any]) -> None:

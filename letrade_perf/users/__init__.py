@@ -5,6 +5,7 @@
 * :mod:`.ws` — ``WsStreamUser`` (combined streams, lag per stream, reconnects);
 * :mod:`.userdata` — the WebSocket API client and the user-data tracker;
 * :mod:`.pipeline` — ``TradingPipelineUser`` (signal → order → fill → reconciliation);
+* :mod:`.errorpaths` — ``ErrorPathUser`` (requests the exchange must reject, classified by code);
 * :mod:`.own`, :mod:`.guarded`, :mod:`.aio` — your own code: a profile's factory, guarded ccxt,
   the asyncio ↔ gevent bridge (the public face is :mod:`letrade_perf.api`);
 * :mod:`.integrity` — the kline integrity check; :mod:`.symbols` — exchangeInfo order rules.

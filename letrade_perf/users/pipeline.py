@@ -39,6 +39,7 @@ from ..config.profile import PipelineSettings
 from .base import Failure, next_index
 from .orders import client_order_id, ma_signal
 from .rest import BinanceRestUser
+from .symbols import SymbolRules
 from .userdata import UserDataTracker, WsApiClient, WsApiError
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,10 @@ class TradingPipelineUser(BinanceRestUser):
         #: long (bought, not yet sold) or flat: the strategy buys when flat and sells what it bought
         self._long = False
         self._stopped_reason: str | None = None
+        #: ``round_trip`` mode: the base quantity still to sell back (None: nothing bought yet)
+        self._rt_sell_qty: Decimal | None = None
+        #: ``round_trip`` mode: bought and sold back; no more orders (done, not a stop)
+        self._rt_done = False
         self._seq = 0
         self._ensure_stream()
 
@@ -146,14 +151,16 @@ class TradingPipelineUser(BinanceRestUser):
     # -- the task -------------------------------------------------------------------------------
     @task
     def step(self) -> None:
-        if self._stopped_reason is not None or (self.settings.max_orders and self.orders_sent >= self.settings.max_orders):
+        if self._stopped_reason is not None or self._rt_done or (
+                self.settings.max_orders and self.orders_sent >= self.settings.max_orders):
             gevent.sleep(1.0)
             return
         signal = self.signal()
         if signal is None:
             return
         side, price = signal
-        self.run_order(side, price, time.perf_counter())
+        qty = self._rt_sell_qty if side == "SELL" and self.settings.strategy.mode == "round_trip" else None
+        self.run_order(side, price, time.perf_counter(), qty=qty)
 
     def signal(self) -> tuple[str, Decimal] | None:
         """Moving-average crossover on live klines, or a forced signal every ``force_every_s``.
@@ -162,7 +169,10 @@ class TradingPipelineUser(BinanceRestUser):
         what it bought (a crossover the other way is ignored; a forced signal closes the position
         or opens one). Its exposure so nets out, and the run cap on net exposure
         (``safety.max_run_notional``, see :mod:`~letrade_perf.harness.ledger`) never stops it —
-        it stops a strategy that buys (or sells) without closing."""
+        it stops a strategy that buys (or sells) without closing.
+
+        ``strategy.mode: round_trip`` (the canary): a BUY at once, then a SELL of exactly what that
+        buy executed (:meth:`step` passes the quantity), then nothing more (:meth:`_round_trip_step`)."""
         st = self.settings.strategy
         res = self.call("GET", "/api/v3/klines", {"symbol": self.symbol, "interval": st.interval, "limit": st.slow + 1})
         if not res.ok or not isinstance(res.data, list) or not res.data:
@@ -171,6 +181,8 @@ class TradingPipelineUser(BinanceRestUser):
             closes = [Decimal(str(k[4])) for k in res.data]
         except (InvalidOperation, IndexError, TypeError):
             return None
+        if st.mode == "round_trip":      # buy first, then sell exactly what the buy executed
+            return ("BUY" if self._rt_sell_qty is None else "SELL"), closes[-1]
         sign = ma_signal(closes, st.fast, st.slow)
         side = None
         if self._prev_sign is not None and sign != 0 and sign != self._prev_sign:
@@ -187,7 +199,9 @@ class TradingPipelineUser(BinanceRestUser):
     def _paced_wait(self) -> float:
         return self.paced_wait_s + (self.ws.paced_wait_s if self.ws is not None else 0.0)
 
-    def run_order(self, side: str, price: Decimal, t_decision: float) -> None:
+    def run_order(self, side: str, price: Decimal, t_decision: float, qty: Decimal | None = None) -> None:
+        """One order of ``side`` at the decision ``price``: of the pipeline's ``notional``, or of
+        exactly ``qty`` (base asset) when given (a round trip's sell)."""
         ctx = self.ctx
         ledger = ctx.ledger
         sym = self.symbol
@@ -210,9 +224,13 @@ class TradingPipelineUser(BinanceRestUser):
             return
         market = self.settings.order_type == "MARKET"
         px = price if market else rules.limit_price(price, side, Decimal(self.limit_through_bps))
-        qty = rules.qty_for_notional(notional, px, market)
+        fixed = qty is not None
+        if qty is None:
+            qty = rules.qty_for_notional(notional, px, market)
         problem = rules.check(qty, px, market)
         if problem:
+            # a round trip's sell that can never pass ends the round trip (the flatten closes it)
+            self._rt_done = self._rt_done or fixed
             finish(f"pre-trade: {problem}")
             return
         acct = self.call("GET", "/api/v3/account")
@@ -223,7 +241,16 @@ class TradingPipelineUser(BinanceRestUser):
         if side == "BUY" and free.get(rules.quote, Decimal(0)) < qty * px * self.balance_margin:
             finish(f"pre-trade: insufficient {rules.quote}")
             return
-        if side == "SELL" and free.get(rules.base, Decimal(0)) < qty:
+        have = free.get(rules.base, Decimal(0))
+        if side == "SELL" and fixed and have < qty:
+            # the buy's commission was charged in the base asset and the account held none
+            # before: sell what it received, on the lot step (the dust stays; flatten reports it)
+            cut = SymbolRules._floor(have, rules.market_step if market else rules.step)
+            if cut > 0 and rules.check(cut, px, market) is None:
+                log.warning("%s: round trip sells %s of the %s bought (%s %s free)", sym, cut, qty, have, rules.base)
+                qty = cut
+        if side == "SELL" and have < qty:
+            self._rt_done = self._rt_done or fixed
             finish(f"pre-trade: insufficient {rules.base}")
             return
 
@@ -235,11 +262,19 @@ class TradingPipelineUser(BinanceRestUser):
         if not market:
             params["timeInForce"] = "IOC"
             params["price"] = format(px, "f")
+        audit = getattr(self.environment.events, "letrade_audit", None)   # the audit trail: the decision
+        if audit is not None:
+            audit.fire(action="decided", client_order_id=cid, symbol=sym, side=side, notional=qty * px,
+                       source="pipeline", via=self.settings.order_via)
         watch = self.tracker.watch(cid)
         try:
             try:   # the call path gates (safety, run notional), enters and books the order
                 outcome = self._place(cid, params, Order(cid, str(sym), side, qty * px, "pipeline", self.settings.order_via))
             except SafetyRefusal as e:
+                if e.blocked:       # an operator's block: no failure, no stop; trade again once lifted
+                    while ctx.orders_blocked is not None and ctx.aborted is None:
+                        gevent.sleep(0.2)
+                    return
                 self._stop_trading(f"safety.{e.reason}" if e.reason.startswith("max_run_notional") else e.reason)
                 return
             if outcome == "not_sent":
@@ -255,8 +290,11 @@ class TradingPipelineUser(BinanceRestUser):
             if not watch.done.wait(self.fill_timeout_s):
                 finish(f"no final executionReport within {self.fill_timeout_s:g}s")
                 return
+            if any(r.get("X") == "PARTIALLY_FILLED" for r in watch.reports):
+                ledger.status(cid, "PARTIALLY_FILLED")   # the stream showed it filling in parts
             ledger.status(cid, watch.final_status)
-            ledger.executed(cid, watch.quote_qty())    # the fills' exact value: the run's net exposure
+            # the fills' exact value and quantity: the run's net exposure and net position
+            ledger.executed(cid, watch.quote_qty(), watch.executed_qty())
             watch.balanced.wait(self.balance_timeout_s)
             if watch.filled_at is not None and watch.balance_at is not None:
                 self.fire("userdata", "fill_to_balance", (watch.balance_at - watch.filled_at) * 1000.0)
@@ -266,6 +304,8 @@ class TradingPipelineUser(BinanceRestUser):
             executed = watch.executed_qty()
             if executed > 0:
                 self._long = side == "BUY"
+                if self.settings.strategy.mode == "round_trip":
+                    self._round_trip_step(side, qty, executed)
             if executed > 0:
                 self._report_fill(watch, rules, side, price, executed, cid)
             if watch.final_status != "FILLED" and not (executed > 0 and not market):
@@ -276,6 +316,19 @@ class TradingPipelineUser(BinanceRestUser):
                 finish(None, {"client_order_id": cid})
         finally:
             self.tracker.unwatch(cid)
+
+    def _round_trip_step(self, side: str, qty: Decimal, executed: Decimal) -> None:
+        """``round_trip`` mode after an order executed: a buy sets the quantity to sell back; a
+        sell that sold it all ends the round trip (a partly executed sell leaves the rest to sell)."""
+        if side == "BUY":
+            self._rt_sell_qty = executed
+            return
+        rest = (self._rt_sell_qty or Decimal(0)) - executed
+        if rest > 0 and executed < qty:
+            self._rt_sell_qty = rest
+            return
+        self._rt_done = True
+        log.info("%s: round trip done (bought and sold %s)", self.symbol, executed)
 
     def _place(self, cid: str, params: dict, order: Order) -> str:
         """Send the order on the call path (which enters and books it in the ledger); returns

@@ -102,6 +102,18 @@ def synthetic_points(now_ms: int) -> list[str]:
                 t = start + k * STEP_MS
                 out.append(line("users", tags, {"count": 10, "rps": 80.0, "fail_rps": 0.3}, t))
                 out.append(line("sink", tags, {"written": 5 * k, "dropped": 0, "retries": 0, "buffered": 0}, t))
+        for k in range(0, n + 1, 6):   # balance snapshots every 30 s (run-level points: no worker tag)
+            t = start + k * STEP_MS
+            for a_i, asset in enumerate(("BTC", "USDT")):
+                delta = (0.0001 if a_i == 0 else -10.0) * k
+                out.append(line("balance", {**base, "asset": asset},
+                                {"start": 2.0 + a_i * 1000, "now": 2.0 + a_i * 1000 + delta, "delta": delta,
+                                 "unexplained": 0.0 if ri != 1 else 1.5 * a_i, "open_orders": k % 2,
+                                 "weight": 0.5 + 0.1 * (a_i - 0.5)}, t))
+            for strategy in ("pipeline", "run"):
+                out.append(line("pnl", {**base, "strategy": strategy},
+                                {"realised_pnl": -0.01 * k, "fees": 0.012 * k, "slippage_cost": 0.001 * k,
+                                 "return": -0.001}, t))
         passed_all = True
         for label, metric, threshold, value_of in CRITERIA:
             value = value_of(ri)

@@ -110,8 +110,23 @@ def _mini_ticker(schema: dict) -> None:
     _walk(schema, fix)
 
 
+def _authority_expiry_is_optional(schema: dict) -> None:
+    """apiRestrictions: the spec requires ``tradingAuthorityExpirationTime``; reference §12: it appears
+    only where a trading authority expiry is set."""
+    schema["required"] = [f for f in schema.get("required", []) if f != "tradingAuthorityExpirationTime"]
+
+
+def _indicators_are_optional(schema: dict) -> None:
+    """apiTradingStatus: the spec requires ``indicators`` (per traded symbol, a BTCUSDT entry even);
+    reference §12's answer has none. The simulator sends none."""
+    data = schema["properties"]["data"]
+    data["required"] = [f for f in data.get("required", []) if f != "indicators"]
+
+
 # Where the 2026 reference (or plain fact) wins over the 2024 spec: (method, path, variant) -> patches.
 REFERENCE_WINS = {
+    ("GET", "/sapi/v1/account/apiTradingStatus", None): [_indicators_are_optional],
+    ("GET", "/sapi/v1/account/apiRestrictions", None): [_authority_expiry_is_optional],
     ("GET", "/api/v3/exchangeInfo", None): [_filters_have_own_fields],
     ("GET", "/api/v3/aggTrades", None): [_agg_trade_time_is_an_integer],
     ("POST", "/api/v3/order", None): [_one_of_as_any_of],

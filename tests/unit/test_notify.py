@@ -97,7 +97,7 @@ def test_parse_webhook_spec_slack_and_telegram():
     tg = notify.parse_webhook_spec(f"telegram=https://api.telegram.org/bot{TG_TOKEN}/sendMessage?chat_id=-100123")
     assert tg.url == f"https://api.telegram.org/bot{TG_TOKEN}/sendMessage" and tg.chat_id == "-100123"
     assert tg.payload("hi") == {"chat_id": "-100123", "text": "hi", "disable_web_page_preview": True}
-    assert slack.payload("p(95)<200 & more") == {"text": "p(95)&lt;200 &amp; more"}
+    assert slack.payload("p(95)<200 & more")["text"] == "p(95)&lt;200 &amp; more"
     assert_no_url(repr(slack) + repr(tg))
 
 
@@ -180,9 +180,10 @@ def test_slack_and_telegram_receive_the_verdict(receiver_factory, caplog):
     assert set(by_path) == {SLACK_PATH, f"/bot{TG_TOKEN}/sendMessage"}     # the chat_id query is not posted
     slack, tg = by_path[SLACK_PATH], by_path[f"/bot{TG_TOKEN}/sendMessage"]
     assert slack["content_type"] == tg["content_type"] == "application/json"
-    assert list(slack["body"]) == ["text"]
+    assert list(slack["body"]) == ["text", "attachments"]
     assert slack["body"]["text"].startswith("letrade-perf ci-gate (sim, run 20260301T120000Z-ci-gate): FAIL — 1/2")
-    assert "p(95)&lt;200: 251.3 ms (threshold &lt; 200 ms)" in slack["body"]["text"]
+    detail = slack["body"]["attachments"][0]["blocks"][1]["text"]["text"]
+    assert "p(95)&lt;200: 251.3 ms (threshold &lt; 200 ms)" in detail
     assert tg["body"]["chat_id"] == "-1001" and tg["body"]["disable_web_page_preview"] is True
     assert tg["body"]["text"] == notify.verdict_text(failing_summary())
     assert_no_url(caplog.text, slack_url, tg_url)

@@ -317,7 +317,7 @@ def test_every_error_of_a_profile_is_reported_at_once_each_with_its_line(tmp_pat
                      "kline_intervals, kline_limit, kline_pages, task_weights, trades_limit, wait_max_s, wait_min_s, "
                      "weight) (line 3)",
                      f"{path}: pacing.weight_fraction: must be within (0, 1], got 2.0 (line 4)",
-                     f"{path}: unknown key 'bogus' (allowed: criteria, description, env, gate, notify, pacing, safety, "
+                     f"{path}: unknown key 'bogus' (allowed: criteria, description, env, flatten, funds, gate, notify, pacing, safety, "
                      "sim, sink, stages, symbols, target, tolerate, users) (line 5)"]
     assert str(info.value) == " | ".join(found)
     out = subprocess.run([sys.executable, "-m", "letrade_perf", "profiles", "--validate", str(path)],
