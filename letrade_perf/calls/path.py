@@ -162,6 +162,8 @@ class Order:
     via: str = "rest"
 
 
+_NO_CODES: frozenset[int] = frozenset()
+
 __all__ = ["Call", "CallResult", "Failure", "Order", "OrdersBlocked", "SafetyRefusal", "begin", "call_failure",
            "classify", "decode", "feedback", "IpBanned"]
 
@@ -270,7 +272,7 @@ def begin(ctx: Any, ep: Endpoint | WsApiMethod | None, params: Mapping[str, Any]
         gate(ctx, order)
     pacer = ctx.pacer
     reservation = None
-    codes = frozenset(expected)
+    codes = frozenset(expected) if expected else _NO_CODES
     if pacer is None:
         return Call(ctx, ep, None, None, order, codes)
     if paced and ep is not None:

@@ -210,6 +210,7 @@ TAB_SCRIPT = _BAR_JS
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>letrade-perf operations</title>
+<link rel="icon" href="data:,">
 <style>body{font-family:sans-serif;margin:20px}table{border-collapse:collapse;margin-top:12px}
 td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}td:first-child,th:first-child{text-align:left}</style>
 </head><body>

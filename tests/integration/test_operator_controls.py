@@ -25,11 +25,12 @@ import pytest
 import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from browser import chromium, chromium_missing  # noqa: E402
 from test_run import ROOT, run_dir  # noqa: E402
 
 OPERATOR = "ops-tester"
-STAGE_S = 18
-CRITERION_AFTER_S = 15
+STAGE_S = 22
+CRITERION_AFTER_S = 19
 
 
 def _free_port() -> int:
@@ -81,6 +82,32 @@ def _market_requests(base: str) -> int:
                if r.get("method") == "GET" and str(r.get("name", "")).startswith("GET /api/v3/"))
 
 
+def _resume_in_browser(base: str, profile_dir: str) -> dict:
+    """Open ``/letrade/operations`` in headless Chromium while orders are blocked, read its state
+    line and positions table, click *Resume*, and read the page's answer and the console."""
+    from selenium.webdriver.common.by import By
+
+    with chromium(profile_dir) as driver:
+        driver.get(base + "/letrade/operations")
+        deadline = time.monotonic() + 15
+        state = rows = ""
+        while time.monotonic() < deadline:
+            state = driver.find_element(By.ID, "state").text
+            rows = driver.find_element(By.ID, "positions").text
+            if "BLOCKED" in state and rows:
+                break
+            time.sleep(0.2)
+        buttons = [b.text for b in driver.find_elements(By.CSS_SELECTOR, "#letrade-ops-bar button")]
+        driver.find_element(By.ID, "letrade-resume").click()
+        msg = ""
+        while time.monotonic() < deadline and not msg:
+            msg = driver.find_element(By.ID, "letrade-ops-msg").text
+            time.sleep(0.1)
+        errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+    return {"state": state, "rows": rows, "buttons": buttons, "message": msg, "console_errors": errors,
+            "resumed": msg == "new orders resumed"}
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ops")
@@ -117,7 +144,12 @@ def run(tmp_path_factory):
         time.sleep(2.5)           # beyond the 2 s Locust caches /stats/requests for
         seen["market"] = (market0, _market_requests(base))
         seen["state_blocked"] = _request(base + "/letrade/orders/state")
-        seen["resume"] = _request(base + "/letrade/orders/resume", "POST")
+        if chromium_missing() is None:     # the Operations page's Resume button, in a real browser
+            seen["browser"] = _resume_in_browser(base, str(tmp / "chromium-profile"))
+            seen["resume"] = (200, {"changed": seen["browser"]["resumed"],
+                                    "blocked": _request(base + "/letrade/orders/state")[1]["blocked"]})
+        else:
+            seen["resume"] = _request(base + "/letrade/orders/resume", "POST")
         resumed = _line(audit, "orders_resumed")
         _wait_for(lambda: _sent_after(audit, resumed["ts_ms"]), 5, "an order after the resume")
         # the signals, through letrade-perf run
@@ -193,9 +225,10 @@ def test_market_data_goes_on_while_orders_are_blocked_and_the_state_route_says_s
 
 
 def test_the_positions_route_answers_json(run):
-    status, body = run["positions"]
-    assert status in (200, 409), body
-    assert ("assets" in body) if status == 200 else body["available"] is False
+    status, body = run["positions"]     # a local run with credentials: the snapshots are taken
+    assert status == 200 and {"BTC", "USDT"} <= set(body["assets"]), body
+    usdt = body["assets"]["USDT"]
+    assert {"start", "now", "delta", "unexplained", "open_orders"} <= set(usdt), usdt
 
 
 def test_the_audit_trail_has_each_action_in_order_with_the_run_id_and_operator(run):
@@ -229,3 +262,16 @@ def test_the_verdict_stays_honest_and_the_reports_carry_the_block_history(run):
     assert summary["orders"]["blocked"] >= 1
     assert "New orders blocked" in run["markdown"] and "by criterion" in run["markdown"]
     assert "Traceback" not in run["out"]
+
+
+def test_the_operations_page_shows_the_block_and_its_resume_button_works_in_a_browser(run):
+    seen = run.get("browser")
+    if seen is None:
+        pytest.skip(chromium_missing() or "no browser run")
+    assert seen["buttons"] == ["Block new orders", "Resume", "Flatten"], seen
+    assert "BLOCKED" in seen["state"] and "integration block" in seen["state"], seen
+    assert seen["rows"].startswith("Asset"), seen        # the live positions table rendered
+    assert seen["message"] == "new orders resumed", seen
+    assert seen["console_errors"] == [], seen
+    resumed = _line(run["audit"], "orders_resumed", "web UI")
+    assert resumed is not None and resumed["operator"] == OPERATOR
