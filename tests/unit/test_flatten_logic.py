@@ -167,3 +167,24 @@ def test_round_trip_sells_what_the_buy_executed_then_is_done():
     assert user._rt_sell_qty == D("0.00015") and not user._rt_done
     step(user, "SELL", D("0.00015"), D("0.00015"))
     assert user._rt_done
+
+
+def test_a_master_asks_every_worker_to_flatten_and_a_worker_flattens_its_own_without_a_second_block():
+    from types import SimpleNamespace
+
+    import gevent
+
+    from letrade_perf.harness import controls
+
+    sent: list[tuple] = []
+    runner = SimpleNamespace(clients={"w1": 1, "w2": 2},
+                             send_message=lambda t, d, client_id=None: sent.append((t, d, client_id)))
+    master = SimpleNamespace(environment=SimpleNamespace(runner=runner))
+    assert controls.request_flatten(master, "risk off", "web UI") == 2
+    assert sent == [(controls.MSG_FLATTEN, {"reason": "risk off", "by": "web UI"}, "w1"),
+                    (controls.MSG_FLATTEN, {"reason": "risk off", "by": "web UI"}, "w2")]
+    calls: list[tuple] = []
+    worker = SimpleNamespace(flatten=lambda reason, by, block=True: calls.append((reason, by, block)))
+    controls.on_flatten_message(worker)(msg=SimpleNamespace(data=sent[0][1]))
+    gevent.sleep(0)                      # the handler flattens in a greenlet of its own
+    assert calls == [("risk off", "master (web UI)", False)]
