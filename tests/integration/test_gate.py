@@ -215,7 +215,11 @@ def test_webhooks_get_the_verdict_and_a_failing_receiver_does_not_disturb_the_ru
         summary = load(run_dir(reports), "summary.json")
         assert summary["verdict"] == "fail"
         # Slack's mrkdwn needs <, > and & escaped; the text is the same once unescaped
-        slack = [{**b, "text": html.unescape(b["text"])} for path, b in good.bodies if path == secret_path]
+        # (the headline is the message's text, the whole text the coloured attachment's fallback)
+        slack = [{**b, "text": html.unescape(b["text"] + "\n" + "\n".join(a.get("fallback", "")
+                                                                      for a in b.get("attachments") or ()))}
+                 for path, b in good.bodies if path == secret_path]
+        assert all(a.get("color") and a.get("blocks") for b in slack for a in b["attachments"]), slack
         tg = [b for path, b in good.bodies if path.startswith("/bot")]
         assert any("FAIL" in b["text"] and SLOW_LABEL in b["text"] for b in slack), slack
         assert any(b.get("chat_id") == "-1001" and "FAIL" in b["text"] for b in tg), tg
