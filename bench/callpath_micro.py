@@ -6,16 +6,16 @@ before the path existed), side by side in one process.
 Two rows: one ``GET /api/v3/depth`` answer (a small JSON body, a used-weight header), and one
 ``POST /api/v3/order`` (safety check, run notional, ledger entry, booked from a FILLED answer),
 against a pacer with a budget too large to ever wait. Runs alternate (ABAB…, ``--pairs``), each ``--calls`` calls; the
-table shows the best µs per call of each side and the per-pair ratios path ÷ inline
-(min / median / max). Pin it to one core for stable figures::
+table (bench/_table.py) shows every pair's µs per call of each side, the medians, and the per-pair
+ratios path ÷ inline (min / median / max; below 1 the path is cheaper). ``--append`` appends it to
+BENCHMARKS.md. Pin it to one core for stable figures::
 
-    taskset -c 1 .venv/bin/python bench/callpath_micro.py [--pairs 7] [--calls 20000]
+    taskset -c 1 .venv/bin/python bench/callpath_micro.py [--pairs 7] [--calls 20000] [--append]
 """
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 
@@ -27,6 +27,9 @@ from letrade_perf.binance.endpoints import endpoint  # noqa: E402
 from letrade_perf.calls.path import CallResult, Order, begin, classify, decode, feedback  # noqa: E402
 from letrade_perf.harness.ledger import OrderLedger  # noqa: E402
 from letrade_perf.pacing import Pacer, budgets_from_rate_limits  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _table  # noqa: E402
 
 
 class _Ctx:
@@ -47,10 +50,11 @@ class _Ctx:
     def abort(self, reason: str) -> None: ...
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pairs", type=int, default=7)
     ap.add_argument("--calls", type=int, default=20_000)
+    _table.add_args(ap)
     args = ap.parse_args()
     ctx = _Ctx()
     ep = endpoint("GET", "/api/v3/depth")
@@ -104,20 +108,20 @@ def main() -> None:
             fn()
         return (time.perf_counter() - t0) / n * 1e6
 
-    print("| sequence around one REST send | inline (µs/call) | call path (µs/call) | ratio | pairs min / med / max |")
-    print("|---|---:|---:|---:|---:|")
+    report = _table.Report(
+        "The call path's own cost vs the same pieces inline", base="inline", cand="call path",
+        intro=f"µs per call, {args.pairs} alternating pairs of {args.calls:,} calls each, one process "
+              "(after one warm-up round per side); ratio = call path ÷ inline per pair.")
     for label, fa, fb in (("pace → decode → classify → feed back (GET depth)", inline, path),
                           ("+ safety gate, run notional, ledger entry and booking (POST order)", order_inline,
                            order_path)):
-        per_call_us(fa), per_call_us(fb)          # warm up
-        a, b = [], []
-        for _ in range(args.pairs):
-            a.append(per_call_us(fa))
-            b.append(per_call_us(fb))
-        ratios = [y / x for x, y in zip(a, b)]
-        print(f"| {label} | {min(a):.2f} | {min(b):.2f} | {min(b) / min(a):.2f}× | "
-              f"{min(ratios):.2f} / {statistics.median(ratios):.2f} / {max(ratios):.2f} |")
+        with report.row(label, unit="µs/call", digits=2) as row:
+            per_call_us(fa), per_call_us(fb)          # warm up
+            for _ in range(args.pairs):
+                a = per_call_us(fa)
+                row.pair(a, per_call_us(fb))
+    return report.finish(args)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -2,7 +2,9 @@
 
 Selected with ``BENCH_USER`` = ``rest`` | ``signed`` | ``ccxt`` | ``ws``; symbol and simulator
 come from ``--host``. They do only what the request needs: no pacing, no validation, no events
-beyond Locust's own request statistics (the WS loop counts messages and writes them at quit).
+beyond Locust's own request statistics (the WS loop counts messages, their lags and the first and
+last receive times, and writes them at quit: a loop that falls behind keeps receiving a backlog
+after the run's nominal end, so its rate is messages ÷ (last − first), not ÷ the run time).
 """
 from __future__ import annotations
 
@@ -64,7 +66,7 @@ class BareCcxt(User):
                                              response_length=0, exception=exc, context={})
 
 
-_ws = {"messages": 0, "lags": []}
+_ws = {"messages": 0, "lags": [], "first": None, "last": None}   # first/last: receive times (epoch s)
 
 
 class BareWs(User):
@@ -90,6 +92,9 @@ class BareWs(User):
             now = time.time() * 1000
             e = json.loads(data)["data"].get("E")
             _ws["messages"] += 1
+            if _ws["first"] is None:
+                _ws["first"] = now / 1000
+            _ws["last"] = now / 1000
             if e is not None:
                 lags.append(now - e)
 

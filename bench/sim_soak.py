@@ -23,6 +23,11 @@ least-squares slope of the post-warm-up samples — per wall hour and per equiva
 (wall ÷ speed), with min / median / max of the slopes of consecutive 60 s windows as spread.
 
     .venv/bin/python bench/sim_soak.py [--minutes 6] [--warmup-minutes 3] [--speed 10] [--baseline REV | --no-baseline]
+    .venv/bin/python bench/sim_soak.py --quick            # 2 minutes, 1 of them warm-up
+    .venv/bin/python bench/sim_soak.py --append           # the Markdown table appended to BENCHMARKS.md
+
+The result is a Markdown table (bench/_table.py) under a heading with the UTC date, the machine
+and the command line; ``--append`` adds it to BENCHMARKS.md, ``--note`` a sentence above it.
 
 Loopback only; every loop is bounded by the run's deadline and a request cap.
 """
@@ -34,7 +39,6 @@ import json
 import os
 import random
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,6 +52,9 @@ sys.path.insert(0, ROOT)
 
 from letrade_perf.binance.signing import encode_params, hmac_sha256  # noqa: E402
 from letrade_perf.sim.config import DEMO_API_KEY, DEMO_SECRET  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _table  # noqa: E402
 
 PROFILE = os.path.join(ROOT, "letrade_perf", "profiles", "soak-24h.yaml")
 MAX_REQUESTS_PER_USER = 200_000
@@ -304,12 +311,17 @@ def main() -> int:
     ap.add_argument("--baseline", default="HEAD", metavar="REV",
                     help="git revision whose simulator runs beside this tree's (default HEAD)")
     ap.add_argument("--no-baseline", action="store_true", help="only the working tree's simulator")
+    ap.add_argument("--quick", action="store_true", help="2 minutes, 1 of them warm-up (a smoke run, not a figure)")
+    _table.add_args(ap)
     args = ap.parse_args()
+    if args.quick:
+        args.minutes, args.warmup_minutes = 2.0, 1.0
     warmup = args.warmup_minutes if args.warmup_minutes is not None else args.minutes / 2
     with open(PROFILE) as f:
         profile = yaml.safe_load(f)
     os.sched_setaffinity(0, {1}) if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1 else None
 
+    report = _table.Report("Simulator memory under the soak load")     # date and machine: at the start
     tmp = tempfile.mkdtemp(prefix="sim-soak-")
     sims: list[Sim] = []
     try:
@@ -337,27 +349,35 @@ def main() -> int:
         for s in sims:
             s.stop()
 
-    print()
-    print(f"{'simulator':<10} {'requests':>9} {'errors':>6} {'RSS start':>9} {'end':>7} {'peak':>7} "
-          f"{'MB/h wall':>10} {'MB/soak-h':>10}  {'60s-window MB/h wall: min / median / max':>40}")
+    report.intro = (
+        f"The soak-24h mix at {args.speed:g}× for {args.minutes:g} wall minutes "
+        f"(= {args.minutes * args.speed / 60:.2f} soak hours), warm-up {warmup:g} min left out of the fit; "
+        f"simulators on core 0, the load on core 1; RSS sampled every {SAMPLE_EVERY_S:g} s. Growth = "
+        f"least-squares slope after the warm-up; spread = slopes of consecutive {WINDOW_S:g} s windows.")
+    table = []
     results = {}
     for s in sims:
         g = growth(s.samples, warmup * 60)
         results[s.label] = g
         if not g:
-            print(f"{s.label:<10} too few samples after the warm-up")
+            table.append([s.label, str(s.requests), str(s.errors), "too few samples after the warm-up",
+                          "—", "—", "—", "—"])
             continue
         w = g["windows"]
-        spread = (f"{min(w):8.1f} / {statistics.median(w):8.1f} / {max(w):8.1f}" if w else "n/a")
-        print(f"{s.label:<10} {s.requests:>9} {s.errors:>6} {g['start']:>8.1f}M {g['end']:>6.1f}M {g['peak']:>6.1f}M "
-              f"{g['fit']:>10.2f} {g['fit'] / args.speed:>10.2f}  {spread:>40}")
+        table.append([s.label, f"{s.requests:,}", str(s.errors), f"{g['start']:.1f} → {g['end']:.1f} MB",
+                      f"{g['peak']:.1f} MB", f"{g['fit']:.2f}", f"{g['fit'] / args.speed:.2f}",
+                      _table.spread(w, digits=1) if w else "n/a"])
+    report.text(_table.markdown_table(
+        ["simulator", "requests", "errors", "RSS start → end", "peak", "MB per wall hour", "MB per soak hour",
+         f"{WINDOW_S:g} s windows MB/h wall: min / median / max"], table))
     base_label = args.baseline[:10]
     if base_label in results and results[base_label] and results["current"]:
-        print(f"\nRSS after {args.minutes:g} min: current {results['current']['end']:.1f} MB vs {base_label} "
-              f"{results[base_label]['end']:.1f} MB; growth after warm-up {results['current']['fit']:.2f} vs "
-              f"{results[base_label]['fit']:.2f} MB per wall hour")
+        report.text(f"RSS after {args.minutes:g} min: current {results['current']['end']:.1f} MB vs {base_label} "
+                    f"{results[base_label]['end']:.1f} MB; growth after warm-up {results['current']['fit']:.2f} vs "
+                    f"{results[base_label]['fit']:.2f} MB per wall hour.")
+    rc = report.finish(args)
     shutil.rmtree(tmp, ignore_errors=True)
-    return 0
+    return rc
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@
 Part 1 — one harness Locust process (``RestMarketData``, 20 users, ``GET /api/v3/depth`` with no
 wait: the harness's maximum request rate) pinned to core 1, against the simulator on core 0, with
 the sink off, in aggregate mode and in raw mode (a real VictoriaMetrics, also on core 0, started
-here). The variants alternate (off, aggregate, raw, off, …) and the table shows medians, because
-this shared machine's speed drifts between runs. A probe inside the Locust process logs its request
+here). The variants alternate (off, aggregate, raw, off, …): each round gives one pair
+(off, aggregate) and one pair (off, raw), and the table (bench/_table.py) shows every pair, the
+medians and the per-pair ratios min / median / max, because this shared machine's speed drifts
+between runs. A probe inside the Locust process logs its request
 count and CPU time every 0.5 s; the table shows requests/s and CPU time per request over the
 steady middle of each run (ramp-up and shutdown left out). Each sink run is checked:
 VictoriaMetrics must hold its points.
@@ -15,14 +17,14 @@ through influxdb-client to VictoriaMetrics; afterwards the points VictoriaMetric
 API) must equal the points produced, with none dropped.
 
     .venv/bin/python bench/sink_overhead.py [--repeat 5] [--seconds 8] [--users 20] \\
-        [--raw-rate 25000] [--raw-seconds 10]
+        [--raw-rate 25000] [--raw-seconds 10] [--append]
+    .venv/bin/python bench/sink_overhead.py --quick      # 2 rounds of 6 s, 5 s of raw feed (~1.5 min)
 """
 from __future__ import annotations
 
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,6 +39,9 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 from letrade_perf.metrics.sink import InfluxSink, SinkConfig  # noqa: E402
 from letrade_perf.sim.process import start_simulator  # noqa: E402
 from tsdb import start_victoria_metrics  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _table  # noqa: E402
 
 LOCUSTFILE = os.path.join(ROOT, "locustfiles", "binance.py")
 
@@ -116,31 +121,41 @@ def stored(vm, match: str) -> int:
     return sum(len(s["values"]) for s in vm.export(match, wait=5))
 
 
-def part1(args, vm, work: str) -> list[tuple[str, float, float]]:
-    sim = start_simulator({"limits": {"request_weight_per_minute": 10**9, "raw_requests_per_5m": 10**9}}, cpu=0)
-    try:
-        prof = profile(work, args.seconds, args.users)
-        variants = {"off": {}, "aggregate": {"LETRADE_INFLUX_URL": vm.url, "LETRADE_INFLUX_MODE": "aggregate"},
-                    "raw": {"LETRADE_INFLUX_URL": vm.url, "LETRADE_INFLUX_MODE": "raw"}}
-        rates: dict[str, list[float]] = {k: [] for k in variants}
-        cpus: dict[str, list[float]] = {k: [] for k in variants}
-        for i in range(args.repeat):
-            for name, env in variants.items():
-                tag = f"bench-{name}-{i}"
-                rps, cpu_us = locust_run(args.locustfile, sim.base_url, prof, work, tag, env)
-                rates[name].append(rps)
-                cpus[name].append(cpu_us)
-                if name != "off":
-                    n = stored(vm, f'{{__name__="users_count",run_id="{tag}"}}')
-                    if n == 0:
-                        raise RuntimeError(f"{tag}: VictoriaMetrics holds no points of the run — is the sink "
-                                           "installed (letrade_perf.harness.sink.install_sink)?")
-                print(f"  {tag}: {rps:,.0f} req/s, {cpu_us:,.0f} µs CPU per request", flush=True)
-        off, off_cpu = statistics.median(rates["off"]), statistics.median(cpus["off"])
-        return [(name, statistics.median(rates[name]), statistics.median(rates[name]) / off,
-                 statistics.median(cpus[name]), statistics.median(cpus[name]) / off_cpu) for name in variants]
-    finally:
-        sim.stop()
+def part1(args, vm, work: str, report: _table.Report) -> None:
+    """Rounds of off / aggregate / raw; per round one pair (off, variant) per variant and figure."""
+    scopes = {(name, fig): report.row(f"sink {name}: {label}", unit=unit, target=target, digits=0)
+              for name, tgt in (("aggregate", ("≥ 0.95×", "≤ 1.05×")), ("raw", ("—", "—")))
+              for fig, label, unit, target in (("rps", "requests/s", "req/s", tgt[0]),
+                                               ("cpu", "CPU per request (steady state)", "µs", tgt[1]))}
+    first = next(iter(scopes.values()))
+    with first:
+        try:
+            sim = start_simulator({"limits": {"request_weight_per_minute": 10**9, "raw_requests_per_5m": 10**9}},
+                                  cpu=0)
+            try:
+                prof = profile(work, args.seconds, args.users)
+                variants = {"off": {}, "aggregate": {"LETRADE_INFLUX_URL": vm.url, "LETRADE_INFLUX_MODE": "aggregate"},
+                            "raw": {"LETRADE_INFLUX_URL": vm.url, "LETRADE_INFLUX_MODE": "raw"}}
+                for i in range(args.repeat):
+                    got = {}
+                    for name, env in variants.items():
+                        tag = f"bench-{name}-{i}"
+                        got[name] = locust_run(args.locustfile, sim.base_url, prof, work, tag, env)
+                        if name != "off":
+                            n = stored(vm, f'{{__name__="users_count",run_id="{tag}"}}')
+                            if n == 0:
+                                raise RuntimeError(f"{tag}: VictoriaMetrics holds no points of the run — is the "
+                                                   "sink installed (letrade_perf.harness.sink.install_sink)?")
+                    for (name, fig), scope in scopes.items():
+                        k = 0 if fig == "rps" else 1
+                        scope.row.pair(got["off"][k], got[name][k])
+            finally:
+                sim.stop()
+        except Exception as e:
+            for scope in scopes.values():
+                if scope is not first:
+                    scope.row.error = f"see the first sink row ({type(e).__name__})"
+            raise
 
 
 def part2(args, vm) -> dict:
@@ -190,7 +205,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=int, default=8, help="length of each Locust run")
     ap.add_argument("--users", type=int, default=20)
-    ap.add_argument("--repeat", type=int, default=5, help="alternating off/aggregate/raw rounds (medians)")
+    ap.add_argument("--repeat", type=int, default=5, help="alternating off/aggregate/raw rounds (pairs)")
     ap.add_argument("--locustfile", default=LOCUSTFILE)
     ap.add_argument("--raw-rate", type=int, default=25_000, help="raw points/s the feeder produces")
     ap.add_argument("--raw-seconds", type=float, default=10.0)
@@ -198,44 +213,50 @@ def main() -> int:
     ap.add_argument("--raw-batch", type=int, default=1000, help="sink batch_size for the raw feeder (the profile default)")
     ap.add_argument("--raw-buffer", type=int, default=100_000, help="sink max_buffer_points for the raw feeder")
     ap.add_argument("--only", choices=("locust", "raw"), action="append")
+    ap.add_argument("--quick", action="store_true", help="2 rounds of 6 s runs and 5 s of raw feed")
+    _table.add_args(ap)
     args = ap.parse_args()
+    if args.quick:
+        args.repeat, args.seconds, args.raw_seconds = 2, 6, 5.0
     only = set(args.only or ("locust", "raw"))
+    report = _table.Report(
+        "InfluxDB sink cost and raw-mode throughput", base="sink off", cand="sink on",
+        intro=f"Part 1: one Locust process, {args.users} users, `GET /api/v3/depth` without wait, {args.seconds} s "
+              f"per run, {args.repeat} alternating off / aggregate / raw rounds (one pair per round and variant); "
+              "Locust on core 1, simulator and VictoriaMetrics on core 0. Ratio = sink on ÷ sink off per pair.")
     work = tempfile.mkdtemp(prefix="letrade-sink-bench-")
     vm = start_victoria_metrics(work)
     pin(vm.pid, 0)
+    failed = False
     try:
-        rows = part1(args, vm, work) if "locust" in only else None
-        raw = part2(args, vm) if "raw" in only else None
+        if "locust" in only:
+            part1(args, vm, work, report)
+        if "raw" in only:
+            try:
+                raw_block(args, part2(args, vm), report)
+            except Exception as e:              # part 1's rows are kept
+                failed = True
+                report.text(f"Part 2 (raw feeder) **failed**: {type(e).__name__}: {e}")
     finally:
         vm.stop()
         shutil.rmtree(work, ignore_errors=True)
-    if rows:
-        print(f"\nSink cost in one Locust process: {args.users} users, `GET /api/v3/depth` without wait, "
-              f"{args.seconds}s each, medians of {args.repeat} alternating rounds; Locust on core 1, simulator "
-              "and VictoriaMetrics on core 0\n")
-        print("| sink | req/s | vs off | CPU µs / request (steady state) | vs off | target |")
-        print("|---|---:|---:|---:|---:|---:|")
-        for name, rps, ratio, cpu, cpu_ratio in rows:
-            target = "" if name == "off" else ("cost ≤ 5 %" if name == "aggregate" else "—")
-            print(f"| {name} | {rps:,.0f} | {ratio:.3f}× | {cpu:,.0f} | {cpu_ratio:.3f}× | {target} |")
-    if raw:
-        print(f"\nRaw mode straight into InfluxSink → influxdb-client → VictoriaMetrics: a feeder at "
-              f"{args.raw_rate:,} points/s for {args.raw_seconds:g}s over {raw['series']} series, batches of "
-              f"{args.raw_batch}, this process on core 1, VictoriaMetrics on core 0\n")
-        print("| figure | value |")
-        print("|---|---:|")
-        print(f"| points produced | {raw['produced']:,} |")
-        print(f"| produced /s | {raw['feed_rate']:,.0f} |")
-        print(f"| written (sink) | {raw['written']:,} |")
-        print(f"| stored (VictoriaMetrics export) | {raw['stored']:,} |")
-        print(f"| dropped | {raw['dropped']:,} |")
-        print(f"| retries | {raw['retries']:,} |")
-        print(f"| buffered when the feeder stopped | {raw['buffered_at_end']:,} |")
-        print(f"| flush after the feeder stopped | {raw['drain_s']:.2f} s |")
-        print(f"| written /s (feed + flush) | {raw['write_rate']:,.0f} |")
-        ok = raw["stored"] == raw["produced"] and raw["dropped"] == 0 and raw["feed_rate"] >= 20_000
-        print(f"\ntarget ≥ 20,000 points/s with stored = produced and 0 dropped: {'met' if ok else 'NOT met'}")
-    return 0
+    return max(report.finish(args), int(failed))
+
+
+def raw_block(args, raw: dict, report: _table.Report) -> None:
+    """Part 2's figures (one run, not pairs) and its target."""
+    rows = [["points produced", f"{raw['produced']:,}"], ["produced /s", f"{raw['feed_rate']:,.0f}"],
+            ["written (sink)", f"{raw['written']:,}"], ["stored (VictoriaMetrics export)", f"{raw['stored']:,}"],
+            ["dropped", f"{raw['dropped']:,}"], ["retries", f"{raw['retries']:,}"],
+            ["buffered when the feeder stopped", f"{raw['buffered_at_end']:,}"],
+            ["flush after the feeder stopped", f"{raw['drain_s']:.2f} s"],
+            ["written /s (feed + flush)", f"{raw['write_rate']:,.0f}"]]
+    ok = raw["stored"] == raw["produced"] and raw["dropped"] == 0 and raw["feed_rate"] >= 20_000
+    report.text(f"Part 2: raw mode straight into InfluxSink → influxdb-client → VictoriaMetrics: a feeder at "
+                f"{args.raw_rate:,} points/s for {args.raw_seconds:g} s over {raw['series']} series, batches of "
+                f"{args.raw_batch}, this process on core 1, VictoriaMetrics on core 0\n\n"
+                + _table.markdown_table(["figure", "value"], rows)
+                + f"\n\nTarget ≥ 20,000 points/s with stored = produced and 0 dropped: {'met' if ok else 'NOT met'}.")
 
 
 if __name__ == "__main__":

@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--allow-production-orders", action="store_true",
                      help="allow a production profile to place (capped) orders")
     run.add_argument("--log-format", choices=("text", "json"), default="text")
+    run.add_argument("-q", "--quiet", action="store_true",
+                     help="no progress line and no Locust stats tables: only warnings, errors and the final "
+                          "verdict block")
     run.add_argument("--log-level", type=_log_level, default=None,
                      help="DEBUG, INFO (default), WARNING or ERROR; also Locust's --loglevel")
     run.add_argument("--baseline", default=None, metavar="SUMMARY",

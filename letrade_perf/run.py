@@ -11,7 +11,11 @@
   exchangeInfo, its symbols): a problem exits 2 within seconds, naming the variable or URL;
 - runs Locust headless (default), with the web UI on 127.0.0.1 (``--web``), or as a local master
   plus N worker processes (``--workers N``), always as subprocesses stopped by PID;
-- leaves Locust's HTML report and CSVs under ``reports/<run_id>/`` and prints a final summary;
+- leaves Locust's HTML report and CSVs under ``reports/<run_id>/``;
+- keeps the console readable: a throttled progress line during the run (printed by the gate of
+  the Locust master or local process), Locust's periodic tables off, and the verdict block
+  (:func:`final_console`, from ``summary.json``) printed last, after Locust's own tables;
+  ``--quiet`` leaves only warnings, errors and that block;
 - forwards SIGUSR1 (block new orders) and SIGUSR2 (resume) to the Locust master or local process,
   and passes ``--operator`` (the audit trail's operator) to every Locust process.
 
@@ -38,7 +42,7 @@ from dataclasses import dataclass
 
 from .core.endings import EXIT_CONFIG, EXIT_SAFETY  # the codes of a run refused before it starts
 from .core.procs import parent_death_preexec, stop_process
-from .logs import FORMAT_ENV
+from .logs import CONSOLE_ENV, FORMAT_ENV
 
 log = logging.getLogger("letrade_perf.run")
 
@@ -83,6 +87,8 @@ class RunPlan:
     """A user's own locustfile (default: the bundled one)."""
     operator: str | None = None
     """Who runs the run (``--operator``), for the audit trail and the reports (default: the OS user)."""
+    quiet: bool = False
+    """``--quiet``: no progress line, no Locust stats tables; warnings, errors and the verdict block."""
 
     def target(self, sim_url: str | None = None):
         """The resolved :class:`~letrade_perf.config.environments.Environment` (ConfigError if bad)."""
@@ -120,6 +126,11 @@ def locust_commands(plan: RunPlan, target, master_port: int | None = None) -> li
         head += ["--web-host", "127.0.0.1"]
     else:
         head += ["--headless"]
+        # the progress line replaces Locust's tables every 2 s (`-- --print-stats` brings them back)
+        if plan.quiet or "--print-stats" not in plan.extra:
+            head += ["--only-summary"]
+    if plan.quiet and not plan.log_level:
+        head += ["--loglevel", "WARNING"]
     head += ["--html", os.path.join(plan.reports_dir, "report.html"), "--csv", prefix]
     if plan.workers <= 0:
         return [head + plan.extra]
@@ -280,7 +291,16 @@ HANG_GRACE_S = 120
 
 def execute(plan: RunPlan, profile) -> int:
     """Run the plan: simulator (if needed), Locust processes, summary. Returns the exit code,
-    which is also the one in every report (see :mod:`letrade_perf.core.endings`)."""
+    which is also the one in every report (see :mod:`letrade_perf.core.endings`). The verdict
+    block is the console's last word: printed once every process has stopped."""
+    finished: list[tuple[int, dict | None]] = []
+    code = _execute(plan, profile, finished)
+    if finished:
+        print(final_console(plan, *finished[-1]), flush=True)
+    return code
+
+
+def _execute(plan: RunPlan, profile, finished: list[tuple[int, dict | None]]) -> int:
     from .core import endings
     from .core.errors import ConfigError, internal_error
     from .sim.process import SimulatorError, start_simulator
@@ -345,6 +365,7 @@ def execute(plan: RunPlan, profile) -> int:
         commands = locust_commands(plan, target)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env[FORMAT_ENV] = plan.log_format
+        env[CONSOLE_ENV] = "quiet" if plan.quiet else "run"    # the gate leaves the verdict block to this process
         for key, value in (plan.influx or {}).items():
             env[key] = value          # read by every Locust process's sink (letrade_perf.metrics)
         if plan.webhooks:
@@ -394,8 +415,7 @@ def execute(plan: RunPlan, profile) -> int:
         for lf in worker_logs:
             lf.close()
         code, summary = run.settle(code, hung)
-        print("\n" + render_summary(read_stats(plan.reports_dir), summary))
-        print("\n" + verdict_line(summary, code, plan.reports_dir))
+        finished.append((code, summary))
         return code
     except Exception as e:      # a bug of this process: the log has the traceback, the reports the ending
         code = internal_error("letrade-perf run", e, plan.reports_dir)
@@ -412,19 +432,26 @@ def execute(plan: RunPlan, profile) -> int:
             signal.signal(s, h)
 
 
-def verdict_line(summary: dict | None, code: int, reports_dir: str) -> str:
-    """The last lines of a run on the console: verdict, ending, shortfalls, reports, exit code."""
-    if not summary:
-        return f"reports: {reports_dir}   exit code {code}"
-    run = summary.get("run") or {}
-    reason = run.get("ending_reason")
-    lines = [f"verdict {str(summary.get('verdict', '?')).upper()}   ending {summary.get('ending') or '?'}"
-             + (f" ({reason})" if reason else "")]
-    for sf in (summary.get("achieved") or {}).get("shortfalls") or []:
-        if not sf.get("tolerated"):
-            lines.append(f"  shortfall: {sf['kind']}: {sf['message']}")
-    lines.append(f"reports: {reports_dir}   exit code {code}")
-    return "\n".join(lines)
+REPORT_FILES = ("summary.html", "report.html", "summary.json", "junit.xml", "summary.md")
+"""The reports the verdict block names (those that exist), the one to open first first."""
+
+
+def final_console(plan: RunPlan, code: int, summary: dict | None, *, stream=None) -> str:
+    """What ``letrade-perf run`` prints after Locust has exited: the requests and criteria tables
+    (not with ``--quiet``), then the verdict block (:func:`letrade_perf.reports.console.verdict_block`),
+    its verdict in colour on a terminal (``NO_COLOR`` / ``FORCE_COLOR`` honoured)."""
+    from .reports.console import criteria_table, use_colour, verdict_block
+
+    colour = use_colour(sys.stdout if stream is None else stream, os.environ)
+    files = [f for f in REPORT_FILES if os.path.exists(os.path.join(plan.reports_dir, f))]
+    block = verdict_block(summary, code, plan.reports_dir, report_files=files, colour=colour)
+    if plan.quiet:
+        return "\n" + block
+    parts = [render_summary(read_stats(plan.reports_dir), summary)]
+    if summary and summary.get("criteria"):
+        parts.append(criteria_table(summary["criteria"]))
+    parts.append(block)
+    return "\n" + "\n\n".join(parts)
 
 
 def preflight_problems(plan: RunPlan, profile, target) -> list[str]:
@@ -447,7 +474,7 @@ def _influx_env(args) -> dict:
 def run_from_args(args) -> int:
     from .logs import configure
 
-    configure(args.log_format, args.log_level or "INFO")
+    configure(args.log_format, args.log_level or ("WARNING" if getattr(args, "quiet", False) else "INFO"))
     planned = plan_from_args(args)
     if isinstance(planned, int):
         return planned
@@ -555,7 +582,7 @@ def plan_from_args(args):
                    log_format=args.log_format, extra=extra, baseline=baseline, tolerance=args.tolerance,
                    webhooks=tuple(args.webhook or ()), influx=_influx_env(args), log_level=args.log_level,
                    locustfile=os.path.abspath(args.locustfile) if args.locustfile else None,
-                   operator=getattr(args, "operator", None) or None,
+                   operator=getattr(args, "operator", None) or None, quiet=bool(getattr(args, "quiet", False)),
                    **target_options(profile.target, args.host, args.rest_url, args.stream_url, args.ws_api_url))
     if plan.locustfile and not (os.path.isfile(plan.locustfile) and plan.locustfile.endswith(".py")):
         print(f"letrade-perf run: --locustfile {args.locustfile}: not a .py file", file=sys.stderr)

@@ -427,12 +427,25 @@ class PacingSettings:
     """Fraction of REQUEST_WEIGHT per minute, within (0, 1]."""
     orders_fraction: float = 0.8
     """Fraction of the ORDERS limits (per 10 s and per day), within (0, 1]."""
+    smoothing: Literal["bucket", "window"] = "bucket"
+    """``bucket``: spread each budget over its window — a token bucket at budget ÷ window (weight
+    per minute ÷ 60 a second, orders per 10 s ÷ 10) on top of the exchange's fixed windows, for
+    the windows of up to a minute (the daily order count stays a fixed window); ``window``: the
+    fixed windows alone, so a window's whole budget may go in its first second (the behaviour
+    before smoothing)."""
+    burst_s: float = _duration_field(1.0)
+    """The token bucket's size in seconds of its rate (``1s``: at weight 4 800 a minute, 80 weight
+    at once); at most 60 s, 0 spaces requests evenly. Ignored with ``smoothing: window``."""
 
     def __post_init__(self) -> None:
         for name in ("weight_fraction", "orders_fraction"):
             v = getattr(self, name)
             if not 0.0 < v <= 1.0:
                 raise FieldError(name, f"must be within (0, 1], got {v}")
+        if self.smoothing not in ("bucket", "window"):
+            raise FieldError("smoothing", f"must be bucket or window, got {self.smoothing!r}")
+        if not 0.0 <= self.burst_s <= 60.0:
+            raise FieldError("burst_s", f"must be within 0 .. 60 s, got {self.burst_s}")
 
 
 @dataclass(frozen=True)

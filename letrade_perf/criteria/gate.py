@@ -16,6 +16,7 @@ from ..core.runmeta import git_commit, versions
 from ..metrics.histogram import RELATIVE_ERROR
 from ..metrics.recorder import MetricsStore, Snapshot
 from .evaluate import FAIL, PASS, Result, effective_criteria, format_value, judge, unit_of, verdict_of
+from .intervals import IntervalTable, interval_width
 
 if TYPE_CHECKING:
     from ..config.profile import Profile
@@ -42,6 +43,9 @@ class Gate:
         self.criteria = effective_criteria(profile)
         self.allow_inconclusive = profile.gate.allow_inconclusive
         self.store = MetricsStore()
+        # per-interval rollups for summary.json["intervals"]: the noise `compare` judges against
+        self.intervals = IntervalTable(interval_width(profile.gate.eval_every_s, getattr(profile, "duration_s", 0.0)),
+                                       [c for c, _src in self.criteria], excluded=_TREND_EXCLUDED)
         self.clock = clock
         self.created_at = clock()
         self.started_at: float | None = None
@@ -58,6 +62,7 @@ class Gate:
 
     def merge(self, snap: Snapshot, source: str = "local") -> None:
         self.store.merge(snap, source)
+        self.intervals.add(snap, source)
 
     def elapsed_s(self) -> float:
         if self.started_at is None:
@@ -206,4 +211,5 @@ class Gate:
             "pacing": extra.get("pacing"),
             "ws": extra.get("ws"),
             "sink": extra.get("sink"),
+            "intervals": self.intervals.to_summary(self.started_at),
         }

@@ -33,9 +33,11 @@ import gevent
 from ..core import endings
 from ..core.endings import EXIT_CONFIG, EXIT_PASS
 from ..criteria.achieved import Achieved, untolerated
-from ..criteria.evaluate import FAIL, format_value
+from ..criteria.evaluate import FAIL, PASS, format_value
 from ..criteria.gate import Gate
+from ..logs import CONSOLE_ENV
 from ..metrics.recorder import MetricsRecorder, Snapshot
+from ..reports.console import paint_verdict, planned_vs_achieved_lines, use_colour
 
 if TYPE_CHECKING:
     from .plugin import HarnessContext, ProcessState
@@ -47,18 +49,14 @@ SAMPLE_EVERY_S = 1.0
 """How often the running users are compared with the plan."""
 
 
-def planned_vs_achieved_lines(achieved: dict) -> list[str]:
-    """The console's "planned vs achieved" lines of a summary's ``achieved`` section."""
-    plan, got = achieved.get("planned") or {}, achieved.get("achieved") or {}
-    out = [f"planned vs achieved: {got.get('duration_s', 0):g} of {plan.get('duration_s', 0):g} s, "
-           f"peak {got.get('peak_users', 0)} of {plan.get('peak_users', 0)} users, "
-           f"{got.get('user_seconds', 0):g} of {got.get('planned_user_seconds', 0):g} user-seconds"
-           + (f", paced {got['paced_fraction']:.1%} of the users' time" if got.get("paced_fraction") is not None else "")
-           + (f", {got.get('user_errors')} user error(s)" if got.get("user_errors") else "")]
-    for sf in achieved.get("shortfalls") or []:
-        if sf.get("tolerated"):
-            out.append(f"  shortfall tolerated by the profile: {sf['kind']}: {sf['message']}")
-    return out
+def _console_progress():
+    """The progress line's throttle and writer for this process (off with ``--quiet``)."""
+    from ..logs import FORMAT_ENV, StatusLine
+    from ..reports.console import ProgressThrottle, progress_every_s
+
+    every = 0.0 if os.environ.get(CONSOLE_ENV) == "quiet" else progress_every_s(os.environ)
+    return ProgressThrottle(every), StatusLine(logging.getLogger("letrade_perf.progress"),
+                                               fmt=os.environ.get(FORMAT_ENV))
 
 
 class LocustGate:
@@ -92,6 +90,7 @@ class LocustGate:
         self._loop = None
         self._sampler = None
         self._final_done = False
+        self._progress_throttle, self._status = _console_progress()
 
     # -- wiring ----------------------------------------------------------------------------------
     def register(self, environment) -> None:
@@ -223,10 +222,37 @@ class LocustGate:
                 continue
             try:
                 results = self.evaluate_now()
-                log.info("%s", self.gate.console_line())
+                log.debug("%s", self.gate.console_line())
+                self._progress(results)
                 self._after_live(results)
             except Exception:   # the gate must never take the run down
                 log.exception("live criteria evaluation failed")
+
+    def _progress(self, results) -> None:
+        """The live progress line, at most once per ``LETRADE_PROGRESS_EVERY_S`` (none with
+        ``letrade-perf run --quiet``); only the local or master process evaluates, so a distributed
+        run prints it once. Not once the test has stopped (the web UI's process runs on)."""
+        if not self.achieved.running or not self._progress_throttle.due():
+            return
+        from ..criteria.achieved import planned_users
+        from ..reports.console import progress_line
+
+        runner = self.ctx.environment.runner
+        total = runner.stats.total if runner is not None else None
+        opts = self.ctx.environment.parsed_options
+        run_time = getattr(opts, "run_time", None) if opts is not None else None
+        planned = self.ctx.profile.duration_s
+        failing = [r for r in results if r.verdict == FAIL]
+        snap = {"started_at": self.gate.started_at, "planned_s": min(planned, run_time) if run_time else planned,
+                "users": int(runner.user_count) if runner is not None else 0,
+                "users_planned": planned_users(self.ctx.profile, self.gate.elapsed_s())[0],
+                "rps": float(total.current_rps) if total is not None else 0.0,
+                "requests": int(total.num_requests) if total is not None else 0,
+                "failures": int(total.num_failures) if total is not None else 0,
+                "passing": sum(r.verdict == PASS for r in results), "failing": len(failing),
+                "pending": sum(r.verdict not in (PASS, FAIL) for r in results),
+                "failing_labels": [f"{r.criterion.label} = {format_value(r.value, r.unit)}" for r in failing]}
+        self._status.show(progress_line(snap, self.gate.clock()))
 
     def _after_live(self, results) -> None:
         elapsed = self.gate.elapsed_s()
@@ -447,8 +473,17 @@ class LocustGate:
         for sf in untolerated(achieved):
             lines.append(f"  SHORTFALL: {sf['kind']}: {sf['message']}")
         text = "\n".join(lines) + "\n"
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        self._status.close()
+        if os.environ.get(CONSOLE_ENV):
+            # under `letrade-perf run`, which prints the verdict block last (after Locust's tables)
+            # from summary.json: here one log line, not the same block twice
+            log.info("%s", head + f" — exit code {code} (the verdict block follows when Locust has exited)")
+        else:
+            if use_colour(sys.stdout, os.environ):
+                word = f"verdict: {verdict.upper()}"
+                text = text.replace(word, paint_verdict(word, verdict, True), 1)
+            sys.stdout.write(text)
+            sys.stdout.flush()
         for r in failed:
             log.error("criterion failed: %s = %s%s", r.criterion.label, format_value(r.value, r.unit),
                       f" ({r.reason})" if r.reason else "")

@@ -825,7 +825,7 @@ class LetradePlugin:
         pacer: Pacer = Pacer(budgets_from_rate_limits(data.get("rateLimits") or ()),
                              weight_fraction=pacing.weight_fraction, orders_fraction=pacing.orders_fraction,
                              clock=clock.server_now_ms, sleep=gevent.sleep,
-                             margin_ms=est.uncertainty_ms)
+                             margin_ms=est.uncertainty_ms, smoothing=pacing.smoothing, burst_s=pacing.burst_s)
         ctx.pacer = pacer
         if ctx.role == "worker":
             from .distributed import WorkerPacing

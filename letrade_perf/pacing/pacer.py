@@ -1,4 +1,5 @@
-"""The process-wide pacer: REQUEST_WEIGHT, ORDERS and RAW_REQUESTS budgets in fixed windows.
+"""The process-wide pacer: REQUEST_WEIGHT, ORDERS and RAW_REQUESTS budgets in fixed windows,
+spread over each short window by a token bucket.
 
 Binance counts weight per IP and orders per account in *fixed, clock-aligned* buckets of
 server time (reference §2): a 1-minute bucket starts at every whole server minute, 10-second
@@ -7,6 +8,12 @@ buckets at :00, :10 …, the day at 00:00 UTC. The pacer mirrors that: every win
 admitted when every window has room for it within ``limit × fraction × share``. When one does
 not, the caller sleeps (through the injected ``sleep``, so other greenlets run) until the
 bucket boundary of every exhausted window — never a sliding-window guess.
+
+Smoothing (:mod:`.smoothing`): with ``smoothing="bucket"`` (the default) the windows of up to a
+minute (REQUEST_WEIGHT 1m, ORDERS 10s) also have a token bucket that refills at ``budget /
+window`` and holds ``burst_s`` seconds of that rate, so the budget is spread over the window
+instead of firing when it opens; a request needs room in both. ``smoothing="window"`` is the
+fixed windows alone (the whole budget may go in a window's first second).
 
 Usage pattern (one :class:`Pacer` per process, shared by all users)::
 
@@ -50,6 +57,7 @@ from ..binance.headers import (
 )
 from ..binance.intervals import MINUTE_MS
 from .budgets import ORDERS, RAW_REQUESTS, REQUEST_WEIGHT, Budgets
+from .smoothing import DEFAULT_BURST_S, DEFAULT_SMOOTHING, SMOOTH_MAX_WINDOW_MS, SMOOTHING_MODES, TokenBucket
 
 #: Shortest sleep the pacer asks for; guards against float rounding turning into a busy loop.
 MIN_SLEEP_S = 0.001
@@ -110,9 +118,11 @@ def _label(kind: str, window_ms: int) -> str:
 
 
 class _Window:
-    """One fixed window: the current bucket index and what is used in it."""
+    """One fixed window: the current bucket index and what is used in it, and its token bucket
+    (``smooth``; None when the window is not smoothed)."""
 
-    __slots__ = ("kind", "window_ms", "limit", "fraction", "bucket", "used", "ours", "label", "caps")
+    __slots__ = ("kind", "window_ms", "limit", "fraction", "bucket", "used", "ours", "label", "caps", "smooth",
+                 "unit_ms")
 
     def __init__(self, kind: str, window_ms: int, limit: int, fraction: float):
         self.kind = kind
@@ -124,6 +134,8 @@ class _Window:
         self.ours = 0   # our own reservations in the bucket (what a refund may give back)
         self.label = _label(kind, window_ms)
         self.caps: dict[float, int] = {}   # budget per share (shares are few)
+        self.smooth: TokenBucket | None = None
+        self.unit_ms = 0.0   # what one unit costs in the token bucket at the current share (set_unit)
 
     def roll(self, now_ms: float) -> None:
         b = int(now_ms // self.window_ms)
@@ -148,6 +160,12 @@ class _Window:
 
     def end_ms(self) -> int:
         return (self.bucket + 1) * self.window_ms
+
+    def set_unit(self, share: float) -> None:
+        """What one unit costs in this window's token bucket at ``share``: ms of its rate
+        (0 at a zero budget, which the fixed window refuses anyway)."""
+        cap = self.budget(share)
+        self.unit_ms = self.window_ms / cap if cap > 0 else 0.0
 
 
 class _Waiter:
@@ -184,14 +202,24 @@ class Pacer:
     :param sleep: seconds → None; ``gevent.sleep`` so waiting greenlets yield.
     :param margin_ms: extra wait past a bucket boundary (e.g. the clock's uncertainty) so a
         request released at the boundary does not land in the old bucket on the server.
+    :param smoothing: ``"bucket"`` (default): windows of up to a minute also pace through a
+        token bucket at ``budget / window`` (see :mod:`.smoothing`); ``"window"``: the fixed
+        windows alone — a window's whole budget may go the moment it opens.
+    :param burst_s: the buckets' capacity in seconds of their rate (at most the window);
+        ignored with ``smoothing="window"``.
     """
 
     def __init__(self, budgets: Budgets, *, weight_fraction: float = 0.8, orders_fraction: float = 0.8,
                  share: float = 1.0, clock: Callable[[], float] = _local_ms,
-                 sleep: Callable[[float], Any] = gevent.sleep, margin_ms: float = 0.0):
+                 sleep: Callable[[float], Any] = gevent.sleep, margin_ms: float = 0.0,
+                 smoothing: str = DEFAULT_SMOOTHING, burst_s: float = DEFAULT_BURST_S):
         for name, f in (("weight_fraction", weight_fraction), ("orders_fraction", orders_fraction)):
             if not 0.0 < f <= 1.0:
                 raise ValueError(f"{name} must be in (0, 1], got {f}")
+        if smoothing not in SMOOTHING_MODES:
+            raise ValueError(f"smoothing must be one of {', '.join(SMOOTHING_MODES)}, got {smoothing!r}")
+        if not 0.0 <= burst_s < float("inf"):
+            raise ValueError(f"burst_s must be a finite number >= 0, got {burst_s}")
         self._check_share(share)
         self.budgets = budgets
         self._clock = clock
@@ -202,6 +230,13 @@ class Pacer:
         self._orders = [_Window(ORDERS, ms, lim, orders_fraction) for ms, lim in budgets.orders]
         self._raw = [_Window(RAW_REQUESTS, ms, lim, weight_fraction) for ms, lim in budgets.raw]
         self._windows = self._weight + self._orders + self._raw
+        self.smoothing = smoothing
+        self.burst_s = float(burst_s)
+        if smoothing == "bucket":
+            for w in self._windows:
+                if w.window_ms <= SMOOTH_MAX_WINDOW_MS:
+                    w.smooth = TokenBucket(min(self.burst_s * 1000.0, w.window_ms))
+                    w.set_unit(self._share)
         #: (canonical header name, window, is-weight) for observe()'s fast path
         self._fast_headers = tuple(
             [(USED_WEIGHT_PREFIX + suffix_for_window(w.window_ms), w.window_ms, True) for w in self._weight]
@@ -341,6 +376,12 @@ class Pacer:
             # the whole budget. Locally (share 1) both are the same limit.
             if w.ours + n > w.budget(share) or w.used + n > w.budget(1.0):
                 until = max(until, w.end_ms() + self.margin_ms)
+            smooth = w.smooth
+            if smooth is not None and n:
+                # the bucket spreads our share of the budget; the fixed window above still caps it
+                d = smooth.delay_ms(now, n * w.unit_ms)
+                if d and now + d > until:
+                    until = now + d
         return 0.0 if until <= now else until - now
 
     def _reserve(self, now: float, weight: int, orders: int, rolled: bool = False) -> None:
@@ -350,6 +391,8 @@ class Pacer:
             n = w.need(weight, orders)
             w.used += n
             w.ours += n
+            if w.smooth is not None and n:
+                w.smooth.take(n * w.unit_ms)     # _delay_ms(now, ...) refilled it just before
         self._acquired_weight += weight
         self._acquired_orders += orders
         self._requests += 1
@@ -417,7 +460,9 @@ class Pacer:
         succeeded (0 weight), or the order of a rejected order. Only what *we* reserved in the
         current bucket can be given back. ``reserved_at_ms`` (the pacer clock at acquire):
         nothing is refunded in a window whose bucket has rolled since — that reservation
-        belonged to the old bucket. Waiters notice the freed room at their next wake-up."""
+        belonged to the old bucket (a token bucket gets its part back all the same: it has no
+        buckets, and never holds more than its burst). Waiters notice the freed room at their next
+        wake-up."""
         if weight < 0 or orders < 0:
             raise ValueError("refund amounts must be >= 0")
         if not weight and not orders:
@@ -429,6 +474,8 @@ class Pacer:
                 if not amount:
                     continue
                 w.roll(now)
+                if w.smooth is not None:
+                    w.smooth.give(now, amount * w.unit_ms)
                 if reserved_at_ms is not None and int(reserved_at_ms // w.window_ms) != w.bucket:
                     continue
                 r = min(amount, w.ours)
@@ -504,9 +551,13 @@ class Pacer:
 
     def set_share(self, share: float) -> None:
         """Use ``share`` of every budget from now on (distributed split). Reservations already
-        made stay; a lower share simply leaves less room in the current buckets."""
+        made stay; a lower share simply leaves less room in the current buckets. The token
+        buckets' rates follow the share (their content is kept in seconds of the rate)."""
         self._check_share(share)
         self._share = float(share)
+        for w in self._windows:
+            if w.smooth is not None:
+                w.set_unit(self._share)
         for lane in self._lanes:
             if lane:
                 lane[0].wake()

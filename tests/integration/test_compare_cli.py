@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from intervaldata import with_intervals
 from letrade_perf.reports import write_reports
 from reportdata import criterion, make_summary, with_endpoint
 
@@ -25,15 +26,18 @@ def compare(*args) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def runs(tmp_path):
-    """Report directories: a baseline, an identical run, a 30 % slower depth p95, more errors, a failed criterion."""
+    """Report directories: a baseline, an identical run, a 30 % slower depth p95, more errors, a failed criterion.
+
+    Each carries per-interval data (12 intervals, 5 % noise) so that every figure has a noise
+    estimate; "errors" goes from 1 to 30 failures of 300, beyond binomial noise (9 of 300 is not)."""
     base = make_summary()
     failed = make_summary(criteria=[criterion(value=251.0)] + base["criteria"][1:])
     dirs = {"base": base, "same": json.loads(json.dumps(base)),
             "slow": with_endpoint(base, "GET /api/v3/depth", p95_ms=156.0),
-            "errors": with_endpoint(base, "POST /api/v3/order", failures=9, error_rate=0.03),
+            "errors": with_endpoint(base, "POST /api/v3/order", failures=30, error_rate=0.1),
             "failed": failed}
     for name, summary in dirs.items():
-        write_reports(summary, tmp_path / name)
+        write_reports(with_intervals(summary), tmp_path / name)
     return tmp_path
 
 
@@ -56,13 +60,13 @@ def test_a_30_percent_p95_regression_exits_1(runs):
 
 def test_error_rate_and_criterion_regressions_exit_1(runs):
     r = compare(runs / "base", runs / "errors")
-    assert r.returncode == 1 and "endpoint REST POST /api/v3/order error_rate: 0.333 % → 3 %" in r.stdout, r.stdout
+    assert r.returncode == 1 and "endpoint REST POST /api/v3/order error_rate: 0.333 % → 10 %" in r.stdout, r.stdout
     r = compare(runs / "base", runs / "failed", "--json")
     assert r.returncode == 1, r.stdout + r.stderr
     out = json.loads(r.stdout)
     label = 'request{name="GET /api/v3/depth"} p(95)<200'
     assert {"kind": "criterion", "key": label, "figure": "verdict", "baseline": "pass", "current": "fail",
-            "change": None, "limit": "pass"} in out["regressions"]
+            "change": None, "limit": "pass", "noise": None} in out["regressions"]
     assert out["verdict"] == "fail" and out["tolerance"] == 0.1
 
 

@@ -145,7 +145,7 @@ def test_an_operator_stop_of_a_headless_run_is_interrupted_everywhere(tmp_path, 
     summary = _check_reports(tmp_path, 105, "operator", "interrupted")
     assert summary["run"]["ending_reason"] == ("SIGINT (Ctrl-C)" if how == "ctrl-c" else "SIGTERM")
     assert os.path.exists(os.path.join(run_dir(str(tmp_path / "reports")), "report.html"))
-    tail = out[out.rindex("verdict INTERRUPTED"):]          # the verdict is at the end of the output
+    tail = out[out.rindex("verdict: INTERRUPTED"):]          # the verdict is at the end of the output
     assert "ending operator" in tail and "exit code 105" in tail and len(tail.splitlines()) <= 4, tail
     assert "Traceback" not in out
 

@@ -174,9 +174,11 @@ def test_low_weight_budget_is_used_without_a_429(sim_factory, tmp_path):
     Binance (and the simulator, and the pacer) count weight in *fixed* server-minute buckets, so
     the budget available over a run is ``N × weight_fraction × (server-minute buckets the run
     touches)``, not ``N × fraction × run-minutes`` (a sliding rate): a bucket's whole budget may
-    be used in its first second. The simulator's clock is skewed so the run (start-up, a 20 s
-    stage, shutdown) lies inside one bucket: budget = 600 × 0.95 × 1 = 570, and the weight the
-    simulator charged (its own accounting) must be ≥ 90 % of it, with no 429.
+    be used in its first second (the profile asks for ``smoothing: window``, the fixed windows
+    alone; the default token bucket would spread it over the minute). The simulator's clock is
+    skewed so the run (start-up, a 20 s stage, shutdown) lies inside one bucket: budget = 600 ×
+    0.95 × 1 = 570, and the weight the simulator charged (its own accounting) must be ≥ 90 % of
+    it, with no 429.
     """
     sim = sim_factory({"limits": {"request_weight_per_minute": LIMIT}})
     local = int(time.time() * 1000)
@@ -184,7 +186,7 @@ def test_low_weight_budget_is_used_without_a_429(sim_factory, tmp_path):
     start_ms = sim.control("GET", "limits").json()["now_ms"]           # server time: ~1 s into a minute
     reports = str(tmp_path / "reports")
     profile = _profile(tmp_path, "ts-paced", stages=_stage("20s", 10),
-                       pacing={"weight_fraction": FRACTION, "orders_fraction": 0.8},
+                       pacing={"weight_fraction": FRACTION, "orders_fraction": 0.8, "smoothing": "window"},
                        criteria={"http_429": ["count==0"],
                                  "http_418": [{"threshold": "count==0", "abort_on_fail": True}],
                                  # the users wait for the next bucket most of the run by design, and

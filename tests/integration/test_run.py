@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -12,10 +13,14 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 PROFILES = os.path.join(HERE, "profiles")
 
 
-def run_cli(*args, env=None, timeout=240) -> subprocess.CompletedProcess:
+def run_cli(*args, env=None, timeout=240, console=False) -> subprocess.CompletedProcess:
+    """``letrade-perf *args``; ``console``: stderr merged into stdout, in order, as a terminal shows them."""
     e = dict(os.environ)
     e.update(env or {})
     e["PYTHONPATH"] = ROOT + (os.pathsep + e["PYTHONPATH"] if e.get("PYTHONPATH") else "")
+    if console:
+        return subprocess.run([sys.executable, "-m", "letrade_perf", *args], cwd=ROOT, env=e, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, timeout=timeout)
     return subprocess.run([sys.executable, "-m", "letrade_perf", *args], cwd=ROOT, env=e, capture_output=True,
                           text=True, timeout=timeout)
 
@@ -46,8 +51,9 @@ def run_dir(reports: str) -> str:
 def test_smoke_profile_runs_every_user_kind_and_writes_reports(tmp_path):
     """The README's main job: the bundled smoke profile against the embedded simulator."""
     reports = str(tmp_path / "reports")
-    p = run_cli("run", "--profile", "smoke", "--reports", reports)
-    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    p = run_cli("run", "--profile", "smoke", "--reports", reports, console=True,
+                env={"NO_COLOR": "", "FORCE_COLOR": ""})       # empty: as if unset
+    assert p.returncode == 0, p.stdout[-6000:]
     d = run_dir(reports)
     for f in ("report.html", "locust_stats.csv", "locust_stats_history.csv", "run.json"):
         assert os.path.exists(os.path.join(d, f)), f
@@ -57,6 +63,21 @@ def test_smoke_profile_runs_every_user_kind_and_writes_reports(tmp_path):
     assert all("?" not in r["Name"] for r in rows), "request names must be endpoint templates"
     assert sum(int(r["Failure Count"]) for r in rows) == 0
     assert "reports:" in p.stdout and "GET /api/v3/depth" in p.stdout
+    # the console people read: progress lines during the run, the verdict block last, after
+    # Locust's own tables (stdout and stderr in the order a terminal shows them), no colour on a pipe
+    lines = [line for line in p.stdout.splitlines() if line.strip()]
+    progress = [line for line in lines if re.search(r"progress \d+:\d\d/0:30 \(\d+%\)(, ETA \d+:\d\d|, ending) \| "
+                                                    r"users \d+/\d+ \| [\d.]+ req/s, \d+ failures? .*\| criteria "
+                                                    r"\d+ passing, \d+ failing, \d+ pending", line)]
+    assert progress, "no progress line on the console"
+    assert len(progress) <= 4, f"the progress line is throttled (10 s): {progress}"
+    assert lines[-4].startswith("letrade-perf smoke on sim, run "), lines[-8:]
+    assert lines[-3].startswith("verdict: PASS — ending completed — ") and lines[-3].endswith("exit code 0"), lines[-3]
+    assert lines[-2].startswith("planned vs achieved: "), lines[-2]
+    assert lines[-1] == f"reports: {run_dir(reports)} (summary.html, report.html, summary.json, junit.xml, summary.md)"
+    tables = max(i for i, line in enumerate(lines) if "Aggregated" in line)      # Locust's final tables
+    assert tables < len(lines) - 4 and "\x1b[" not in p.stdout
+    assert sum(line.startswith("verdict: PASS") for line in lines) == 1, "one verdict block"
 
 
 def test_bad_profile_exits_2_naming_file_and_key(tmp_path):

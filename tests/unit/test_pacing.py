@@ -2,6 +2,10 @@
 
 Time is fake: ``FakeTime.sleep`` records the delay the pacer asked for, advances the fake server
 clock by exactly that much and yields to other greenlets (``gevent.sleep(0)``).
+
+These tests pin the fixed windows themselves, so they run with ``smoothing="window"`` (the whole
+budget may go the moment a window opens); the token bucket on top of them (the default) is tested
+in test_pacing_smooth.py.
 """
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ class FakeTime:
 
 def make(start_ms: float, budgets: Budgets = SMALL, **kw) -> tuple[Pacer, FakeTime]:
     ft = FakeTime(start_ms)
+    kw.setdefault("smoothing", "window")
     return Pacer(budgets, clock=ft.clock, sleep=ft.sleep, **kw), ft
 
 
@@ -79,7 +84,7 @@ def test_windows_align_on_server_time_not_local_time():
     cs = ClockSync(lambda: int(local.ms + 2500), now=lambda: local.ms / 1000.0, samples=1)
     cs.sync()
     assert cs.estimate.offset_ms == pytest.approx(2500.5)
-    p = Pacer(SMALL, clock=cs.server_now_ms, sleep=local.sleep)
+    p = Pacer(SMALL, clock=cs.server_now_ms, sleep=local.sleep, smoothing="window")
     p.acquire(80)
     p.acquire(1)
     assert local.sleeps == [pytest.approx(60 - 52.5005)]   # not the 10 s a local minute would give
@@ -371,7 +376,7 @@ def test_a_stats_snapshot_taken_mid_wait_shows_the_wait():
         ft.ms += seconds * 500.0
         snaps.append(p.stats())
 
-    p = Pacer(SMALL, clock=ft.clock, sleep=sleep)
+    p = Pacer(SMALL, clock=ft.clock, sleep=sleep, smoothing="window")
     p.acquire(80)
     assert p.acquire(1) == 45.0                   # the budget is spent: wait for the next minute
     half, end = snaps

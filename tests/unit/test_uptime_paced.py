@@ -76,9 +76,10 @@ def test_only_whole_seconds_of_a_wait_count():
 
 
 def test_a_run_blocked_by_its_budget_is_not_up_in_the_seconds_it_only_waited():
-    """One user spends the minute's weight, then waits 45 s for the next minute."""
+    """One user spends the minute's weight, then waits 45 s for the next minute (fixed windows
+    alone: the whole budget at once)."""
     ft = FakeTime(MIN0 + 15_000)
-    pacer = Pacer(SMALL, clock=ft.pacer_ms, sleep=ft.sleep)
+    pacer = Pacer(SMALL, clock=ft.pacer_ms, sleep=ft.sleep, smoothing="window")
     rec = MetricsRecorder(clock=ft.wall_s, samples_dir="")
     rec.watch_pacing(pacer)
     assert pacer.acquire(80) == 0.0
@@ -175,7 +176,7 @@ def test_merged_workers_a_second_is_up_when_any_process_was_answered_in_it():
 
 def test_a_failing_wait_listener_never_breaks_an_acquire():
     ft = FakeTime(MIN0 + 59_000)
-    pacer = Pacer(SMALL, clock=ft.pacer_ms, sleep=ft.sleep)
+    pacer = Pacer(SMALL, clock=ft.pacer_ms, sleep=ft.sleep, smoothing="window")   # the whole budget at once
     seen: list[float] = []
 
     def broken(blocked_s: float) -> None:
