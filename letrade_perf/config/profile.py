@@ -43,6 +43,12 @@ MAX_SPAWN_RATE = 10_000.0
 MAX_TASK_WEIGHT = 1_000
 #: Most klines pages one klines task fetches.
 MAX_KLINE_PAGES = 1_000
+#: Fastest open-model arrival rate of one user kind (task iterations per second).
+MAX_ARRIVAL_RATE = 100_000.0
+
+_RATE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$")
+_RATE_UNIT_S = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0, "h": 3600.0,
+                "hour": 3600.0}
 
 
 def _duration_field(default: float, **kw: Any) -> Any:
@@ -69,6 +75,20 @@ def _weights(defaults: dict[str, int]) -> Callable[[Any, str, str], dict[str, in
     return parse
 
 
+def parse_rate(value: Any, kp: str, source: str) -> float | None:
+    """An arrival rate in iterations per second: a number (per second) or ``50/s``, ``600/m``,
+    ``2/h`` (also ``/sec``, ``/min``, ``/hour``); null = none (the closed model)."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    m = _RATE.match(value) if isinstance(value, str) else None
+    if m is None:
+        raise ConfigError(f"{source}: {kp}: expected a rate such as 50/s, 600/m or 2/h (or a number per second), "
+                          f"got {strict.show(value)}")
+    return float(m.group(1)) / _RATE_UNIT_S[m.group(2)]
+
+
 def _check_wait(s: "UserSettings") -> None:
     if s.weight < 1:
         raise FieldError("weight", f"must be >= 1, got {s.weight}")
@@ -82,6 +102,13 @@ def _check_wait(s: "UserSettings") -> None:
         raise FieldError("wait_min_s", f"must be >= 0, got {s.wait_min_s}")
     if s.wait_max_s < s.wait_min_s:
         raise FieldError("wait_max_s", f"must be >= wait_min_s ({s.wait_min_s}), got {s.wait_max_s}")
+    if s.arrival_rate is not None:
+        if not s.open_model:
+            raise FieldError("arrival_rate", "open-model load (an arrival rate) is supported by the rest_market "
+                                             "and ccxt kinds only; remove it here")
+        if not 0.0 < s.arrival_rate <= MAX_ARRIVAL_RATE:
+            raise FieldError("arrival_rate", f"must be > 0 and at most {MAX_ARRIVAL_RATE:g}/s, "
+                                             f"got {s.arrival_rate:g}/s")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -118,6 +145,8 @@ class UserSettings:
 
     calls_api: ClassVar[bool] = True
     """The kind calls the exchange's REST or WebSocket API (the ``api`` producer of the metric catalogue)."""
+    open_model: ClassVar[bool] = False
+    """The kind may run open-model load (``arrival_rate``)."""
 
     weight: int = 1
     """Relative share of the stage's users (Locust ``weight``)."""
@@ -127,6 +156,13 @@ class UserSettings:
     """Shortest pause between two tasks of one user."""
     wait_max_s: float = _duration_field(1.5)
     """Longest pause between two tasks of one user."""
+    arrival_rate: float | None = field(default=None, metadata={"parse": parse_rate})
+    """Open-model load (``rest_market`` and ``ccxt`` only): task iterations per second for the kind
+    across the process's users of the kind (``50/s``, ``600/m``, ``2/h`` or a number per second; a
+    distributed run's worker serves its pacing share of it, 1/N of the live workers). Each iteration
+    has an intended start on a fixed schedule; latency is measured from it too
+    (``request_intended``), and iterations no user was free for are dropped
+    (``dropped_iterations``). The waits are not used then. null: the closed model (the waits)."""
 
     def __post_init__(self) -> None:
         _check_wait(self)
@@ -139,6 +175,8 @@ CCXT_TASKS = {"order_book": 4, "ohlcv": 1, "trades": 2, "ticker": 3, "balance": 
 @dataclass(frozen=True)
 class RestMarketSettings(UserSettings):
     """Raw REST market-data user (Locust FastHttpUser): depth, klines (paged), trades, tickers."""
+
+    open_model: ClassVar[bool] = True
 
     depth_limit: int = 5
     """``limit`` of ``GET /api/v3/depth`` (its weight follows: 1–100 ⇒ 5, …, 1001–5000 ⇒ 250)."""
@@ -176,6 +214,8 @@ class RestMarketSettings(UserSettings):
 @dataclass(frozen=True)
 class CcxtSettings(UserSettings):
     """The unmodified ccxt ``binance`` client: what a trading system built on ccxt sees."""
+
+    open_model: ClassVar[bool] = True
 
     wait_min_s: float = _duration_field(1.0)
     """Shortest pause between two tasks of one user."""
@@ -407,9 +447,11 @@ class UserMix:
 
     def produces(self) -> set[str]:
         """What the run's users produce samples as (the metric catalogue's ``produced_by``): the
-        active kinds' names, and ``api`` when one of them calls the exchange's API."""
+        active kinds' names, ``api`` when one of them calls the exchange's API, and ``arrival_rate``
+        when one of them runs open-model load."""
         active = self.active()
-        return set(active) | ({"api"} if any(s.calls_api for s in active.values()) else set())
+        return set(active) | ({"api"} if any(s.calls_api for s in active.values()) else set()) \
+            | ({"arrival_rate"} if any(s.arrival_rate is not None for s in active.values()) else set())
 
     @property
     def places_orders(self) -> bool:
@@ -427,12 +469,14 @@ class PacingSettings:
     """Fraction of REQUEST_WEIGHT per minute, within (0, 1]."""
     orders_fraction: float = 0.8
     """Fraction of the ORDERS limits (per 10 s and per day), within (0, 1]."""
-    smoothing: Literal["bucket", "window"] = "bucket"
-    """``bucket``: spread each budget over its window — a token bucket at budget ÷ window (weight
+    smoothing: Literal["bucket", "window"] = "window"
+    """``window`` (the default for now): the exchange's fixed windows alone, so a window's whole
+    budget may go in its first second; ``bucket``: spread each budget over its window — a token bucket at budget ÷ window (weight
     per minute ÷ 60 a second, orders per 10 s ÷ 10) on top of the exchange's fixed windows, for
     the windows of up to a minute (the daily order count stays a fixed window); ``window``: the
-    fixed windows alone, so a window's whole budget may go in its first second (the behaviour
-    before smoothing)."""
+    fixed windows alone (see above). ``bucket`` is not yet the default: a user's own timed blocks
+    (``measure``) still include the waits it imposes, and short runs that ask for more than the
+    sustained rate spend seconds blocked that ``uptime`` counts as down."""
     burst_s: float = _duration_field(1.0)
     """The token bucket's size in seconds of its rate (``1s``: at weight 4 800 a minute, 80 weight
     at once); at most 60 s, 0 spaces requests evenly. Ignored with ``smoothing: window``."""
@@ -607,9 +651,12 @@ class TolerateSettings:
     orders_blocked_s: float = _duration_field(0.0)
     """How long new orders may be blocked by an operator (or an ``on_fail: block_orders``
     criterion) while the test runs: the plan's orders were not placed meanwhile."""
+    dropped_iterations: float = 0.01
+    """Open model (``users.<kind>.arrival_rate``): the fraction of a kind's planned iterations
+    (started + dropped) that may be dropped because no user of the kind was free within the slot."""
 
     def __post_init__(self) -> None:
-        for name in ("users_below_plan", "paced"):
+        for name in ("users_below_plan", "paced", "dropped_iterations"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise FieldError(name, f"must be within [0, 1], got {v}")
@@ -620,6 +667,56 @@ class TolerateSettings:
         for name in ("workers_lost", "safety_refusals"):
             if getattr(self, name) < 0:
                 raise FieldError(name, f"must be >= 0, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class GeneratorSettings:
+    """The load generator's self-monitoring and when it counts as saturated (README "Load generator").
+
+    Every Locust process measures its CPU, RSS and event-loop lag (``generator_cpu``,
+    ``generator_rss_mb``, ``generator_loop_lag``). A second is *saturated* when the process's CPU
+    or its loop-lag p99 in that second reaches the threshold below. When some process was
+    saturated for more than ``max_saturated_fraction`` of the test and at least
+    ``min_saturated_s``, the run's latency and lag criteria (``request``, ``ws_lag``, ``pipeline`` … in ms) are
+    INCONCLUSIVE — whatever ``gate.allow_inconclusive`` says — and the run is INCOMPLETE (exit 4)
+    unless another criterion failed: the figures measured the generator, not the system under test."""
+
+    enabled: bool = True
+    """Measure the generator (off: no ``generator_*`` samples, no saturation check)."""
+    cpu_percent: float = 90.0
+    """A second with at least this CPU use (% of one core; a gevent process cannot use more) is
+    saturated. Measured: the harness costs about 115 µs of CPU per request, and the latency it
+    adds grows like a queue's, ρ ÷ (1 − ρ): at 90 % each request waits about nine services'
+    time for the CPU (Locust warns at 90 % too)."""
+    loop_lag_p99_ms: float = 10.0
+    """A second whose event-loop lag p99 (how late a greenlet wakes, 100 samples a second) reaches
+    this, while its CPU is at least ``lag_cpu_percent``, is saturated.
+    Measured: from 50 users the harness added > 1 ms to the median, at 200 users +9.2 ms p50 and
+    +44 ms p99; 10 ms is a fifth of the default ``ws_lag avg<50``."""
+    lag_cpu_percent: float = 50.0
+    """The CPU use below which loop lag does not count as saturation: a loop that lags at low CPU
+    is stalled by a blocking call, not overloaded (more workers would not help; the lag is still
+    measured and a ``generator_loop_lag`` criterion judges it). Measured: bare Locust's latency
+    error crosses 1 ms at about 100 users, 54 % of a core."""
+    max_saturated_fraction: float = 0.10
+    """The share of the test time a process may be saturated before the latency and lag criteria
+    become inconclusive (1.0: never; the measurements stay)."""
+    min_saturated_s: float = _duration_field(3.0)
+    """Saturated time below this never makes them inconclusive: the users' start (ccxt instances
+    loading markets, WebSocket handshakes) or a collection pause saturates a second or two, which
+    in a short run is more than the fraction above."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.cpu_percent <= 1000.0:
+            raise FieldError("cpu_percent", f"must be within (0, 1000], got {self.cpu_percent}")
+        if not 0.0 <= self.lag_cpu_percent <= 1000.0:
+            raise FieldError("lag_cpu_percent", f"must be within [0, 1000], got {self.lag_cpu_percent}")
+        if not self.loop_lag_p99_ms > 0:
+            raise FieldError("loop_lag_p99_ms", f"must be > 0, got {self.loop_lag_p99_ms}")
+        if not 0.0 <= self.max_saturated_fraction <= 1.0:
+            raise FieldError("max_saturated_fraction", f"must be within [0, 1], got {self.max_saturated_fraction}")
+        if self.min_saturated_s < 0:
+            raise FieldError("min_saturated_s", f"must be >= 0, got {self.min_saturated_s}")
 
 
 @dataclass(frozen=True)
@@ -762,6 +859,8 @@ class Profile:
     """When and how the run's orders are cancelled and its net position traded back."""
     funds: FundsSettings = field(default_factory=FundsSettings)
     """Balance snapshots, fund safety and PnL (see :class:`FundsSettings`)."""
+    generator: GeneratorSettings = field(default_factory=GeneratorSettings)
+    """The load generator's self-monitoring and saturation thresholds (see :class:`GeneratorSettings`)."""
     notify: tuple[WebhookSettings, ...] = ()
     """Webhooks told about the verdict, aborts and live failures."""
     source: str = field(default="", metadata={"yaml": False})

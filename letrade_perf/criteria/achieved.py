@@ -18,7 +18,11 @@ the end :meth:`Achieved.report` compares it with the plan:
   ``user_errors`` criterion judges them);
 * **orders blocked** — the test's time with new orders blocked by an operator or an
   ``on_fail: block_orders`` criterion (:meth:`Achieved.orders_blocked`): the plan's orders were
-  not placed meanwhile; beyond ``tolerate.orders_blocked_s`` a shortfall.
+  not placed meanwhile; beyond ``tolerate.orders_blocked_s`` a shortfall;
+* **dropped iterations** — open model (a kind's ``arrival_rate``): the iterations the schedule
+  planned (started + dropped) against those started, from the processes' cumulative gauges
+  ``iterations.<kind>`` and ``dropped_iterations.<kind>`` (:attr:`Achieved.gauge`); more dropped
+  than ``tolerate.dropped_iterations`` of the planned is a shortfall.
 
 No wall clock: the clock is injected (``time.monotonic`` by default), so tests drive it.
 """
@@ -44,7 +48,8 @@ class Shortfall:
     """One way the run fell short of its plan."""
 
     kind: str
-    """``users``, ``duration``, ``workers_lost``, ``safety_refusals``, ``paced`` or ``orders_blocked``."""
+    """``users``, ``duration``, ``workers_lost``, ``safety_refusals``, ``paced``, ``orders_blocked`` or
+    ``dropped_iterations``."""
     message: str
     tolerated: bool = False
 
@@ -77,6 +82,8 @@ class Achieved:
         self.samples: list[tuple[float, int, int, bool]] = []   # (t, planned, running, in ramp)
         self.peak_running = 0
         self._blocked_since: float | None = None      # clock time new orders were blocked at
+        self.gauge: Callable[[str], float] | None = None
+        """The run's merged cumulative gauges by name (``MetricsStore.gauge``): the open model's counts."""
         self._blocks: list[tuple[float, float | None]] = []   # (from, to) clock times
 
     def orders_blocked(self, blocked: bool) -> None:
@@ -145,6 +152,20 @@ class Achieved:
             achieved += running * dt
         return planned, achieved
 
+    def iterations(self) -> dict[str, dict[str, Any]]:
+        """Per open-model kind: its ``rate_per_s`` and the iterations ``planned`` (started +
+        dropped), ``started`` and ``dropped`` so far (empty without open-model kinds)."""
+        out: dict[str, dict[str, Any]] = {}
+        for kind, settings in self.profile.users.active().items():
+            rate = getattr(settings, "arrival_rate", None)
+            if rate is None:
+                continue
+            gauge = self.gauge
+            started = int(gauge(f"iterations.{kind}")) if gauge is not None else 0
+            dropped = int(gauge(f"dropped_iterations.{kind}")) if gauge is not None else 0
+            out[kind] = {"rate_per_s": rate, "planned": started + dropped, "started": started, "dropped": dropped}
+        return out
+
     def timeline(self) -> list[list[float]]:
         pts = [[round(t, 1), p, r] for t, p, r, _ in self.samples]
         if len(pts) <= MAX_TIMELINE_POINTS:
@@ -172,6 +193,7 @@ class Achieved:
         # ratio may pass 1 by a sample's worth (a user waiting since before the first sample)
         paced_fraction = min(1.0, paced_s / achieved_us) if paced_s is not None and achieved_us > 0 else None
         blocked_s = self.orders_blocked_s()
+        iterations = self.iterations()
         shortfalls: list[Shortfall] = []
 
         def short(kind: str, message: str, tolerated: bool) -> None:
@@ -192,6 +214,13 @@ class Achieved:
                     short("users", f"fewer users than planned for {below:.1f} s of {duration:.1f} s "
                                    f"(tolerated: {tol.users_below_plan:.0%}); peak {self.peak_running} of "
                                    f"{max(s.users for s in p.stages)} planned", False)
+            for kind, it in iterations.items():
+                if it["dropped"]:
+                    short("dropped_iterations",
+                          f"{it['dropped']} of {it['planned']} {kind} iterations dropped "
+                          f"({it['dropped'] / it['planned']:.1%}; tolerated: {tol.dropped_iterations:.0%}): no user of "
+                          f"the kind was free within the slot at {it['rate_per_s']:g}/s — add users of the kind "
+                          "(or workers), or lower the arrival rate", it["dropped"] <= tol.dropped_iterations * it["planned"])
         if lost:
             names = ", ".join(str(w.get("worker")) for w in lost)
             short("workers_lost", f"{len(lost)} worker(s) lost while the test ran: {names}; their counts "
@@ -211,7 +240,8 @@ class Achieved:
             "planned": {"duration_s": round(p.duration_s, 3), "peak_users": max(s.users for s in p.stages),
                         "stages": [{"duration_s": s.duration_s, "users": s.users, "spawn_rate": s.spawn_rate}
                                    for s in p.stages],
-                        "workers": workers_planned, "run_time_s": run_time_s},
+                        "workers": workers_planned, "run_time_s": run_time_s,
+                        "arrival_rates": {k: it["rate_per_s"] for k, it in iterations.items()}},
             "achieved": {"duration_s": round(duration, 3), "peak_users": self.peak_running,
                          "user_seconds": round(achieved_us, 1), "planned_user_seconds": round(planned_us, 1),
                          "below_plan_s": round(below, 1), "user_errors": user_errors,
@@ -219,7 +249,7 @@ class Achieved:
                          "strategies_stopped": stops,
                          "paced_s": None if paced_s is None else round(paced_s, 3),
                          "paced_fraction": None if paced_fraction is None else round(paced_fraction, 4),
-                         "orders_blocked_s": round(blocked_s, 3)},
+                         "orders_blocked_s": round(blocked_s, 3), "iterations": iterations},
             "shortfalls": [s.to_dict() for s in shortfalls],
             "timeline": self.timeline(),
         }

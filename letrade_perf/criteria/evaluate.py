@@ -52,12 +52,15 @@ class Result:
     reason: str | None = None
     source: str = "profile"
     allow_inconclusive: bool = False
+    generator_saturated: bool = False
+    """Inconclusive because the load generator was saturated (:func:`saturated_result`): it never
+    passes the gate, whatever ``gate.allow_inconclusive`` says."""
 
     @property
     def gate(self) -> str:
         """What the result contributes to the run's verdict."""
         if self.verdict == INCONCLUSIVE:
-            return PASS if self.allow_inconclusive else FAIL
+            return PASS if self.allow_inconclusive and not self.generator_saturated else FAIL
         return self.verdict
 
     @property
@@ -155,6 +158,25 @@ def judge(c: Criterion, store: MetricsStore, elapsed_s: float, *, allow_inconclu
                   source, allow_inconclusive)
 
 
+#: the load generator's own metrics: judged as measured even when it is saturated
+_GENERATOR_METRICS = frozenset(m.name for m in catalogue.CATALOGUE if m.name.startswith("generator_"))
+
+
+def is_latency(c: Criterion) -> bool:
+    """Whether ``c`` judges a latency or lag (a time in ms: ``request``, ``ws_lag``, ``pipeline``,
+    a user's own request type …, not its count): what a saturated load generator distorts."""
+    return (unit_of(c) == "ms" and c.aggregation != "count" and c.metric not in _GENERATOR_METRICS)
+
+
+def saturated_result(r: Result, message: str) -> Result:
+    """``r`` made inconclusive because the load generator was saturated (``message`` says how
+    long and what to do); results of other kinds, and ones already inconclusive, stay."""
+    if not is_latency(r.criterion) or r.verdict == INCONCLUSIVE:
+        return r
+    return Result(r.criterion, r.value, r.samples, INCONCLUSIVE, message, r.source, r.allow_inconclusive,
+                  generator_saturated=True)
+
+
 def _fmt(value: float, unit: str) -> str:
     if unit == "ratio":
         return f"{value * 100:.3f} %"
@@ -241,5 +263,5 @@ def verdict_of(results: list[Result]) -> str:
     return PASS if all(r.gate == PASS for r in results) else FAIL
 
 
-__all__ = ["Result", "judge", "measure", "default_criteria", "effective_criteria", "verdict_of", "format_value",
+__all__ = ["Result", "judge", "is_latency", "saturated_result", "measure", "default_criteria", "effective_criteria", "verdict_of", "format_value",
            "unit_of", "PASS", "FAIL", "INCONCLUSIVE"]

@@ -13,16 +13,18 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..core.runmeta import git_commit, versions
+from ..metrics.generator import METRICS as GENERATOR_METRICS
+from ..metrics.generator import GeneratorTimeline
 from ..metrics.histogram import RELATIVE_ERROR
 from ..metrics.recorder import MetricsStore, Snapshot
-from .evaluate import FAIL, PASS, Result, effective_criteria, format_value, judge, unit_of, verdict_of
+from .evaluate import FAIL, PASS, Result, effective_criteria, format_value, judge, saturated_result, unit_of, verdict_of
 from .intervals import IntervalTable, interval_width
 
 if TYPE_CHECKING:
     from ..config.profile import Profile
 
 SUMMARY_PERCENTILES = (50.0, 90.0, 95.0, 99.0)
-_TREND_EXCLUDED = frozenset({"ws_lag", "slippage", "fees", "fund_safety", "portfolio_weight"})
+_TREND_EXCLUDED = frozenset({"ws_lag", "slippage", "fees", "fund_safety", "portfolio_weight"}) | GENERATOR_METRICS
 
 
 def _iso(ts: float) -> str:
@@ -46,6 +48,11 @@ class Gate:
         # per-interval rollups for summary.json["intervals"]: the noise `compare` judges against
         self.intervals = IntervalTable(interval_width(profile.gate.eval_every_s, getattr(profile, "duration_s", 0.0)),
                                        [c for c, _src in self.criteria], excluded=_TREND_EXCLUDED)
+        gen = getattr(profile, "generator", None)
+        self.generator_enabled = gen is None or gen.enabled
+        # the generator's own health over the test: summary["generator"] and its saturation
+        self.generator = GeneratorTimeline(*((gen.cpu_percent, gen.loop_lag_p99_ms, gen.max_saturated_fraction,
+                                              gen.min_saturated_s, gen.lag_cpu_percent) if gen is not None else ()))
         self.clock = clock
         self.created_at = clock()
         self.started_at: float | None = None
@@ -63,6 +70,7 @@ class Gate:
     def merge(self, snap: Snapshot, source: str = "local") -> None:
         self.store.merge(snap, source)
         self.intervals.add(snap, source)
+        self.generator.add(snap, since=self.started_at)
 
     def elapsed_s(self) -> float:
         if self.started_at is None:
@@ -75,8 +83,16 @@ class Gate:
         elapsed = self.elapsed_s()
         self.results = [judge(c, self.store, elapsed, allow_inconclusive=self.allow_inconclusive, source=src)
                         for c, src in self.criteria]
+        saturation = self.generator.saturation(elapsed)
+        if self.generator_enabled and saturation.saturated:   # the latency figures measured the generator
+            message = saturation.message()
+            self.results = [saturated_result(r, message) for r in self.results]
         self.evaluated_at = self.clock()
         return self.results
+
+    def generator_saturated(self) -> bool:
+        """Whether the last evaluation found the load generator saturated (latency criteria inconclusive)."""
+        return any(r.generator_saturated for r in self.results)
 
     @property
     def verdict(self) -> str:
@@ -104,7 +120,9 @@ class Gate:
                      "reason": "not evaluated yet", "abort_on_fail": c.abort_on_fail, "source": src,
                      "unit": unit_of(c)} for c, src in self.criteria]
         return {"updated_at": self.evaluated_at or self.created_at, "elapsed_s": round(self.elapsed_s(), 3),
-                "verdict": verdict, "criteria": rows}
+                "verdict": verdict, "criteria": rows,
+                "generator_saturation": self.generator.saturation(self.elapsed_s()).to_dict()
+                if self.generator_enabled else None}
 
     def console_line(self) -> str:
         """One line for the live console: counts and the failing criteria."""
@@ -212,4 +230,7 @@ class Gate:
             "ws": extra.get("ws"),
             "sink": extra.get("sink"),
             "intervals": self.intervals.to_summary(self.started_at),
+            "generator": self.generator.to_summary(self.started_at),
+            "generator_saturation": self.generator.saturation(self.elapsed_s()).to_dict()
+            if self.generator_enabled else None,
         }

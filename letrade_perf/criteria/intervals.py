@@ -15,7 +15,9 @@ past it (the web UI) doubles the width of further buckets each time the table gr
 
 The summary form is columnar: ``t_s`` (each interval's start, seconds from the test start) and
 ``dur_s`` are shared, and each endpoint, stream and criterion holds one list per figure aligned
-with them (``null`` where the interval had no sample).
+with them (``null`` where the interval had no sample). ``gauges`` (pacer weight used and budget at
+each interval's end, 429 / 418 answers in it), ``orders`` (per outcome) and ``errors`` (per code, at
+most :data:`MAX_ERROR_CODES` columns) are the charts' time series (:mod:`letrade_perf.reports.charts`).
 """
 from __future__ import annotations
 
@@ -28,8 +30,15 @@ from .grammar import Criterion
 
 MAX_INTERVALS = 120
 """Intervals a run that keeps to its plan has at most (the width grows with the planned duration)."""
-INTERVAL_PERCENTILES = (50.0, 95.0)
-"""Percentiles kept per interval (``p50_ms``, ``p95_ms``)."""
+INTERVAL_PERCENTILES = (50.0, 95.0, 99.0)
+"""Percentiles kept per interval (``p50_ms``, ``p95_ms``, ``p99_ms``)."""
+#: Process gauges kept per interval (their sum over the sources at the interval's end): the pacer's
+#: weight used in its current window vs its budget, and its cumulative 429 / 418 counts.
+INTERVAL_GAUGES = ("weight_used", "weight_budget", "r429", "r418")
+#: Order outcomes counted per interval (the ``orders`` counter, :mod:`letrade_perf.harness.ledger`).
+ORDER_OUTCOMES = ("sent", "placed", "filled", "canceled", "expired", "rejected", "refused", "blocked")
+#: Error codes kept per interval at most (the most frequent; the rest are summed as ``other``).
+MAX_ERROR_CODES = 8
 #: Criterion aggregations whose per-interval value is kept: a statistic of the interval's samples.
 #: A count or a min/max is not (counts are compared as Poisson counts; a min/max is one sample).
 NOISY_AGGREGATIONS = ("avg", "med", "rate")
@@ -102,12 +111,14 @@ class IntervalTable:
                 g[1] += s.hist.count
         ep = {}
         for key, (h, fails) in endpoints.items():
-            p50, p95 = h.percentiles(INTERVAL_PERCENTILES)
-            ep[key] = {"count": h.count, "failures": fails, "avg_ms": _r(h.mean), "p50_ms": _r(p50), "p95_ms": _r(p95)}
+            p50, p95, p99 = h.percentiles(INTERVAL_PERCENTILES)
+            ep[key] = {"count": h.count, "failures": fails, "avg_ms": _r(h.mean), "p50_ms": _r(p50), "p95_ms": _r(p95),
+                       "p99_ms": _r(p99)}
         st = {}
         for stream, s in store.by_tag("ws_lag", "stream").items():
-            p50, p95 = s.hist.percentiles(INTERVAL_PERCENTILES)
-            st[stream] = {"count": s.hist.count, "avg_ms": _r(s.hist.mean), "p50_ms": _r(p50), "p95_ms": _r(p95)}
+            p50, p95, p99 = s.hist.percentiles(INTERVAL_PERCENTILES)
+            st[stream] = {"count": s.hist.count, "avg_ms": _r(s.hist.mean), "p50_ms": _r(p50), "p95_ms": _r(p95),
+                          "p99_ms": _r(p99), "unc_ms": _r(s.uncertainty_ms)}
         cr = {}
         for c in self.criteria:
             try:
@@ -115,7 +126,10 @@ class IntervalTable:
             except Exception:        # a criterion that cannot be read per interval has no interval values
                 continue
             cr[c.label] = {"value": None if value is None else round(float(value), 6), "samples": int(samples)}
-        return {"start": start, "dur": width, "endpoints": ep, "streams": st, "criteria": cr}
+        gauges = {g: store.gauge(g) for g in INTERVAL_GAUGES}
+        orders = {o: store.counter("orders", (("outcome", o),)) for o in ORDER_OUTCOMES}
+        return {"start": start, "dur": width, "endpoints": ep, "streams": st, "criteria": cr, "gauges": gauges,
+                "orders": orders, "errors": _error_codes(store)}
 
     # -- reading ---------------------------------------------------------------------------------
     def to_summary(self, started_at: float | None) -> dict[str, Any] | None:
@@ -141,9 +155,10 @@ class IntervalTable:
                         col[f] = [0 if v is None else v for v in col[f]]
             return out
 
-        eps = columns("endpoints", ("count", "failures", "avg_ms", "p50_ms", "p95_ms"))
-        sts = columns("streams", ("count", "avg_ms", "p50_ms", "p95_ms"))
+        eps = columns("endpoints", ("count", "failures", "avg_ms", "p50_ms", "p95_ms", "p99_ms"))
+        sts = columns("streams", ("count", "avg_ms", "p50_ms", "p95_ms", "p99_ms", "unc_ms"))
         crs = columns("criteria", ("samples", "value"))
+        codes = _top_codes(rows)
         return {
             "width_s": round(self.width_s, 3),
             "t_s": [round(r["start"] - zero, 3) for r in rows],
@@ -151,7 +166,64 @@ class IntervalTable:
             "endpoints": [{"type": k[0], "name": k[1], **v} for k, v in sorted(eps.items())],
             "streams": [{"stream": k, **v} for k, v in sorted(sts.items())],
             "criteria": [{"label": k, **v} for k, v in crs.items()],
+            "gauges": _gauge_columns(rows),
+            "orders": {o: [int(r["orders"].get(o, 0)) for r in rows] for o in ORDER_OUTCOMES},
+            "errors": {c: [_code_count(r["errors"], c, codes) for r in rows] for c in codes},
         }
+
+
+def _error_codes(store: MetricsStore) -> dict[str, int]:
+    """One interval's errors by code: ``failed`` requests (every transport; no code is recorded per
+    request), ``-1021`` (client clock errors), and the error-path scenarios' answers by Binance code."""
+    out: dict[str, int] = {}
+    for (metric, tags), s in store.series.items():
+        if metric == "ws_lag":
+            continue
+        status = dict(tags).get("status")
+        if status in ("fail", "clock"):
+            code = "failed" if status == "fail" else "-1021"
+            out[code] = out.get(code, 0) + s.hist.count
+    for (metric, tags), n in store.counters.items():
+        if metric == "rejection_code":
+            code = dict(tags).get("name", "?")
+            if code != "accepted":
+                out[code] = out.get(code, 0) + n
+    return out
+
+
+def _top_codes(rows: list[dict[str, Any]]) -> list[str]:
+    """The codes of the table's ``errors`` columns: the most frequent (``other`` holds the rest)."""
+    totals: dict[str, int] = {}
+    for r in rows:
+        for code, n in r["errors"].items():
+            totals[code] = totals.get(code, 0) + n
+    ranked = sorted(totals, key=lambda c: (-totals[c], c))
+    if len(ranked) <= MAX_ERROR_CODES:
+        return ranked
+    return ranked[:MAX_ERROR_CODES - 1] + ["other"]
+
+
+def _code_count(errors: dict[str, int], code: str, codes: list[str]) -> int:
+    if code != "other":
+        return int(errors.get(code, 0))
+    return int(sum(n for c, n in errors.items() if c not in codes))
+
+
+def _gauge_columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """``weight_used`` / ``weight_budget`` per interval (null where no process reported a budget),
+    and the 429 / 418 answers in each interval (differences of the cumulative gauges)."""
+    out: dict[str, list[Any]] = {"weight_used": [], "weight_budget": [], "r429": [], "r418": []}
+    last = {"r429": 0.0, "r418": 0.0}
+    for r in rows:
+        g = r.get("gauges") or {}
+        budget = g.get("weight_budget") or 0.0
+        out["weight_used"].append(int(g.get("weight_used") or 0) if budget else None)
+        out["weight_budget"].append(int(budget) if budget else None)
+        for k in ("r429", "r418"):
+            now = float(g.get(k) or 0.0)
+            out[k].append(max(0, int(now - last[k])))
+            last[k] = max(last[k], now)
+    return out
 
 
 def interval_width(eval_every_s: float, planned_s: float | None) -> float:

@@ -41,6 +41,7 @@ from ..reports.console import paint_verdict, planned_vs_achieved_lines, use_colo
 
 if TYPE_CHECKING:
     from .plugin import HarnessContext, ProcessState
+    from .selfmon import SelfMonitor
 
 log = logging.getLogger("letrade_perf.criteria")
 
@@ -91,6 +92,8 @@ class LocustGate:
         self._sampler = None
         self._final_done = False
         self._progress_throttle, self._status = _console_progress()
+        self.selfmon: SelfMonitor | None = None   # the process's generator_* measurements
+        self._own: MetricsRecorder | None = None   # the master's recorder of its own generator_* samples
 
     # -- wiring ----------------------------------------------------------------------------------
     def register(self, environment) -> None:
@@ -102,6 +105,7 @@ class LocustGate:
             if ctx.pacer is not None:   # seconds blocked by pacing are wanted seconds (uptime)
                 self.recorder.watch_pacing(ctx.pacer)
             events.user_error.add_listener(self.on_user_error)
+        self._start_selfmon(environment)
         if ctx.role == "worker":
             events.report_to_master.add_listener(self.on_report_to_master)
             events.quitting.add_listener(self._close_recorder)
@@ -123,12 +127,35 @@ class LocustGate:
         self._loop = gevent.spawn(self._live)
         self._sampler = gevent.spawn(self._sample)
 
+    def _start_selfmon(self, environment) -> None:
+        """The generator's self-monitoring (``generator_*``): into this process's recorder (the
+        master, which records nothing else, into one of its own, merged at each evaluation)."""
+        settings = getattr(self.ctx.profile, "generator", None)
+        if settings is None or not settings.enabled:
+            return
+        from .selfmon import SelfMonitor, process_name
+
+        recorder = self.recorder
+        if recorder is None:
+            recorder = self._own = MetricsRecorder(samples_dir="")   # not a sample-recording process
+        role = self.ctx.role
+        self.selfmon = SelfMonitor(recorder.record, recorder.count, lambda: process_name(role, environment.runner),
+                                   cpu_percent=settings.cpu_percent,
+                                   loop_lag_p99_ms=settings.loop_lag_p99_ms,
+                                   lag_cpu_percent=settings.lag_cpu_percent).start()
+
+    def _own_snapshot(self) -> None:
+        """The master's own generator samples, merged into the gate."""
+        if self._own is not None:
+            self.gate.merge(self._own.drain(), source="master")
+
     def _gauges(self) -> dict:
         out = {"user_errors": self.user_errors}
         pacer = self.ctx.pacer
         if pacer is not None:
             st = pacer.stats()
-            out.update(r429=st.r429, r418=st.r418)
+            # weight_*: the per-interval "weight used vs budget" of summary.json["intervals"] (the charts)
+            out.update(r429=st.r429, r418=st.r418, weight_used=st.weight_used, weight_budget=st.weight_budget)
         return out
 
     def on_user_error(self, user_instance=None, exception=None, tb=None, **_kw) -> None:
@@ -205,6 +232,8 @@ class LocustGate:
             self.notifier.abort(self._run_info(), str(reason))
 
     def _close_recorder(self, **_kw) -> None:
+        if self.selfmon is not None:
+            self.selfmon.stop()
         if self.recorder is not None:
             self.recorder.close()
 
@@ -212,6 +241,7 @@ class LocustGate:
     def evaluate_now(self):
         if self.recorder is not None:
             self.gate.merge(self.drain())
+        self._own_snapshot()
         return self.gate.evaluate()
 
     def _live(self) -> None:
@@ -316,9 +346,12 @@ class LocustGate:
         ctx = self.ctx
         env = environment or ctx.environment
         gate = self.gate
+        if self.selfmon is not None:
+            self.selfmon.stop()
         if self.recorder is not None:
             gate.merge(self.drain())
             self.recorder.close()
+        self._own_snapshot()
         gate.ended_at = time.time()
         self.achieved.stop()
         if self._sampler is not None:
@@ -328,9 +361,16 @@ class LocustGate:
         if self.baseline is not None:
             baseline_section = self._compare_baseline()
         ending, reason = self._ending(env)
-        criteria_failed = (gate.verdict == FAIL or self.stopped_by is not None
+        # a criterion made inconclusive by a saturated generator is no failure of the system under
+        # test: the run is INCOMPLETE for it (a shortfall), unless another criterion failed
+        criteria_failed = (any(r.gate == FAIL and not r.generator_saturated for r in results)
+                           or self.stopped_by is not None
                            or (baseline_section is not None and baseline_section["verdict"] == "fail"))
         achieved = self._achieved(judge_plan=ending in (endings.COMPLETED, endings.LOST_WORKER))
+        if gate.generator_saturated():
+            achieved.setdefault("shortfalls", []).append(
+                {"kind": "generator_saturated", "tolerated": False,
+                 "message": gate.generator.saturation(gate.elapsed_s()).message()})
         verdict, code = endings.judge(ending, criteria_failed, len(untolerated(achieved)))
         gate.state = verdict
         env.process_exit_code = code
@@ -468,6 +508,10 @@ class LocustGate:
         lines.append(head + f" — {len(results) - len(failed)} of {len(results)} criteria passed"
                      + (f", {regs_n} baseline regression(s)" if regs_n else "") + f" — exit code {code}")
         for r in failed:
+            if r.generator_saturated:    # the shortfall below says why and what to do
+                lines.append(f"  INCONCLUSIVE: {r.criterion.label} = {format_value(r.value, r.unit)} "
+                             "(the load generator was saturated)")
+                continue
             lines.append(f"  FAILED: {r.criterion.label} = {format_value(r.value, r.unit)}"
                          + (f" ({r.reason})" if r.reason else ""))
         for sf in untolerated(achieved):
@@ -485,6 +529,8 @@ class LocustGate:
             sys.stdout.write(text)
             sys.stdout.flush()
         for r in failed:
+            if r.generator_saturated:
+                continue
             log.error("criterion failed: %s = %s%s", r.criterion.label, format_value(r.value, r.unit),
                       f" ({r.reason})" if r.reason else "")
 

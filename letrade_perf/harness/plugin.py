@@ -656,6 +656,7 @@ class LetradePlugin:
                           notifier=notifier)
         gate.register(environment)
         state.gate = gate
+        gate.achieved.gauge = gate.gate.store.gauge    # the open model's iteration counts, merged
         if ctx.role != "worker":
             gate.final_listeners.append(lambda summary: _add_flatten(ctx, summary))
         from .sink import install_sink
@@ -665,6 +666,8 @@ class LetradePlugin:
             install_criteria_tab(environment, gate.gate.snapshot)
             from .webui_ops import install_operations_tab
             install_operations_tab(environment, ctx)     # block / resume / flatten, positions
+            from .webui_charts import install_charts_tab, live_summary
+            install_charts_tab(environment, lambda: live_summary(gate))   # the report's charts, live
 
     def _build(self, environment, state: ProcessState) -> HarnessContext:
         from ..config.profile import load_profile

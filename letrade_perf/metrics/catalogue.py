@@ -27,7 +27,14 @@ if some API call was answered successfully in it.
 
 ``produced_by`` names the user kinds whose runs yield samples (``always``: every run, a counter
 that is valid at 0; ``orders``: any user that places orders; ``api``: any user kind that calls the
-exchange's REST or WebSocket API — a kind's settings class says so, ``calls_api``).
+exchange's REST or WebSocket API — a kind's settings class says so, ``calls_api``;
+``arrival_rate``: a user kind that runs open-model load).
+
+``request_intended`` is the open model's second figure of each REST and ccxt request: the time
+from the request's intended start (its iteration's slot on the arrival schedule, or the end of the
+iteration's previous request) to its answer, beside ``request``'s service time (send to answer).
+``iterations`` and ``dropped_iterations`` are cumulative per-process gauges the recorder keeps
+from the ``letrade_arrival`` event.
 """
 from __future__ import annotations
 
@@ -36,6 +43,8 @@ from typing import Iterable
 
 TREND, RATE, COUNTER, REQUEST_TYPE = "trend", "rate", "counter", "request_type"
 ALWAYS, ORDERS, API = "always", "orders", "api"
+ARRIVAL = "arrival_rate"
+"""Producer of the open-model metrics: a user kind with an ``arrival_rate``."""
 _API_USERS = (API,)
 
 
@@ -120,6 +129,22 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("error_path_excess", COUNTER, "count", ("name",),
            "error-path sends beyond a scenario's schedule (rate × elapsed + 1): a retry storm shows here",
            ("error_paths",)),
+    Metric("generator_cpu", TREND, "%", ("process",),
+           "the load generator process's CPU time ÷ wall time, % of one core, one sample a second",
+           (ALWAYS,), in_sink=False),
+    Metric("generator_rss_mb", TREND, "MB", ("process",),
+           "the load generator process's resident set size, one sample a second", (ALWAYS,), in_sink=False),
+    Metric("generator_loop_lag", TREND, "ms", ("process",),
+           "how late a greenlet of the load generator process wakes after a fixed sleep (its scheduling "
+           "delay, which every request of the process shares), one sample every 10 ms", (ALWAYS,), in_sink=False),
+    Metric("request_intended", TREND, "ms", ("type", "name", "status"),
+           "open model: REST and ccxt response times from each request's intended start (coordinated-omission "
+           "corrected: the wait for a free user or for pacing included)", (ARRIVAL,), in_sink=False),
+    Metric("iterations", COUNTER, "count", (), "open model: task iterations started on the arrival schedule",
+           (ARRIVAL,), gauge="iterations"),
+    Metric("dropped_iterations", COUNTER, "count", (),
+           "open model: scheduled iterations dropped because no user of the kind was free within the slot",
+           (ARRIVAL,), gauge="dropped_iterations"),
 )
 
 BY_NAME: dict[str, Metric] = {m.name: m for m in CATALOGUE}
@@ -155,4 +180,4 @@ def produced(name: str, active_kinds: Iterable[str], places_orders: bool) -> boo
     return ALWAYS in m.produced_by or (ORDERS in m.produced_by and places_orders) or bool(kinds & set(m.produced_by))
 
 
-__all__ = ["API", "Metric", "CATALOGUE", "BY_NAME", "TREND", "RATE", "COUNTER", "REQUEST_TYPE", "names", "unit", "series_of", "produced"]
+__all__ = ["API", "ARRIVAL", "Metric", "CATALOGUE", "BY_NAME", "TREND", "RATE", "COUNTER", "REQUEST_TYPE", "names", "unit", "series_of", "produced"]

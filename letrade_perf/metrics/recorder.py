@@ -21,6 +21,13 @@ What each event becomes (metric ``{tags}``):
 * ``letrade_ws_time`` → counters ``ws_time{name, state}`` (``state`` ``wanted`` or
   ``connected``, in ms): what a :class:`ConnectionTime` reports (the catalogue's ``ws_connection``
   = connected ÷ wanted). :meth:`MetricsRecorder.listen` adds the hook when the events lack it;
+* a ``request`` whose ``context`` holds :data:`INTENDED_CONTEXT` (an open-model user's request:
+  its latency from the intended start, ms) → also ``request_intended{type, name, status}``
+  (the catalogue's coordinated-omission-corrected figure; the request's own sample stays the
+  service time);
+* ``letrade_arrival(kind, started, dropped)`` (an open-model schedule's iterations) → the
+  cumulative gauges ``iterations``, ``dropped_iterations`` and, per kind, ``iterations.<kind>``,
+  ``dropped_iterations.<kind>`` (:meth:`MetricsRecorder.listen` adds the hook when the events lack it);
 * ``WS`` is skipped (the same lag arrives with its uncertainty on ``letrade_ws_lag``);
 * any other request type ``X`` → ``X{name, status}``;
 * ``letrade_ws_lag`` → ``ws_lag{stream}`` (raw lag, may be negative under clock error; the
@@ -59,6 +66,12 @@ WS_TIME = "ws_time"
 """Counter series of connection time: ``ws_time{name, state=wanted|connected}``, milliseconds."""
 WS_TIME_EVENT = "letrade_ws_time"
 """The event a :class:`ConnectionTime` reports on: ``(name, wanted_ms, connected_ms)`` (deltas)."""
+INTENDED_CONTEXT = "letrade_intended_ms"
+"""Key of a request event's ``context``: the request's latency from its intended start (open model), ms."""
+INTENDED_SERIES = "request_intended"
+"""The series of those latencies: ``request_intended{type, name, status}``."""
+ARRIVAL_EVENT = "letrade_arrival"
+"""The event an open-model schedule reports its iterations on: ``(kind, started, dropped)`` (deltas)."""
 
 
 class PacingSource(Protocol):
@@ -330,6 +343,7 @@ class MetricsRecorder:
         self._keys: dict[int, Key] = {}          # id(series) → its key (test hook only)
         self._samples: TextIO | None = None
         self._pacing: PacingSource | None = None
+        self._iterations: dict[str, float] = {}    # open-model iteration totals (cumulative gauges)
         samples_dir = samples_dir if samples_dir is not None else os.environ.get(SAMPLES_ENV)
         if samples_dir:
             os.makedirs(samples_dir, exist_ok=True)
@@ -355,6 +369,15 @@ class MetricsRecorder:
                 hook = None
         if hook is not None:
             hook.add_listener(self.on_ws_time)
+        hook = getattr(events, ARRIVAL_EVENT, None)
+        if hook is None:
+            try:
+                hook = type(events.request)()
+                setattr(events, ARRIVAL_EVENT, hook)
+            except Exception:
+                hook = None
+        if hook is not None:
+            hook.add_listener(self.on_arrival)
 
     def watch_pacing(self, pacer: PacingSource) -> None:
         """Count the seconds users of this process are blocked by ``pacer`` as seconds the run
@@ -391,7 +414,7 @@ class MetricsRecorder:
 
     def on_request(self, request_type: str | None = None, name: str | None = None,
                    response_time: float | None = None, exception: BaseException | None = None,
-                   **_kw: Any) -> None:
+                   context: Mapping[str, Any] | None = None, **_kw: Any) -> None:
         # the hot path (every request of every user): one dict lookup finds the interval's series
         if request_type == "WS" or response_time is None:
             return
@@ -405,6 +428,8 @@ class MetricsRecorder:
         s.hist.record(response_time)
         if self._samples is not None:
             self._write_sample(s, response_time)
+        if context and INTENDED_CONTEXT in context:
+            self._record_intended(key, context[INTENDED_CONTEXT])
         if request_type in API_REQUEST_TYPES:
             sec = int(self._clock())
             up = self._cur.up_seconds
@@ -412,6 +437,24 @@ class MetricsRecorder:
                 up[sec] = True
             elif sec not in up:
                 up[sec] = False
+
+    def _record_intended(self, key: tuple[object, ...], value: Any) -> None:
+        """An open-model request's latency from its intended start, beside its service time."""
+        ikey = (INTENDED_SERIES,) + key
+        s = self._fast.get(ikey)
+        if s is None:
+            request_type, name, ok, clean = key
+            tags: Tags = (("name", cast(str, name)), ("status", "ok" if clean else ("clock" if ok else "fail")),
+                          ("type", cast(str, request_type)))
+            s = self._fast[ikey] = self._series(INTENDED_SERIES, tags)
+            self._keys[id(s)] = (INTENDED_SERIES, tags)
+        try:
+            ms = float(value)
+        except (TypeError, ValueError):
+            return
+        s.hist.record(ms)
+        if self._samples is not None:
+            self._write_sample(s, ms)
 
     def _request_series(self, request_type: str, name: str, status: str) -> Series:
         tags: Tags
@@ -461,6 +504,21 @@ class MetricsRecorder:
         counters = self._cur.counters
         counters[key] = counters.get(key, 0) + 1
 
+    def on_arrival(self, kind: object = None, started: int = 0, dropped: int = 0, **_kw: Any) -> None:
+        """An open-model schedule of ``kind`` started and dropped this many iterations (deltas)."""
+        totals = self._iterations
+        for name, n in (("iterations", started), ("dropped_iterations", dropped)):
+            if n:
+                for key in (name, f"{name}.{kind}"):
+                    totals[key] = totals.get(key, 0.0) + n
+
+    def count(self, metric: str, tags: Tags, n: int = 1) -> None:
+        """Add ``n`` to the counter ``metric{tags}`` of this interval (tags sorted by name)."""
+        if n:
+            counters = self._cur.counters
+            key = (metric, tags)
+            counters[key] = counters.get(key, 0) + int(n)
+
     def on_pacing_wait(self, blocked_s: float) -> None:
         """A pacing wait that ends now was blocked for ``blocked_s`` seconds."""
         self._mark_blocked(self._clock(), blocked_s)
@@ -503,6 +561,8 @@ class MetricsRecorder:
                 snap.gauges = {k: float(v) for k, v in self._gauges().items()}
             except Exception:   # a gauge source must never break the measurement path
                 pass
+        if self._iterations:
+            snap.gauges.update(self._iterations)
         if self._samples is not None:
             self._samples.flush()
         return snap

@@ -6,8 +6,9 @@ it from a background thread through the v2 write API, which InfluxDB 1.8+, 2.x, 
 VictoriaMetrics all accept:
 
 * :meth:`InfluxSink.add_snapshot` merges the recorder's snapshots until one ``interval_s`` is
-  covered, then emits one ``request`` / ``ws_lag`` point per series, the caller's per-interval
-  gauge points (``pacing``, ``users``) and the sink's own ``sink`` point;
+  covered, then emits one ``request`` / ``ws_lag`` point per series, one ``orders`` point per
+  order outcome and source, the caller's per-interval gauge points (``pacing``, ``users``) and the
+  sink's own ``sink`` point;
 * :meth:`InfluxSink.add_raw_request` / :meth:`InfluxSink.add_raw_ws_lag` add one point per sample
   (``mode: raw``); :meth:`InfluxSink.add_point` / :meth:`InfluxSink.add_points` anything else.
 
@@ -57,7 +58,7 @@ from .sink_config import (  # noqa: F401
 )
 
 __all__ = ["InfluxSink", "InfluxWriter", "SinkWriteError", "SinkConfig", "resolve_sink_config", "display_url",
-           "escape_tag", "format_line", "criteria_points", "run_fields", "ProcessGauges", "ENV_URL", "ENV_TOKEN",
+           "escape_tag", "format_line", "criteria_points", "run_percentile_points", "run_fields", "ProcessGauges", "ENV_URL", "ENV_TOKEN",
            "ENV_ORG", "ENV_BUCKET", "ENV_MODE", "ENV_INTERVAL", "MODES"]
 
 log = logging.getLogger("letrade_perf.metrics.sink")
@@ -125,6 +126,7 @@ class InfluxSink:
         self._acc_end: float | None = None
         self._acc_requests = 0
         self._acc_failures = 0
+        self._acc_orders: dict[tuple[str, str], int] = {}   # (outcome, source) -> orders in the interval
         self._last_interval_ms: int | None = None
         self._tag_seen: dict[str, set[str]] = {}
         # raw mode: escaped line prefixes per series, and the last timestamp per series
@@ -256,6 +258,11 @@ class InfluxSink:
             if mine is None:
                 mine = acc[key] = Series()
             mine.merge(s)
+        for (metric, tags), n in snap.counters.items():
+            if metric == "orders" and n:
+                t = dict(tags)
+                okey = (t.get("outcome") or "", self.cap("orders", t.get("source") or ""))
+                self._acc_orders[okey] = self._acc_orders.get(okey, 0) + n
         self._acc_end = snap.end if self._acc_end is None else max(self._acc_end, snap.end)
 
     def tick(self, now: float | None = None) -> None:
@@ -279,8 +286,11 @@ class InfluxSink:
             ts = self._last_interval_ms + 1
         self._last_interval_ms = ts
         lines = [self._series_line(meas, dict(tags), s, ts) for (meas, tags), s in self._acc.items()]
+        lines += [format_line("orders", {**self.base_tags, "outcome": outcome, "source": source}, {"count": n}, ts)
+                  for (outcome, source), n in self._acc_orders.items()]
         requests, failures = self._acc_requests, self._acc_failures
         self._acc = {}
+        self._acc_orders = {}
         self._acc_requests = self._acc_failures = 0
         self._acc_start = end
         if self._interval_points is not None:
@@ -316,11 +326,14 @@ class InfluxSink:
 
     def add_run_end(self, summary: Mapping[str, Any], label: str, run_fields: Mapping[str, Any],
                     ts: float | None = None) -> None:
-        """One ``criteria`` point per criterion of ``summary`` (a ``summary.json`` document), then
-        the ``run`` stop annotation (1 ms later, so it sorts last)."""
+        """One ``criteria`` point per criterion of ``summary`` (a ``summary.json`` document), one
+        ``run_percentiles`` point per endpoint and stream (the run's merged percentiles), then the
+        ``run`` stop annotation (1 ms later, so it sorts last)."""
         ts = self._clock() if ts is None else ts
         for tags, fields in criteria_points(summary):
             self.add_point("criteria", tags, fields, ts, per_process=False)
+        for tags, fields in run_percentile_points(summary, self.config.max_tag_values):
+            self.add_point("run_percentiles", tags, fields, ts, per_process=False)
         verdict = str(summary.get("verdict") or "")
         run = summary.get("run") or {}
         self.add_point("run", {"event": "stop"}, {
@@ -437,7 +450,7 @@ class InfluxSink:
         if self._closed:
             return self.stats()
         with self._agg_lock:
-            if self._acc:
+            if self._acc or self._acc_orders:
                 self.flush_interval()
         with self._lock:
             self._closing = True
@@ -512,6 +525,36 @@ def criteria_points(summary: Mapping[str, Any]) -> list[tuple[dict[str, Any], di
         fields["passed"] = 1 if c.get("gate") == "pass" else 0
         fields["samples"] = int(c.get("samples") or 0)
         out.append(({"criterion": c["label"], "metric": c["metric"], "verdict": c["verdict"]}, fields))
+    return out
+
+
+#: ``summary.json`` row keys -> ``run_percentiles`` fields (ms; the run's merged histograms)
+_RUN_PERCENTILE_FIELDS = (("avg_ms", "mean"), ("p50_ms", "p50"), ("p90_ms", "p90"), ("p95_ms", "p95"),
+                          ("p99_ms", "p99"), ("max_ms", "max"))
+
+
+def run_percentile_points(summary: Mapping[str, Any],
+                          max_rows: int = 200) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """``(tags, fields)`` of the ``run_percentiles`` points: one per endpoint row of ``summary``
+    (tags ``metric=request``, ``request_type``, ``name``) and one per stream row (``metric=ws_lag``,
+    ``stream``); fields ``count`` (and ``failures`` for endpoints) and the percentiles of the whole
+    run, merged over every interval and process (what the trends dashboard plots: percentiles
+    never average). At most ``max_rows`` of each kind: a run writes a bounded number of points."""
+    out: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    rows = [(r, {"metric": "request", "request_type": r.get("type") or "", "name": r.get("name") or ""})
+            for r in list(summary.get("endpoints") or ())[:max_rows]]
+    rows += [(r, {"metric": "ws_lag", "stream": r.get("stream") or ""})
+             for r in list(summary.get("streams") or ())[:max_rows]]
+    for row, tags in rows:
+        if not row.get("count"):
+            continue
+        fields: dict[str, Any] = {"count": int(row["count"])}
+        if tags["metric"] == "request":
+            fields["failures"] = int(row.get("failures") or 0)
+        for key, field in _RUN_PERCENTILE_FIELDS:
+            if row.get(key) is not None:
+                fields[field] = float(row[key])
+        out.append((tags, fields))
     return out
 
 

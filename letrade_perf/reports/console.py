@@ -129,7 +129,10 @@ def planned_vs_achieved_lines(achieved: Mapping[str, Any]) -> list[str]:
            f"peak {got.get('peak_users', 0)} of {plan.get('peak_users', 0)} users, "
            f"{got.get('user_seconds', 0):g} of {got.get('planned_user_seconds', 0):g} user-seconds"
            + (f", paced {got['paced_fraction']:.1%} of the users' time" if got.get("paced_fraction") is not None else "")
-           + (f", {got.get('user_errors')} user error(s)" if got.get("user_errors") else "")]
+           + (f", {got.get('user_errors')} user error(s)" if got.get("user_errors") else "")
+           + "".join(f", {kind} {it.get('started', 0)} of {it.get('planned', 0)} iterations at "
+                     f"{it.get('rate_per_s', 0):g}/s ({it.get('dropped', 0)} dropped)"
+                     for kind, it in sorted((got.get("iterations") or {}).items()))]
     for sf in achieved.get("shortfalls") or []:
         if sf.get("tolerated"):
             out.append(f"  shortfall tolerated by the profile: {sf['kind']}: {sf['message']}")

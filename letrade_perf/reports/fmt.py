@@ -115,4 +115,7 @@ def plan_rows(achieved: dict[str, Any]) -> list[list[str]]:
         rows.append(["Time blocked by pacing", "", percent(got["paced_fraction"])])
     if got.get("orders_blocked_s"):
         rows.append(["New orders blocked s", "0", number(got["orders_blocked_s"])])
+    for kind, it in sorted((got.get("iterations") or {}).items()):     # open model (arrival_rate)
+        rows.append([f"Iterations {kind} at {number(it.get('rate_per_s'))}/s", str(it.get("planned", "")),
+                     f"{it.get('started', '')} ({it.get('dropped', 0)} dropped)"])
     return rows

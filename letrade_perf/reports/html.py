@@ -1,16 +1,21 @@
-"""``summary.html``: the run summary as one self-contained HTML page (no script, no external file).
+"""``summary.html``: the run report as one self-contained HTML file (works offline, no external file).
 
-The verdict first (coloured, with the ending, its reason and the exit code), then planned vs
-achieved (with the users planned and running over time as an inline SVG chart), the criteria,
-the endpoints, the WebSocket lag, and fund safety and PnL. Locust's own ``report.html`` stays beside it with its
-request charts; this page is the one that says whether the run passed. Every text from the run
-is HTML-escaped.
+The verdict first (coloured, with the ending, its reason and the exit code) and the planned vs
+achieved line, then the criteria with their thresholds, then the charts over time
+(:mod:`letrade_perf.reports.charts`: response time per endpoint with threshold lines, WS lag with
+its uncertainty band, throughput and errors by code, weight used vs budget, users planned vs
+running, generator CPU and loop lag, order flow), then the tables: planned vs achieved, endpoints,
+WebSocket lag, fund safety and PnL. The vendored Apache ECharts and the chart script are inlined
+in ``<script>`` elements and the chart data as JSON, so the file opens from disk with no network;
+without JavaScript the tables (and an SVG of the users) still read. Every text from the run is
+HTML-escaped; the JSON is escaped for a script element.
 """
 from __future__ import annotations
 
 from html import escape
 
-from . import fmt
+from . import charts, fmt
+from .console import planned_vs_achieved_lines
 
 _COLOURS = {"pass": "#1a7f37", "fail": "#cf222e", "incomplete": "#bc4c00", "aborted": "#8250df",
             "interrupted": "#6e7781", "error": "#cf222e"}
@@ -20,7 +25,10 @@ h1{font-size:20px}h2{font-size:16px;margin-top:24px}
 .verdict{color:#fff;padding:12px 16px;border-radius:6px;font-size:18px}
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #d0d7de;padding:4px 8px;text-align:left}
 td.n{text-align:right}tr.fail td{background:#ffebe9}.muted{color:#6e7781}
-svg{border:1px solid #d0d7de;background:#fff}"""
+svg{border:1px solid #d0d7de;background:#fff}
+.plan{margin:8px 0 0;font-size:15px}
+.letrade-chart-section h3{font-size:14px;margin:18px 0 4px}.letrade-note{color:#6e7781;font-style:italic}
+.letrade-chart{border:1px solid #d0d7de;border-radius:4px}"""
 
 
 def _table(header: list[str], rows: list[list[str]], classes: list[str] | None = None,
@@ -77,6 +85,35 @@ def _money(summary: dict) -> list[str]:
     return out
 
 
+def _criteria(criteria: list[dict]) -> str:
+    return _table(["Criterion", "Value", "Threshold", "Samples", "Verdict", "Note"],
+                  [[c["label"], fmt.value(c.get("value"), c.get("unit", "")),
+                    fmt.threshold(c["op"], c["threshold"], c.get("unit", "")), c.get("samples", ""),
+                    c["verdict"] + (" (fails the gate)" if c["gate"] == "fail" and c["verdict"] != "fail" else ""),
+                    c.get("reason") or ""] for c in criteria],
+                  classes=["fail" if c["gate"] == "fail" else "" for c in criteria], numeric=frozenset({1, 3}))
+
+
+def _charts(summary: dict) -> list[str]:
+    """The charts section: a container the inlined script fills, with the charts' titles and notes
+    readable without JavaScript (and the users as an SVG)."""
+    specs = charts.chart_specs(summary)
+    fallback = "".join(f"<li>{escape(s['title'])}" + (f": {escape(s['note'])}" if "note" in s else "") + "</li>"
+                       for s in specs)
+    svg = users_chart((summary.get("achieved") or {}).get("timeline") or [])
+    return ["<h2>Charts over time</h2>",
+            f'<div id="letrade-charts"><noscript><p class="muted">The charts need JavaScript; the tables below '
+            f"have the figures.</p><ul>{fallback}</ul>{svg}</noscript></div>",
+            f'<script id="letrade-chart-data" type="application/json">{charts.script_json(specs)}</script>']
+
+
+def _scripts() -> str:
+    """ECharts (vendored, Apache-2.0) and the chart script, inlined, then the call that draws the charts."""
+    return (f"<script>{charts.echarts_js()}</script>\n<script>{charts.charts_js()}</script>\n"
+            "<script>letradeCharts.render(\"letrade-charts\", "
+            "JSON.parse(document.getElementById(\"letrade-chart-data\").textContent));</script>")
+
+
 def render_html(summary: dict) -> str:
     """The HTML page for ``summary``."""
     run = summary["run"]
@@ -85,13 +122,20 @@ def render_html(summary: dict) -> str:
     reason = run.get("ending_reason") or run.get("aborted")
     head = f"{verdict.upper()} — ending {ending}" + (f": {reason}" if reason else "") + f" — exit code {run.get('exit_code')}"
     parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>letrade-perf {escape(run['profile'])} "
-             f"{escape(verdict.upper())}</title><style>{_STYLE}</style></head><body>",
+             f"{escape(verdict.upper())}</title><link rel=icon href=\"data:,\"><style>{_STYLE}</style></head><body>",
              f"<h1>letrade-perf {escape(run['profile'])} — run {escape(run['run_id'])}</h1>",
-             f'<div class="verdict" style="background:{_COLOURS.get(verdict, "#6e7781")}">{escape(head)}</div>',
-             f'<p class="muted">env {escape(run["env"])} · {escape(str(run.get("host") or ""))} · '
-             f'{fmt.number(run.get("duration_s"))} s · started {escape(str(run.get("started_at")))}'
-             + (f" · log {escape(run['log'])}" if run.get("log") else "") + "</p>"]
+             f'<div class="verdict" style="background:{_COLOURS.get(verdict, "#6e7781")}">{escape(head)}</div>']
     achieved = summary.get("achieved")
+    if achieved:
+        parts.append(f'<p class="plan">{escape(planned_vs_achieved_lines(achieved)[0])}</p>')
+    parts.append(f'<p class="muted">env {escape(run["env"])} · {escape(str(run.get("host") or ""))} · '
+                 f'{fmt.number(run.get("duration_s"))} s · started {escape(str(run.get("started_at")))}'
+                 + (f" · log {escape(run['log'])}" if run.get("log") else "") + "</p>")
+    criteria = summary.get("criteria") or []
+    if criteria:
+        parts.append("<h2>Criteria</h2>")
+        parts.append(_criteria(criteria))
+    parts += _charts(summary)
     if achieved:
         parts.append("<h2>Planned vs achieved</h2>")
         parts.append(_table(["", "Planned", "Achieved"], fmt.plan_rows(achieved), numeric=frozenset({1, 2})))
@@ -100,17 +144,6 @@ def render_html(summary: dict) -> str:
             parts.append("<ul>" + "".join(f"<li>{'tolerated' if s.get('tolerated') else '<b>shortfall</b>'}: "
                                           f"{escape(s['kind'])}: {escape(s['message'])}</li>" for s in shortfalls)
                          + "</ul>")
-        parts.append(users_chart(achieved.get("timeline") or []))
-    criteria = summary.get("criteria") or []
-    if criteria:
-        parts.append("<h2>Criteria</h2>")
-        parts.append(_table(["Criterion", "Value", "Threshold", "Samples", "Verdict", "Note"],
-                            [[c["label"], fmt.value(c.get("value"), c.get("unit", "")),
-                              fmt.threshold(c["op"], c["threshold"], c.get("unit", "")), c.get("samples", ""),
-                              c["verdict"] + (" (fails the gate)" if c["gate"] == "fail" and c["verdict"] != "fail"
-                                              else ""), c.get("reason") or ""] for c in criteria],
-                            classes=["fail" if c["gate"] == "fail" else "" for c in criteria],
-                            numeric=frozenset({1, 3})))
     endpoints = summary.get("endpoints") or []
     if endpoints:
         parts.append("<h2>Endpoints</h2>")
@@ -126,5 +159,8 @@ def render_html(summary: dict) -> str:
                               fmt.ms(s["p99_ms"]), fmt.ms(s["max_ms"]), fmt.ms(s["uncertainty_ms"])] for s in streams],
                             numeric=frozenset(range(1, 8))))
     parts += _money(summary)
-    parts.append('<p class="muted">Request charts: Locust\'s report.html in the same directory.</p></body></html>')
+    parts.append(f'<p class="muted">Charts: Apache ECharts {charts.ECHARTS_VERSION} (Apache License 2.0), inlined. '
+                 "Locust\'s own report.html is in the same directory.</p>")
+    parts.append(_scripts())
+    parts.append("</body></html>")
     return "\n".join(p for p in parts if p) + "\n"

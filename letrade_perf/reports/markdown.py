@@ -12,6 +12,8 @@ from typing import AbstractSet
 
 from . import fmt
 
+OPEN_MODEL_TYPE = "request_intended"
+"""The endpoint rows of the open model's latency from the intended start (the metric's name)."""
 _MD_SPECIAL = re.compile(r"([\\`*_|<>\[\]~])")
 
 
@@ -150,6 +152,45 @@ def _money(summary: dict) -> list[str]:
     return lines
 
 
+def _generator(summary: dict) -> list[str]:
+    """The load generator's own health: per process its highest CPU and loop-lag p99, its RSS from
+    start to end and its saturated seconds; the saturation verdict effect when there was one."""
+    procs = summary.get("generator") or {}
+    if not procs:
+        return []
+    lines = ["", "#### Load generator", ""]
+    lines += _table(["Process", "Max CPU %", "Max loop lag p99 ms", "RSS MB start → end", "Saturated s"],
+                    [[code(name), fmt.number(g.get("cpu_percent_max")), fmt.ms(g.get("loop_lag_p99_ms_max")),
+                      f"{fmt.number(g.get('rss_mb_start'))} → {fmt.number(g.get('rss_mb_end'))}",
+                      fmt.number(g.get("saturated_s"))] for name, g in sorted(procs.items())], right={1, 2, 4})
+    sat = summary.get("generator_saturation") or {}
+    if sat.get("saturated"):
+        lines += ["", f"**Saturated**: {escape(sat.get('message') or '')}"]
+    elif sat:
+        th = sat.get("thresholds") or {}
+        lines += ["", f"Not saturated (CPU ≥ {fmt.number(th.get('cpu_percent'))} %, or loop lag p99 ≥ "
+                      f"{fmt.number(th.get('loop_lag_p99_ms'))} ms at CPU ≥ {fmt.number(th.get('lag_cpu_percent'))} %, "
+                      f"for more than {fmt.percent(th.get('max_saturated_fraction'))} of the test)."]
+    return lines
+
+
+def _open_model(endpoints: list[dict]) -> list[str]:
+    """Open model: each request's service time beside its latency from the intended start
+    (``request_intended``, coordinated-omission corrected), per endpoint."""
+    intended = {e["name"]: e for e in endpoints if e["type"] == OPEN_MODEL_TYPE}
+    if not intended:
+        return []
+    rows = []
+    for e in endpoints:
+        i = intended.get(e["name"]) if e["type"] != OPEN_MODEL_TYPE else None
+        if i is not None:
+            rows.append([code(e["name"]), str(i["count"]), fmt.ms(e["p50_ms"]), fmt.ms(i["p50_ms"]), fmt.ms(e["p95_ms"]),
+                         fmt.ms(i["p95_ms"]), fmt.ms(e["p99_ms"]), fmt.ms(i["p99_ms"])])
+    return ["", "#### Open model: service time and latency from the intended start", ""] + _table(
+        ["Name", "Count", "p50 ms", "p50 ms intended", "p95 ms", "p95 ms intended", "p99 ms", "p99 ms intended"],
+        rows, right=set(range(1, 8)))
+
+
 def render_markdown(summary: dict) -> str:
     """The Markdown report for ``summary`` (ends with a newline)."""
     run = summary["run"]
@@ -171,7 +212,8 @@ def render_markdown(summary: dict) -> str:
                         [[code(c["label"]), escape(fmt.value(c.get("value"), c.get("unit", ""))),
                           escape(fmt.threshold(c["op"], c["threshold"], c.get("unit", ""))), str(c.get("samples", "")),
                           _verdict_cell(c)] for c in criteria], right={1, 3})
-    endpoints = summary.get("endpoints") or []
+    every_endpoint = summary.get("endpoints") or []
+    endpoints = [e for e in every_endpoint if e["type"] != OPEN_MODEL_TYPE]   # paired in _open_model
     if endpoints:
         lines += ["", "#### Endpoints", ""]
         header = ["Type", "Name", "Count", "Failures", "Error rate", "RPS", "Avg ms", "p50 ms", "p95 ms", "p99 ms"]
@@ -179,6 +221,7 @@ def render_markdown(summary: dict) -> str:
                         [[escape(e["type"]), code(e["name"]), str(e["count"]), str(e["failures"]),
                           fmt.percent(e["error_rate"]), fmt.number(e["rps"]), fmt.ms(e["avg_ms"]), fmt.ms(e["p50_ms"]),
                           fmt.ms(e["p95_ms"]), fmt.ms(e["p99_ms"])] for e in endpoints], right=set(range(2, 10)))
+    lines += _open_model(every_endpoint)
     streams = summary.get("streams") or []
     if streams:
         lines += ["", "#### WebSocket lag", ""]
@@ -209,6 +252,7 @@ def render_markdown(summary: dict) -> str:
         if notes:
             lines.append("")
             lines += [f"- {escape(n)}" for n in notes]
+    lines += _generator(summary)
     lines += _flatten(summary)
     lines += _money(summary)
     lines += ["", f"Percentiles from histograms with ≤ {fmt.percent(summary.get('histogram_relative_error'))} "

@@ -376,7 +376,8 @@ async def call_in_gevent(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await fut
     except asyncio.CancelledError:
         if holder:
-            hub.loop.run_callback_threadsafe(holder[0].kill, block=False)
+            greenlet = holder[0]      # (run_callback_threadsafe passes positional arguments only)
+            hub.loop.run_callback_threadsafe(lambda: greenlet.kill(block=False))
         raise
 
 

@@ -23,6 +23,7 @@ from ..calls.path import CallResult, Order, SafetyRefusal, begin, call_failure
 from ..config.profile import CcxtSettings
 from ..harness.ledger import shielded
 from ..pacing import IpBanned
+from .arrival import INTENDED_CONTEXT, OpenModelMixin
 from .base import HarnessUserMixin, next_index, weighted_tasks
 from .orders import client_order_id
 
@@ -30,7 +31,7 @@ _markets_lock = Semaphore()
 _shared_markets: dict[str, Any] = {}
 
 
-class CcxtUser(HarnessUserMixin, User):
+class CcxtUser(HarnessUserMixin, OpenModelMixin, User):
     """ccxt market data and optional resting-order round trips (see the module docstring)."""
 
     abstract = True
@@ -79,6 +80,10 @@ class CcxtUser(HarnessUserMixin, User):
         self._load_markets()
         rules = ctx.symbol_rules.get(self.symbol)
         self.market = f"{rules.base}/{rules.quote}" if rules else self.symbol
+        self.arrival_start()     # open model (settings.arrival_rate): waits for the first slot
+
+    def on_stop(self) -> None:
+        self.arrival_stop()
 
     def _load_markets(self) -> None:
         """Markets once per process (one paced ``GET /api/v3/exchangeInfo``), shared by all users."""
@@ -113,6 +118,7 @@ class CcxtUser(HarnessUserMixin, User):
 
         def exchange() -> tuple[Any, CallResult]:
             call.leave()
+            late_ms = self.arrival_sent()     # open model: since the intended start (pacing included)
             exc: BaseException | None = None
             try:
                 result = fn()
@@ -124,7 +130,9 @@ class CcxtUser(HarnessUserMixin, User):
             res = call.answer(status, headers, body, None if exc is None else type(exc).__name__,
                               elapsed_ms=elapsed, answered=exc is None)
             self.fire("ccxt", f"ccxt {name}", elapsed, length=len(body) if body else 0,
-                      exception=None if exc is None else call_failure(res, exc))
+                      exception=None if exc is None else call_failure(res, exc),
+                      context=None if late_ms is None else {INTENDED_CONTEXT: late_ms + elapsed})
+            self.arrival_done()
             return result, res
 
         # an order leaves and is booked in a greenlet stopping this user cannot cut short

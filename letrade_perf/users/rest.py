@@ -20,14 +20,16 @@ from ..calls.request import encode_request
 from ..config.profile import RestMarketSettings
 from ..harness.ledger import shielded
 from ..pacing import IpBanned
+from .arrival import INTENDED_CONTEXT, OpenModelMixin
 from .base import Failure, HarnessUserMixin, weighted_tasks
 from .integrity import check_depth, check_klines, check_object, check_trades
 
 
-class BinanceRestUser(HarnessUserMixin, FastHttpUser):
+class BinanceRestUser(HarnessUserMixin, OpenModelMixin, FastHttpUser):
     """A FastHttpUser that talks Binance: use :meth:`call` for every request.
 
-    Requests are named by their endpoint template (``GET /api/v3/depth``), never by URL.
+    Requests are named by their endpoint template (``GET /api/v3/depth``), never by URL. In the
+    open model (:mod:`.arrival`) each request also carries its latency from its intended start.
     """
 
     abstract = True
@@ -64,8 +66,12 @@ class BinanceRestUser(HarnessUserMixin, FastHttpUser):
 
         def exchange() -> CallResult:
             call.leave()
+            late_ms = self.arrival_sent()     # open model: since the intended start (pacing included)
             with self.client.request(ep.method, target, name=ep.name, data=body, headers=headers,
                                      catch_response=True) as resp:
+                if late_ms is not None:       # the event fires when this block ends
+                    resp.request_meta["context"][INTENDED_CONTEXT] = \
+                        late_ms + resp.request_meta.get("response_time", 0.0)
                 status = resp.status_code or 0
                 err = None
                 if not status:
@@ -84,6 +90,7 @@ class BinanceRestUser(HarnessUserMixin, FastHttpUser):
                     resp.success()
                 else:
                     resp.failure(failure)
+            self.arrival_done()
             return res
 
         # an order leaves and is booked in a greenlet stopping this user cannot cut short
@@ -111,6 +118,10 @@ class MarketDataUser(BinanceRestUser):
     def on_start(self) -> None:
         self.pick_symbol()
         self._interval_i = 0
+        self.arrival_start()     # open model (settings.arrival_rate): waits for the first slot
+
+    def on_stop(self) -> None:
+        self.arrival_stop()
 
     @classmethod
     def set_task_weights(cls, weights: Mapping[str, int]) -> None:

@@ -42,6 +42,9 @@ SCHEMA: dict[str, tuple[set[str], set[str]]] = {
     "sink": ({"worker"}, {"written", "dropped", "retries", "buffered"}),
     "balance": ({"asset"}, {"start", "now", "delta", "unexplained", "open_orders", "weight"}),
     "pnl": ({"strategy"}, {"realised_pnl", "fees", "slippage_cost", "return"}),
+    "orders": ({"worker", "outcome", "source"}, {"count"}),
+    "run_percentiles": ({"metric", "request_type", "name", "stream"},
+                        {"count", "failures", "mean", "p50", "p90", "p95", "p99", "max"}),
 }
 COMMON_TAGS = {"run_id", "profile", "env"}
 

@@ -15,6 +15,7 @@ import grafana_json as g
 import pytest
 
 from letrade_perf.metrics.influx_io import format_line
+from letrade_perf.metrics.sink import run_percentile_points
 
 DB = g.DATABASE
 STEP_MS = 5_000   # the sink's interval
@@ -30,14 +31,25 @@ RUNS = [
 ]
 RUN_MINUTES = 8
 ENDPOINTS = [("GET", "GET /api/v3/depth"), ("GET", "GET /api/v3/klines"), ("POST", "POST /api/v3/order"),
-             ("ccxt", "fetch_order_book"), ("pipeline", "BTCUSDT rest")]
+             ("ccxt", "fetch_order_book"), ("pipeline", "BTCUSDT rest"), ("GET", "GET /api/v3/order"),
+             ("WSAPI", "GET /api/v3/order"),     # one name under two request types: never mixed
+             ("rejection_code", "-2010"), ("expected_rejection", "insufficient_balance")]
 STREAMS = ["btcusdt@trade", "ethusdt@aggTrade"]
 CRITERIA = [  # label, metric, threshold, value(run index) -> verdict follows value vs threshold
     ("request p(95)<200", "request", 200.0, lambda i: 120.0 + 60 * i),
     ("ws_lag p(99)<50", "ws_lag", 50.0, lambda i: 30.0 + 15 * i),
     ("http_429 count<=0", "http_429", 0.0, lambda i: float(i % 2)),
     ("request success_rate>99.5%", "request", 99.5, lambda i: 99.9 - 0.3 * i),
+    ('request{name="GET /api/v3/depth"} p(99)<400', "request", 400.0, lambda i: 200.0 + 120 * i),
+    ("request med<80", "request", 80.0, lambda i: 40.0 + 10 * i),
+    ("request avg<100", "request", 100.0, lambda i: 50.0 + 30 * i),
 ]
+#: order outcomes per interval and worker: (outcome, source, count(k))
+ORDERS = [("sent", "pipeline", lambda k: 3), ("placed", "pipeline", lambda k: 3 - (k % 5 == 0)),
+          ("filled", "pipeline", lambda k: 2), ("rejected", "pipeline", lambda k: int(k % 5 == 0)),
+          ("canceled", "pipeline", lambda k: 1), ("sent", "error_path", lambda k: 1),
+          ("rejected", "error_path", lambda k: 1), ("blocked", "pipeline", lambda k: int(k % 11 == 0)),
+          ("refused", "pipeline", lambda k: int(k % 13 == 0))]
 
 
 # ------------------------------------------------------------------------ line protocol
@@ -96,6 +108,10 @@ def synthetic_points(now_ms: int) -> list[str]:
                                                 "fail_rps": 0.2 * (k % 2)}, t))
                 out.append(line("sink", tags, {"written": 30 * k, "dropped": 0, "retries": k // 40,
                                                "buffered": k % 4}, t))
+                for outcome, source, count_of in ORDERS:
+                    if count_of(k):
+                        out.append(line("orders", {**tags, "outcome": outcome, "source": source},
+                                        {"count": count_of(k)}, t))
         for worker in run["extra"]:   # the master of a distributed run: no requests, but users and sink
             tags = {**base, "worker": worker}
             for k in range(1, n + 1):
@@ -124,6 +140,16 @@ def synthetic_points(now_ms: int) -> list[str]:
                                          "verdict": "pass" if ok else "fail"},
                             {"value": value, "threshold": threshold, "passed": int(ok), "samples": 1000 + ri},
                             end))
+        # the run's merged percentiles, as the sink writes them from summary.json at the end
+        summary = {"endpoints": [{"type": rtype, "name": name, "count": 1000 + e_i, "failures": e_i,
+                                  "avg_ms": 20.0 + 10 * e_i + ri, "max_ms": 90.0 + e_i, "p50_ms": 18.0 + 10 * e_i,
+                                  "p90_ms": 30.0 + 10 * e_i, "p95_ms": 36.0 + 10 * e_i + 5 * ri,
+                                  "p99_ms": 50.0 + 10 * e_i + 9 * ri} for e_i, (rtype, name) in enumerate(ENDPOINTS)],
+                   "streams": [{"stream": stream, "count": 500, "avg_ms": 9.0 + s_i, "max_ms": 40.0,
+                                "p50_ms": 8.0 + s_i, "p90_ms": 12.0, "p95_ms": 15.0, "p99_ms": 24.0 + ri}
+                               for s_i, stream in enumerate(STREAMS)]}
+        for tags, fields in run_percentile_points(summary):
+            out.append(line("run_percentiles", {**base, **tags}, fields, end))
         out.append(line("run", {**base, "event": "stop"},
                         {"version": "0.1.0", "git_commit": "abc1234",
                          "text": f"{run['profile']} on {run['env']}: {run['verdict'].upper()}",
@@ -243,7 +269,7 @@ def test_live_dashboard_with_one_worker_selected(influx):
     for q in g.iter_queries(dashboard):
         if q.kind != "target" or '"worker"' not in q.text:
             continue
-        if any(m in g.measurements_of(q.text) for m in ("request", "ws_lag", "pacing", "users", "sink")):
+        if any(m in g.measurements_of(q.text) for m in ("request", "ws_lag", "pacing", "users", "sink", "orders")):
             check_query(influx, q, variables)
 
 
@@ -266,7 +292,7 @@ def test_trends_dashboard_queries_answer(influx, choice):
 def test_criteria_table_reports_the_gate_verdicts(influx):
     """The live Criteria table returns one row per criterion with its verdict tag and exact values."""
     dashboard = _dashboard("letrade-live")
-    target = next(q for q in g.iter_queries(dashboard) if q.kind == "target" and '"criteria"' in q.text)
+    target = next(q for q in g.iter_queries(dashboard) if q.kind == "target" and "Criteria (end of run)" in q.where)
     run = RUNS[1]
     answer = influx.query(DB, g.render(target.text, {"run_id": [run["run_id"]]}))
     series = answer["results"][0]["series"]
@@ -284,17 +310,86 @@ def test_requests_per_second_is_requests_per_bucket_divided_by_bucket_seconds(in
     dashboard = _dashboard("letrade-live")
     target = next(q for q in g.iter_queries(dashboard) if q.kind == "target" and "Requests/s per endpoint" in q.where)
     run = RUNS[2]   # one process: every bucket of 10 s holds exactly two 5 s points per status
-    variables = {"profile": [run["profile"]], "run_id": [run["run_id"]], "worker": run["workers"]}
+    variables = resolve_variables(influx, dashboard, {"profile": [run["profile"]], "run_id": [run["run_id"]]})
     rps = influx.query(DB, g.render(target.text, variables))
     raw = influx.query(DB, g.render(
         'SELECT sum("count") FROM "request" WHERE $timeFilter AND "run_id" =~ /^$run_id$/ '
-        'GROUP BY time($__interval), "name" fill(null)', variables))
-    by_name = {s["tags"]["name"]: s["values"] for s in raw["results"][0]["series"]}
+        'GROUP BY time($__interval), "request_type", "name" fill(null)', variables))
+    by_name = {(s["tags"]["request_type"], s["tags"]["name"]): s["values"] for s in raw["results"][0]["series"]}
     checked = 0
     for s in rps["results"][0]["series"]:
-        for (t, value), (t2, total) in zip(s["values"], by_name[s["tags"]["name"]]):
+        for (t, value), (t2, total) in zip(s["values"], by_name[(s["tags"]["request_type"], s["tags"]["name"])]):
             assert t == t2
             if total is not None:
                 assert value == pytest.approx(total / 10.0)
                 checked += 1
     assert checked > 50
+
+
+def _target(dashboard: dict, title: str, ref: str = "A") -> g.Query:
+    return next(q for q in g.iter_queries(dashboard) if q.kind == "target" and f"{title!r} {ref}" in q.where)
+
+
+def test_threshold_lines_carry_the_runs_criteria(influx):
+    """Each latency panel's threshold query answers the run's own threshold for that aggregation."""
+    dashboard = _dashboard("letrade-live")
+    variables = resolve_variables(influx, dashboard, {"profile": ["smoke"], "run_id": [RUNS[1]["run_id"]]})
+    expected = {"Mean response time per endpoint": 100.0,
+                "Response time p50 per endpoint (worst worker)": 80.0,
+                "Response time p95 per endpoint (worst worker)": 200.0,
+                "Response time p99 per endpoint (worst worker)": 400.0,
+                "WS lag p50 / p99 per stream (worst worker)": 50.0}
+    for title, threshold in expected.items():
+        answer = influx.query(DB, g.render(_target(dashboard, title, "B").text, variables))
+        [series] = answer["results"][0]["series"]
+        assert [row[1] for row in series["values"]] == [threshold], title
+
+
+def test_latency_series_never_mix_request_types(influx):
+    """One name under two request types (GET and WSAPI "GET /api/v3/order") stays two series."""
+    dashboard = _dashboard("letrade-live")
+    variables = resolve_variables(influx, dashboard, {"profile": ["ci-gate"]})
+    answer = influx.query(DB, g.render(_target(dashboard, "Response time p95 per endpoint (worst worker)").text,
+                                       variables))
+    keys = {(s["tags"]["request_type"], s["tags"]["name"]) for s in answer["results"][0]["series"]}
+    assert {("GET", "GET /api/v3/order"), ("WSAPI", "GET /api/v3/order")} <= keys
+    mean = influx.query(DB, g.render(_target(dashboard, "Mean response time per request type").text, variables))
+    assert {s["tags"]["request_type"] for s in mean["results"][0]["series"]} == {r for r, _ in ENDPOINTS}
+
+
+def test_endpoint_and_stream_variables_narrow_the_panels(influx):
+    dashboard = _dashboard("letrade-live")
+    variables = resolve_variables(influx, dashboard, {"profile": ["ci-gate"], "request_type": ["GET"],
+                                                      "endpoint": ["GET /api/v3/depth"],
+                                                      "stream": ["ethusdt@aggTrade"]})
+    assert variables["endpoint"] == ["GET /api/v3/depth"]
+    p95 = influx.query(DB, g.render(_target(dashboard, "Response time p95 per endpoint (worst worker)").text,
+                                    variables))
+    assert [s["tags"] for s in p95["results"][0]["series"]] == [{"request_type": "GET",
+                                                                 "name": "GET /api/v3/depth"}]
+    lag = influx.query(DB, g.render(_target(dashboard, "WS lag p50 / p99 per stream (worst worker)").text, variables))
+    assert [s["tags"] for s in lag["results"][0]["series"]] == [{"stream": "ethusdt@aggTrade"}]
+
+
+def test_order_panels_count_the_ledger_outcomes(influx):
+    dashboard = _dashboard("letrade-live")
+    run = RUNS[2]
+    variables = resolve_variables(influx, dashboard, {"profile": [run["profile"]], "run_id": [run["run_id"]]})
+    answer = influx.query(DB, g.render(_target(dashboard, "Orders").text, variables))
+    got = {s["tags"]["outcome"]: s["values"][0][1] for s in answer["results"][0]["series"]}
+    n = RUN_MINUTES * 60_000 // STEP_MS
+    want: dict[str, int] = {}
+    for outcome, _source, count_of in ORDERS:
+        if outcome in ("sent", "placed", "filled", "rejected", "blocked", "refused"):
+            want[outcome] = want.get(outcome, 0) + sum(count_of(k) for k in range(1, n + 1))
+    assert got == want
+
+
+def test_trends_read_the_merged_per_run_percentiles(influx):
+    """One point per run and endpoint: the run's merged p95, not a maximum of interval p95s."""
+    dashboard = _dashboard("letrade-trends")
+    variables = resolve_variables(influx, dashboard, {"endpoint": ["GET /api/v3/depth"], "request_type": ["GET"]})
+    answer = influx.query(DB, g.render(_target(dashboard, "Response time p95 per endpoint (per run)").text,
+                                       variables))
+    [series] = answer["results"][0]["series"]
+    assert [row[1] for row in series["values"]] == [36.0 + 5 * ri for ri in range(len(RUNS))]

@@ -164,12 +164,15 @@ def test_annotations_and_variables_use_the_letrade_datasource(dashboards, uid):
 
 def test_template_variables(dashboards):
     live = {v["name"]: v for v in dashboards[LIVE]["templating"]["list"]}
-    assert list(live) == ["profile", "run_id", "worker"]
+    assert list(live) == ["profile", "run_id", "worker", "request_type", "endpoint", "stream"]
     assert 'WITH KEY = "run_id" WHERE "profile" =~ /^$profile$/' in live["run_id"]["query"]
-    assert live["worker"]["multi"] and live["worker"]["includeAll"]
+    assert 'FROM "request" WITH KEY = "name"' in live["endpoint"]["query"]
+    assert 'FROM "ws_lag" WITH KEY = "stream"' in live["stream"]["query"]
+    for name in ("worker", "request_type", "endpoint", "stream"):
+        assert live[name]["multi"] and live[name]["includeAll"], name
     assert not live["run_id"]["multi"]
     trends = {v["name"]: v for v in dashboards[TRENDS]["templating"]["list"]}
-    assert {"profile", "env"} <= set(trends)
+    assert {"profile", "env", "request_type", "endpoint", "stream"} <= set(trends)
 
 
 @pytest.mark.parametrize("uid", [LIVE, TRENDS])
@@ -190,8 +193,9 @@ def test_referenced_variables_exist_and_are_used_as_anchored_regexes(dashboards,
             assert all(u.split()[1] == "=~" for u in uses), f"{q}: ${name} with an operator other than =~"
     for p in g.iter_panels(d):
         for text in [p.get("title", ""), p.get("repeat") or ""] + [t.get("alias", "") for t in p.get("targets", [])]:
-            unknown = g.referenced_variables(text) - set(names) - g.BUILTIN_VARIABLES - {"tag_name", "tag_stream",
-                                                                                          "tag_worker"}
+            # $tag_<tag> names a grouped tag (test_legend_aliases_name_grouped_tags checks which)
+            unknown = {v for v in g.referenced_variables(text) - set(names) - g.BUILTIN_VARIABLES
+                       if not v.startswith("tag_")}
             assert not unknown, f"{uid} panel {p['title']!r}: unknown variables {unknown}"
         if p.get("repeat"):
             assert p["repeat"] in names
@@ -238,9 +242,77 @@ def test_live_dashboard_covers_the_run(dashboards):
 
 def test_trends_dashboard_covers_the_runs(dashboards):
     text = "\n".join(q.text for q in g.iter_queries(dashboards[TRENDS]))
-    for needle in ['FROM "criteria"', 'mean("passed")', 'SELECT max("p95") AS "p95" FROM "request"',
-                   'max("p99")', 'FROM "ws_lag"', '"verdict"', '"threshold"']:
+    for needle in ['FROM "criteria"', 'mean("passed")', 'SELECT "p95" FROM "run_percentiles"',
+                   'SELECT "p99" FROM "run_percentiles"', '"metric" = \'ws_lag\'', '"verdict"', '"threshold"']:
         assert needle in text, needle
+    # trends are the runs' merged percentiles, never maxima of interval percentiles
+    for q in g.iter_queries(dashboards[TRENDS]):
+        assert not g.measurements_of(q.text) & {"request", "ws_lag"}, f"{q}: interval points in a trend"
     table = next(p for p in g.iter_panels(dashboards[TRENDS]) if p["title"] == "Criteria verdicts per run")
     assert table["targets"][0]["resultFormat"] == "table"
     assert g.group_by_tags(table["targets"][0]["query"]) == ["run_id", "criterion", "verdict"]
+
+
+#: latency panels: every one draws the run's threshold and keeps request types apart
+LATENCY = re.compile(r'(max|mean|min)\("p(50|90|95|99)"\)|sum\("sum"\) / sum\("count"\)|SELECT "(p\d+|mean)"')
+
+
+@pytest.mark.parametrize("uid", [LIVE, TRENDS])
+def test_latency_panels_group_by_request_type_and_name(dashboards, uid):
+    """Percentiles and means per request type and endpoint (or stream): never mixed across types."""
+    seen = 0
+    for p in g.iter_panels(dashboards[uid]):
+        for t in p.get("targets", []):
+            if not LATENCY.search(t["query"]):
+                continue
+            seen += 1
+            tags = g.group_by_tags(t["query"])
+            if g.measurements_of(t["query"]) == {"ws_lag"} or "'ws_lag'" in t["query"]:
+                assert "stream" in tags, p["title"]
+            else:
+                assert "request_type" in tags, f"{uid} {p['title']!r}: latency mixed across request types"
+                if p["type"] != "stat":
+                    assert "name" in tags, p["title"]
+    assert seen >= 5
+
+
+@pytest.mark.parametrize("uid", [LIVE, TRENDS])
+def test_percentile_panels_draw_the_runs_thresholds(dashboards, uid):
+    """A query B reads the criteria's threshold; "Config from query results" makes it the panel's
+    threshold, drawn dashed."""
+    panels = [p for p in g.iter_panels(dashboards[uid])
+              if p["type"] == "timeseries" and re.search(r"\bp(95|99)\b", p["title"])]
+    assert panels
+    for p in panels:
+        refs = {t["refId"]: t for t in p["targets"]}
+        assert 'FROM "criteria"' in refs["B"]["query"] and 'min("threshold")' in refs["B"]["query"], p["title"]
+        [tr] = [t for t in p.get("transformations", []) if t["id"] == "configFromData"]
+        assert tr["options"]["configRefId"] == "B"
+        assert tr["options"]["mappings"] == [{"fieldName": "threshold", "handlerKey": "threshold1",
+                                              "reducerId": "min"}]
+        assert p["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"] == {"mode": "dashed"}
+
+
+def test_live_panels_follow_the_template_variables(dashboards):
+    """Every request query filters on run, worker, request type and endpoint (the trading panels on
+    run and worker: their request types are fixed); every ws_lag query on the stream."""
+    for q in g.iter_queries(dashboards[LIVE]):
+        if q.kind == "variable":
+            continue
+        m = g.measurements_of(q.text)
+        if m & {"request", "ws_lag", "pacing", "users", "sink", "orders", "balance", "pnl", "criteria", "run"}:
+            assert "$run_id" in q.text, q
+        if m == {"request"} and "'rejection_code'" not in q.text and "'expected_rejection'" not in q.text:
+            assert "$request_type" in q.text and "$endpoint" in q.text, q
+        if m == {"ws_lag"}:
+            assert "$stream" in q.text, q
+
+
+def test_live_dashboard_has_the_trading_panels(dashboards):
+    text = "\n".join(q.text for q in g.iter_queries(dashboards[LIVE]))
+    for needle in ['FROM "orders"', '"outcome" = \'filled\'', '"request_type" = \'rejection_code\'',
+                   '"request_type" = \'expected_rejection\'', 'last("now")', 'last("unexplained")',
+                   'last("realised_pnl")', 'last("return")']:
+        assert needle in text, needle
+    rows = [p["title"] for p in dashboards[LIVE]["panels"] if p["type"] == "row"]
+    assert sum("PnL" in r for r in rows) == 1, rows

@@ -103,6 +103,8 @@ def smoke_passes(bin_dir: Path, cwd: Path) -> dict:
         assert (run_dir / f).is_file(), f
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["verdict"] == "pass" and summary["run"]["exit_code"] == 0
+    html = (run_dir / "summary.html").read_text()    # the vendored ECharts and the chart script, inlined
+    assert "letradeCharts.render" in html and "Apache Software Foundation" in html
     assert summary["run"]["target"]["rest"].startswith("http://127.0.0.1:")
     return summary
 

@@ -64,7 +64,7 @@ def _row(stats: list[dict], name: str) -> dict:
     return rows[0]
 
 
-@pytest.mark.parametrize("users", [10, 1])
+@pytest.mark.parametrize("users", [10, pytest.param(1, marks=pytest.mark.slow)])
 def test_async_ccxt_users_share_one_loop(sim, tmp_path, users):
     output, records, final, stats, failures = run_locust(sim, users, tmp_path)
     for bad in BAD_OUTPUT:

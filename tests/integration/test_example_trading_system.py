@@ -60,7 +60,7 @@ def _sim_orders(sim) -> list:
     return r.json()
 
 
-@pytest.mark.parametrize("users", [1, 10], ids=["1-user", "10-users"])
+@pytest.mark.parametrize("users", [pytest.param(1, marks=pytest.mark.slow), 10], ids=["1-user", "10-users"])
 def test_trading_system_trades_reconciles_and_passes_the_gate(sim_factory, tmp_path, users):
     sim = sim_factory()
     reports, out = str(tmp_path / "reports"), tmp_path / "engines.jsonl"

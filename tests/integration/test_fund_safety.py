@@ -139,3 +139,25 @@ def test_the_reports_show_the_fund_safety_and_pnl_section(run):
     assert "<h2>Fund safety and PnL</h2>" in html and DEPOSIT in html
     with open(os.path.join(run_dir, "junit.xml"), encoding="utf-8") as fh:
         assert f"unexplained: USDT {DEPOSIT}" in fh.read()
+
+
+def test_the_html_report_renders_offline_with_data_in_every_chart(run):
+    """summary.html of this real run in headless Chromium from a file:// URL: it renders, the
+    console has no error, nothing is fetched, and every chart of a normal run has data."""
+    from selenium.webdriver.common.by import By
+
+    from browser import chromium, require_chromium
+    from chartcheck import KINDS, assert_every_chart_has_data, chart_state, kind, severe
+
+    require_chromium()
+    _c, _o, summary, run_dir, _b = run
+    with chromium() as driver:
+        driver.get("file://" + os.path.join(run_dir, "summary.html"))
+        state = chart_state(driver, want=len(KINDS))
+        banner = driver.find_element(By.CLASS_NAME, "verdict").text
+        errors = severe(driver)
+    assert banner.startswith("FAIL") and errors == [], (banner, errors)
+    assert state["echarts"] and state["resources"] == [], state     # ECharts inlined: no request at all
+    assert_every_chart_has_data(state)
+    drawn = {kind(c["id"]) for c in state["charts"]}
+    assert drawn == set(KINDS) if summary.get("generator") else drawn == set(KINDS) - {"generator"}, state

@@ -26,6 +26,7 @@ import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from browser import chromium, chromium_missing  # noqa: E402
+from chartcheck import assert_every_chart_has_data, chart_state, kind  # noqa: E402
 from test_run import ROOT, run_dir  # noqa: E402
 
 OPERATOR = "ops-tester"
@@ -104,8 +105,12 @@ def _resume_in_browser(base: str, profile_dir: str) -> dict:
             msg = driver.find_element(By.ID, "letrade-ops-msg").text
             time.sleep(0.1)
         errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+        # the live Charts page in the same browser (a second or two): drawn from the running gate
+        driver.get(base + "/letrade/charts")
+        charts = chart_state(driver, want=5)
+        charts["console_errors"] = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
     return {"state": state, "rows": rows, "buttons": buttons, "message": msg, "console_errors": errors,
-            "resumed": msg == "new orders resumed"}
+            "resumed": msg == "new orders resumed", "charts": charts}
 
 
 @pytest.fixture(scope="module")
@@ -275,3 +280,13 @@ def test_the_operations_page_shows_the_block_and_its_resume_button_works_in_a_br
     assert seen["console_errors"] == [], seen
     resumed = _line(run["audit"], "orders_resumed", "web UI")
     assert resumed is not None and resumed["operator"] == OPERATOR
+
+
+def test_the_live_charts_page_draws_the_running_gate_in_a_browser(run):
+    seen = run.get("browser")
+    if seen is None:
+        pytest.skip(chromium_missing() or "no browser run")
+    charts = seen["charts"]
+    assert charts["console_errors"] == [] and charts["echarts"], charts
+    assert_every_chart_has_data(charts)
+    assert {"latency", "throughput", "weight", "users", "orders"} <= {kind(c["id"]) for c in charts["charts"]}, charts

@@ -56,7 +56,9 @@ def probe(sim, tmp_path, workers: int) -> tuple[dict, dict]:
 # the local variant is marked slow: the 2-worker run exercises the same pacer in every worker plus
 # the master's split, and the local pacer's use of a low budget is covered by
 # tests/integration/test_example_trading_system.py::test_low_weight_budget_is_used_without_a_429
-@pytest.mark.parametrize("workers", [pytest.param(0, marks=pytest.mark.slow), 2], ids=["local", "2-workers"])
+@pytest.mark.parametrize("workers", [pytest.param(0, marks=pytest.mark.slow), pytest.param(2, marks=pytest.mark.slow)],
+                         ids=["local", "2-workers"])     # a full minute each: budget use is also judged in
+                                                          # test_example_trading_system and test_workers_honest
 def test_rate_limit_probe_uses_the_budget_without_a_429(sim_factory, tmp_path, workers):
     sim = sim_factory()
     per_minute, stats = probe(sim, tmp_path, workers)

@@ -29,7 +29,8 @@ from test_run import PROFILES, ROOT, profile_variant, run_cli, run_dir  # noqa: 
 
 SINK_PROFILE = os.path.join(PROFILES, "sink.yaml")
 MEASUREMENTS = ("request_count", "ws_lag_count", "pacing_weight_used", "users_count", "criteria_value",
-                "run_text", "sink_written", "balance_open_orders", "pnl_fees")
+                "run_text", "sink_written", "balance_open_orders", "pnl_fees", "orders_count",
+                "run_percentiles_count")
 
 
 def sink_env(url: str) -> dict:
@@ -69,7 +70,8 @@ def stored_points(vm, run_id: str, expected: int | None = None, wait: float = 15
     while True:
         total = 0
         for name in ("request_count", "ws_lag_count", "users_count", "pacing_share", "sink_written",
-                     "criteria_threshold", "run_text", "balance_open_orders", "pnl_fees"):
+                     "criteria_threshold", "run_text", "balance_open_orders", "pnl_fees", "orders_count",
+                     "run_percentiles_count"):
             total += sum(len(s["values"]) for s in vm.export(f'{{__name__="{name}",run_id="{run_id}"}}', wait=0))
         done = total == expected if expected is not None else total == last
         if done or time.monotonic() >= deadline:
@@ -115,7 +117,7 @@ def check_totals(vm, summary: dict, run_id: str) -> None:
     assert runs["start"]["timestamps"][0] < runs["stop"]["timestamps"][0]
 
 
-@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])
 def test_every_measurement_arrives_and_totals_match_the_summary(tmp_path, victoria_metrics, workers):
     vm = victoria_metrics
     reports = str(tmp_path / "r")
@@ -172,7 +174,7 @@ def rate(history: list[tuple[int, int]], t0: float, t1: float) -> float:
     return (nb - na) / (tb - ta)
 
 
-@pytest.mark.parametrize("buffer", ["default", "small"])
+@pytest.mark.parametrize("buffer", ["default", pytest.param("small", marks=pytest.mark.slow)])
 def test_sink_outage_mid_run_loses_nothing_silently(tmp_path, victoria_metrics, buffer):
     """VictoriaMetrics stopped for 7 s mid-run, then restarted on the same port and storage. With
     the default buffer the outage is held and retried (nothing dropped, every total matches); with

@@ -249,6 +249,7 @@ def test_profile_target_block_points_plain_locust_at_a_simulator(tmp_path, sim_f
         "rest": a.base_url, "streams": "ws" + b.base_url[4:], "ws_api": f"ws://127.0.0.1:{port_a}/ws-api/v3"}
 
 
+@pytest.mark.slow     # the same target plumbing as test_host_sends_rest_streams_and_ws_api_to_that_simulator
 def test_stream_url_sends_streams_to_another_simulator(tmp_path, sim_factory):
     a, b = sim_factory(), sim_factory()
     b_port = b.base_url.rsplit(":", 1)[1]

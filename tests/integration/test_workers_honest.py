@@ -200,7 +200,7 @@ def test_killed_worker_is_lost_its_share_resplit_at_once_and_no_secret_is_on_a_c
           f"{lost[0]['at'] - killed_at:.1f} s after it")
 
 
-@pytest.mark.parametrize("workers", [2, 4])
+@pytest.mark.parametrize("workers", [2, pytest.param(4, marks=pytest.mark.slow)])
 def test_worker_startup_fits_inside_the_share_no_429_at_a_100_weight_budget(sim_factory, tmp_path, workers):
     sim = sim_factory({"limits": {"request_weight_per_minute": LOW_BUDGET}})
     # fixed windows alone (smoothing: window): the minute's budget may go at once, so a 10 s run

@@ -208,9 +208,11 @@ def _pacing(tmp_path, pacing: dict):
     return prof.load_profile(str(path)).pacing
 
 
-def test_profile_pacing_settings_default_to_the_pacers_defaults(tmp_path):
-    pacing = _pacing(tmp_path, {})
-    assert (pacing.smoothing, pacing.burst_s) == (DEFAULT_SMOOTHING, DEFAULT_BURST_S)
+def test_profile_pacing_settings_default_to_the_fixed_windows_and_the_pacers_burst(tmp_path):
+    pacing = _pacing(tmp_path, {})      # a profile keeps the fixed windows until bucket is its default
+    assert (pacing.smoothing, pacing.burst_s) == ("window", DEFAULT_BURST_S)
+    pacing = _pacing(tmp_path, {"smoothing": "bucket"})
+    assert (pacing.smoothing, pacing.burst_s) == ("bucket", DEFAULT_BURST_S)
     pacing = _pacing(tmp_path, {"smoothing": "window", "burst_s": "500ms"})
     assert (pacing.smoothing, pacing.burst_s) == ("window", 0.5)
 

@@ -40,3 +40,7 @@ def test_the_locustfile_and_data_are_inside_the_package():
         assert os.path.realpath(path).startswith(os.path.join(ROOT, "letrade_perf") + os.sep), path
     assert {"smoke.yaml", "production-canary.yaml"} <= set(os.listdir(resources.profiles_dir()))
     assert {"letrade-live.json", "letrade-trends.json"} <= set(os.listdir(resources.dashboards_dir()))
+    # the HTML report inlines the chart script and the vendored ECharts, shipped with their licence
+    reports = os.path.join(ROOT, "letrade_perf", "reports")
+    assert {"echarts.min.js", "LICENSE", "NOTICE"} <= set(os.listdir(os.path.join(reports, "vendor")))
+    assert os.path.isfile(os.path.join(reports, "charts.js"))

@@ -313,11 +313,11 @@ def test_every_error_of_a_profile_is_reported_at_once_each_with_its_line(tmp_pat
     found = [str(e) for e in info.value.errors]
     assert found == [f"{path}: stages[0].users: must be >= 0, got -1 (line 2)",
                      f"{path}: stages[1].duration: invalid duration '5x' (e.g. 30s, 5m, 1h30m, 24h, or seconds) (line 2)",
-                     f"{path}: unknown key 'users.rest_market.depht_limit' (allowed: depth_limit, fixed_count, "
+                     f"{path}: unknown key 'users.rest_market.depht_limit' (allowed: arrival_rate, depth_limit, fixed_count, "
                      "kline_intervals, kline_limit, kline_pages, task_weights, trades_limit, wait_max_s, wait_min_s, "
                      "weight) (line 3)",
                      f"{path}: pacing.weight_fraction: must be within (0, 1], got 2.0 (line 4)",
-                     f"{path}: unknown key 'bogus' (allowed: criteria, description, env, flatten, funds, gate, notify, pacing, safety, "
+                     f"{path}: unknown key 'bogus' (allowed: criteria, description, env, flatten, funds, gate, generator, notify, pacing, safety, "
                      "sim, sink, stages, symbols, target, tolerate, users) (line 5)"]
     assert str(info.value) == " | ".join(found)
     out = subprocess.run([sys.executable, "-m", "letrade_perf", "profiles", "--validate", str(path)],
