@@ -486,6 +486,7 @@ class LocustGate:
             return {"path": self.baseline_path or "", "tolerance": self.tolerance, "verdict": "fail",
                     "regressions": [], "checked": 0}
         section = comparison.to_dict()
+        section["rows"] = [dict(r) for r in comparison.rows]     # every figure with its verdict
         section["path"] = self.baseline_path or ""
         return section
 
