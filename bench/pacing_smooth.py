@@ -12,7 +12,7 @@ exact; every run starts at a different instant of a minute (``--runs`` seeds).
 Per run, over the exchange's log of accepted requests:
 
 * **peak 1 s** — the most weight in any sliding one-second span ÷ (budget / 60); target at the
-  defaults ≤ 1.5 + burst_s (2.5 with the 1 s burst). Likewise for orders ÷ (budget / 10).
+  defaults ≤ 1.5 + burst_s (6.5 with the default 5 s burst). Likewise for orders ÷ (budget / 10).
 * **budget use** — the least used whole server minute of the run: weight ÷ budget; target ≥ 0.95.
 * **429s** — requests the exchange model refused; target 0.
 
@@ -33,6 +33,7 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import _table  # noqa: E402
+from letrade_perf.pacing.smoothing import DEFAULT_BURST_S  # noqa: E402
 from letrade_perf.pacing.virtual import Figures, measure, saturate  # noqa: E402
 
 MODES = ("window", "bucket")
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=200.0, help="virtual seconds of demand per run")
     ap.add_argument("--users", type=int, default=24, help="users per process, sending back to back")
     ap.add_argument("--latency-ms", type=float, default=20.0, help="round trip of one request (±25 %%)")
-    ap.add_argument("--burst-s", type=float, default=1.0, help="the bucket's burst (profile pacing.burst_s)")
+    ap.add_argument("--burst-s", type=float, default=DEFAULT_BURST_S, help="the bucket's burst (profile pacing.burst_s)")
     _table.add_args(ap)
     args = ap.parse_args(argv)
 

@@ -469,16 +469,14 @@ class PacingSettings:
     """Fraction of REQUEST_WEIGHT per minute, within (0, 1]."""
     orders_fraction: float = 0.8
     """Fraction of the ORDERS limits (per 10 s and per day), within (0, 1]."""
-    smoothing: Literal["bucket", "window"] = "window"
-    """``window`` (the default for now): the exchange's fixed windows alone, so a window's whole
-    budget may go in its first second; ``bucket``: spread each budget over its window — a token bucket at budget ÷ window (weight
-    per minute ÷ 60 a second, orders per 10 s ÷ 10) on top of the exchange's fixed windows, for
-    the windows of up to a minute (the daily order count stays a fixed window); ``window``: the
-    fixed windows alone (see above). ``bucket`` is not yet the default: a user's own timed blocks
-    (``measure``) still include the waits it imposes, and short runs that ask for more than the
-    sustained rate spend seconds blocked that ``uptime`` counts as down."""
-    burst_s: float = _duration_field(1.0)
-    """The token bucket's size in seconds of its rate (``1s``: at weight 4 800 a minute, 80 weight
+    smoothing: Literal["bucket", "window"] = "bucket"
+    """``bucket`` (the default): spread each budget over its window — a token bucket at budget ÷
+    window (weight per minute ÷ 60 a second, orders per 10 s ÷ 10) on top of the exchange's fixed
+    windows, for the windows of up to a minute (the daily order count stays a fixed window);
+    ``window``: the exchange's fixed windows alone, so a window's whole budget may go in its first
+    second (the behaviour before smoothing)."""
+    burst_s: float = _duration_field(5.0)
+    """The token bucket's size in seconds of its rate (``5s``: at weight 4 800 a minute, 400 weight
     at once); at most 60 s, 0 spaces requests evenly. Ignored with ``smoothing: window``."""
 
     def __post_init__(self) -> None:

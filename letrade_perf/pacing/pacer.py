@@ -58,6 +58,7 @@ from ..binance.headers import (
 from ..binance.intervals import MINUTE_MS
 from .budgets import ORDERS, RAW_REQUESTS, REQUEST_WEIGHT, Budgets
 from .smoothing import DEFAULT_BURST_S, DEFAULT_SMOOTHING, SMOOTH_MAX_WINDOW_MS, SMOOTHING_MODES, TokenBucket
+from .waits import note_wait
 
 #: Shortest sleep the pacer asks for; guards against float rounding turning into a busy loop.
 MIN_SLEEP_S = 0.001
@@ -325,6 +326,7 @@ class Pacer:
             end = self._clock()
             waited = max(0.0, (end - start) / 1000.0)
             self._wait_s_done += waited   # also a wait ended by a ban or by killing the greenlet
+            note_wait(waited)             # the timed blocks open in this context leave it out
             if me.blocked_since is not None and self._listeners_wait:
                 blocked = max(0.0, (end - me.blocked_since) / 1000.0)
                 for cb in list(self._listeners_wait):

@@ -24,7 +24,7 @@ Why these numbers:
 * A share (a distributed worker's part of the budget) scales the rate; the bucket's content is
   kept in *seconds of the rate*, so a share change rescales the rate and the burst alike, and the
   workers' bursts add up to the whole budget's burst.
-* A request heavier than the burst (a 250-weight depth call against an 80-weight burst) is not
+* A request heavier than the burst (a 250-weight depth call against a 1 s burst of 80) is not
   refused: it goes when the bucket is full and leaves it in debt, so the requests after it wait
   until the rate has paid for it.
 
@@ -36,9 +36,13 @@ from __future__ import annotations
 SMOOTHING_MODES = ("bucket", "window")
 #: The default mode: smooth.
 DEFAULT_SMOOTHING = "bucket"
-#: The default burst, in seconds of a bucket's rate: one second, so no one-second window carries
-#: more than twice the mean rate (the documented bound is 1.5 × the rate plus the burst).
-DEFAULT_BURST_S = 1.0
+#: The default burst, in seconds of a bucket's rate: five seconds (weight 400 at 4 800 a minute,
+#: 1/12 of the minute's budget). A trading system's strategies act together — on a candle close,
+#: at start-up — and a one-second burst holds such a step back for seconds although the minute's
+#: budget is far from used; five seconds take it, while under saturating demand no one-second
+#: window still carries more than the rate plus the burst (the documented bound is 1.5 × the rate
+#: plus the burst) and a minute never opens with more than 1/12 of its budget.
+DEFAULT_BURST_S = 5.0
 #: Windows up to this long get a bucket (the minute of REQUEST_WEIGHT, the 10 s of ORDERS).
 SMOOTH_MAX_WINDOW_MS = 60_000
 #: Float slack: a bucket this close to enough credit has enough.

@@ -25,6 +25,7 @@ from gevent.event import Event
 from ..binance.intervals import MINUTE_MS
 from .budgets import Budgets
 from .pacer import Pacer
+from .smoothing import DEFAULT_BURST_S, DEFAULT_SMOOTHING
 
 _TEN_S_MS = 10_000
 
@@ -113,7 +114,7 @@ class Result:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def saturate(*, workers: int = 1, smoothing: str = "bucket", burst_s: float = 1.0, seconds: float = 150.0,
+def saturate(*, workers: int = 1, smoothing: str = DEFAULT_SMOOTHING, burst_s: float = DEFAULT_BURST_S, seconds: float = 150.0,
              users: int = 24, latency_ms: float = 20.0, weight_limit: int = 6000, orders_limit: int = 100,
              weight_fraction: float = 0.8, orders_fraction: float = 0.8, order_share: float = 0.1,
              mix: Sequence[int] = MARKET_MIX, start_ms: float | None = None, seed: int = 1) -> Result:

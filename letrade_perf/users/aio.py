@@ -76,6 +76,8 @@ import gevent
 from gevent.event import Event as _GeventEvent
 from gevent.monkey import get_original
 
+from ..pacing import waits as pacing_waits
+
 __all__ = ["CANCEL_GRACE_S", "AsyncTasksMixin", "call_in_gevent", "in_loop_thread", "loop", "run", "run_sync",
            "shutdown"]
 
@@ -352,6 +354,7 @@ async def call_in_gevent(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     aloop = asyncio.get_running_loop()
     fut: asyncio.Future = aloop.create_future()
     holder: list = []
+    waits = pacing_waits.current()      # the coroutine's timed blocks see the greenlet's pacing waits
 
     def settle(value: Any, exc: BaseException | None) -> None:
         if fut.done():
@@ -362,6 +365,7 @@ async def call_in_gevent(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
             fut.set_result(value)
 
     def body() -> None:
+        pacing_waits.bind(waits)
         try:
             value, exc = fn(*args, **kwargs), None
         except BaseException as e:  # noqa: BLE001 - handed to the awaiting coroutine
@@ -561,15 +565,17 @@ class AsyncTasksMixin:
             self._aio_fire(event)
 
     async def measure(self, name: str, aw: Awaitable[T], *, request_type: str = "aio") -> T:
-        """``await aw``, timed, reported as a request ``name``; exceptions are reported and re-raised."""
-        t0 = time.perf_counter()
-        try:
-            result = await aw
-        except Exception as exc:
-            self.fire_request(name, (time.perf_counter() - t0) * 1000.0, request_type=request_type, exception=exc)
-            raise
-        self.fire_request(name, (time.perf_counter() - t0) * 1000.0, request_type=request_type,
-                          response_length=_length(result))
+        """``await aw``, timed, reported as a request ``name``; exceptions are reported and re-raised.
+        The time its bridged calls spent waiting for the pacer is left out (their union, when
+        they wait at once: :mod:`letrade_perf.pacing.waits`)."""
+        with pacing_waits.collecting() as waits:
+            t0 = time.perf_counter()
+            try:
+                result = await aw
+            except Exception as exc:
+                self.fire_request(name, pacing_waits.unpaced_ms(t0, waits), request_type=request_type, exception=exc)
+                raise
+        self.fire_request(name, pacing_waits.unpaced_ms(t0, waits), request_type=request_type, response_length=_length(result))
         return result
 
     def flush_requests(self) -> None:
@@ -600,4 +606,5 @@ def _length(result: Any) -> int:
         return len(result)
     except TypeError:
         return 0
+
 

@@ -58,6 +58,7 @@ from ..binance.ccxt_compat import ccxt_binance
 from ..binance.endpoints import ENDPOINTS, Endpoint
 from ..calls.path import Call, Order, SafetyRefusal, begin, call_failure, refuse
 from ..harness.ledger import shielded
+from ..pacing import waits as pacing_waits
 from ..pacing.pacer import IpBanned
 
 SOURCE = "user"
@@ -143,18 +144,22 @@ def report(user, kind: str, name: str, elapsed_ms: float, exception: BaseExcepti
 @contextmanager
 def measure(user, name: str, kind: str = "user") -> Iterator[None]:
     """Time the block as one measurement ``kind``/``name`` (Locust stats, criteria, InfluxDB,
-    reports). An exception leaving the block is recorded as a failure and re-raised; a user
-    stopped inside it (``GreenletExit``, a cancellation) leaves no measurement."""
+    reports). The time its calls spent waiting for the pacer (the weight budget, a 429 pause) is
+    left out: it is the harness holding the requests back (:mod:`letrade_perf.pacing.waits`). An
+    exception leaving the block is recorded as a failure and re-raised; a user stopped inside it
+    (``GreenletExit``, a cancellation) leaves no measurement."""
     context_of(user)
-    t0 = time.perf_counter()
-    try:
-        yield
-    except Exception as e:
-        report(user, kind, name, (time.perf_counter() - t0) * 1000.0, e)
-        raise
+    with pacing_waits.collecting() as waits:
+        t0 = time.perf_counter()
+        try:
+            yield
+        except Exception as e:
+            report(user, kind, name, pacing_waits.unpaced_ms(t0, waits), e)
+            raise
     # a BaseException that is not an Exception (the user stopped: GreenletExit, a cancellation,
     # Ctrl-C) ends the block unmeasured: the code did not fail, it was interrupted
-    report(user, kind, name, (time.perf_counter() - t0) * 1000.0)
+    report(user, kind, name, pacing_waits.unpaced_ms(t0, waits))
+
 
 
 def _params(url: str, body: Any) -> tuple[str, dict[str, str]]:

@@ -149,7 +149,8 @@ def test_all_user_kinds_match_ground_truth(sim_factory, tmp_path):
     assert run.count("pipeline", failures=True) == 0, run.rows("pipeline")
     truth = assert_orders_match(run, sim)
     pipeline = run.orders["orders_by_source"]["pipeline"]
-    assert pipeline["filled"] == run.count("pipeline") > 0
+    # one measurement per filled order, but for at most one order per pipeline user (3) cut by the stop
+    assert pipeline["filled"] - 3 <= run.count("pipeline") <= pipeline["filled"] and run.count("pipeline") > 0
     assert truth["by_status"].get("FILLED", 0) == pipeline["filled"]
 
 
@@ -162,9 +163,12 @@ def test_unknown_status_orders_are_resolved_exactly(sim_factory, tmp_path):
     truth = order_truth(sim)
     # http_5xx answered before the engine: never executed; unknown_status executed anyway
     assert counts["not_executed"] == truth["faults"]["http_5xx"], counts
-    # a pipeline measurement per order that filled, none for the never-executed ones
+    # a pipeline measurement per order that filled, none for the never-executed ones — but the
+    # end of the run kills each pipeline user wherever it is: at most one order per user (3) can
+    # fill and be cut before its reconciliation is measured (smooth pacing makes those steps longer)
     pipeline = run.orders["orders_by_source"]["pipeline"]
-    assert run.count("pipeline") - run.count("pipeline", failures=True) == pipeline["filled"]
+    measured = run.count("pipeline") - run.count("pipeline", failures=True)
+    assert pipeline["filled"] - 3 <= measured <= pipeline["filled"], (measured, pipeline)
 
 
 def test_ws_api_orders_with_ioc_limits_and_stream_reconnects(sim_factory, tmp_path):

@@ -38,20 +38,24 @@ class FakeTime:
 
 
 def make(start_ms: float, budgets: Budgets = PER_SECOND, **kw) -> tuple[Pacer, FakeTime]:
+    """A pacer in fake time; the tests of the bucket's mechanics use a one-second burst unless
+    they say otherwise (the default's own test asks for the default)."""
     ft = FakeTime(start_ms)
+    if kw.pop("default_burst", False) is False:
+        kw.setdefault("burst_s", 1.0)
     return Pacer(budgets, clock=ft.clock, sleep=ft.sleep, **kw), ft
 
 
 # -- the bucket, exactly ----------------------------------------------------------------------
-def test_the_default_is_a_one_second_bucket_that_spaces_requests_at_the_budget_rate():
-    p, ft = make(MIN0 + 15_000)
-    assert (p.smoothing, p.burst_s) == (DEFAULT_SMOOTHING, DEFAULT_BURST_S) == ("bucket", 1.0)
-    assert p.acquire(1) == 0.0                    # the bucket starts full: one second of the rate
+def test_the_default_is_a_five_second_bucket_then_requests_at_the_budget_rate():
+    p, ft = make(MIN0 + 15_000, default_burst=True)
+    assert (p.smoothing, p.burst_s) == (DEFAULT_SMOOTHING, DEFAULT_BURST_S) == ("bucket", 5.0)
+    assert [p.acquire(1) for _ in range(5)] == [0.0] * 5   # the bucket starts full: five seconds of the rate
     assert p.acquire(1) == 1.0                    # then one weight a second (60 a minute)
     assert p.acquire(1) == 1.0
     assert ft.sleeps == [1.0, 1.0]
-    ft.ms += 10_000                               # idle for 10 s: the bucket holds one second, not ten
-    assert p.acquire(1) == 0.0
+    ft.ms += 20_000                               # idle for 20 s: the bucket holds five seconds, not twenty
+    assert [p.acquire(1) for _ in range(5)] == [0.0] * 5
     assert p.acquire(1) == 1.0
 
 
@@ -161,7 +165,7 @@ def test_a_share_change_rescales_the_bucket_rate():
     """A worker at share 1 for a minute, then 0.5 (another worker joined): its grants per
     second follow the budget — 8 a second, then 4 — with the one-second bound at each share."""
     vt = VirtualTime(MIN0)
-    p = Pacer(Budgets(weight=((60_000, 600),)), clock=vt.clock, sleep=vt.sleep)   # 480 a minute
+    p = Pacer(Budgets(weight=((60_000, 600),)), clock=vt.clock, sleep=vt.sleep, burst_s=1.0)   # 480 a minute
     grants: list[tuple[float, int]] = []
 
     def user() -> None:
@@ -208,11 +212,11 @@ def _pacing(tmp_path, pacing: dict):
     return prof.load_profile(str(path)).pacing
 
 
-def test_profile_pacing_settings_default_to_the_fixed_windows_and_the_pacers_burst(tmp_path):
-    pacing = _pacing(tmp_path, {})      # a profile keeps the fixed windows until bucket is its default
+def test_profile_pacing_settings_default_to_the_pacers_smoothing_and_burst(tmp_path):
+    pacing = _pacing(tmp_path, {})
+    assert (pacing.smoothing, pacing.burst_s) == (DEFAULT_SMOOTHING, DEFAULT_BURST_S) == ("bucket", 5.0)
+    pacing = _pacing(tmp_path, {"smoothing": "window"})
     assert (pacing.smoothing, pacing.burst_s) == ("window", DEFAULT_BURST_S)
-    pacing = _pacing(tmp_path, {"smoothing": "bucket"})
-    assert (pacing.smoothing, pacing.burst_s) == ("bucket", DEFAULT_BURST_S)
     pacing = _pacing(tmp_path, {"smoothing": "window", "burst_s": "500ms"})
     assert (pacing.smoothing, pacing.burst_s) == ("window", 0.5)
 
