@@ -9,24 +9,11 @@ import asyncio
 
 import gevent
 import pytest
+from test_pacing import SMALL, FakeTime  # the pacer tests' fake clock and small budgets
 
-from letrade_perf.pacing import Budgets, Pacer
+from letrade_perf.pacing import Pacer
 from letrade_perf.pacing import waits as pw
 from letrade_perf.users import aio
-
-SMALL = Budgets(weight=((60_000, 100),), orders=((10_000, 10), (86_400_000, 50)), raw=((300_000, 1000),))
-
-
-class FakeTime:
-    def __init__(self, ms: float):
-        self.ms = float(ms)
-
-    def clock(self) -> float:
-        return self.ms
-
-    def sleep(self, seconds: float) -> None:
-        self.ms += seconds * 1000.0
-        gevent.sleep(0)
 
 
 def test_the_union_of_overlapping_and_nested_waits_counts_once():
@@ -119,3 +106,29 @@ def test_concurrent_bridged_calls_of_one_block_count_their_overlap_once():
     finally:
         assert aio.shutdown()
     assert total == pytest.approx(3.0)                 # [98, 100] ∪ [99, 101]
+
+
+def test_measure_reports_the_block_less_its_pacing_wait(monkeypatch):
+    """guarded.measure around a call that waits 60 s (fake time) for the pacer: the reported
+    time is the block's own (the fake clock's wait is left out in full, never below zero)."""
+    from types import SimpleNamespace
+
+    from locust.env import Environment
+
+    from letrade_perf.users import guarded
+
+    env = Environment()
+    seen: list[float] = []
+    env.events.request.add_listener(lambda **kw: seen.append(kw["response_time"]))
+    user = SimpleNamespace(environment=SimpleNamespace(letrade=SimpleNamespace(environment=env)))
+    ft = FakeTime(1_000_000.0 * 60_000)
+    pacer = Pacer(SMALL, clock=ft.clock, sleep=ft.sleep, smoothing="window")
+    pacer.acquire(80)
+    # time.perf_counter: the block starts at 100 s, the pacer's wait ends at 160.2 s, the block at 160.25 s
+    ticks = iter([100.0, 160.2, 160.25])
+    monkeypatch.setattr(pw.time, "perf_counter", lambda: next(ticks))
+    with guarded.measure(user, "step"):
+        assert pacer.acquire(10) == pytest.approx(60.0, abs=0.1)
+    waited = pacer.stats().wait_s_total
+    assert seen == [pytest.approx((60.25 - waited) * 1000.0, abs=0.01)]
+    assert 200.0 <= seen[0] <= 300.0                   # 60.25 s less a wait of about 60 s
