@@ -131,12 +131,12 @@ CATALOGUE: tuple[Metric, ...] = (
            ("error_paths",)),
     Metric("generator_cpu", TREND, "%", ("process",),
            "the load generator process's CPU time ÷ wall time, % of one core, one sample a second",
-           (ALWAYS,), in_sink=False),
+           (ALWAYS,)),
     Metric("generator_rss_mb", TREND, "MB", ("process",),
-           "the load generator process's resident set size, one sample a second", (ALWAYS,), in_sink=False),
+           "the load generator process's resident set size, one sample a second", (ALWAYS,)),
     Metric("generator_loop_lag", TREND, "ms", ("process",),
            "how late a greenlet of the load generator process wakes after a fixed sleep (its scheduling "
-           "delay, which every request of the process shares), one sample every 10 ms", (ALWAYS,), in_sink=False),
+           "delay, which every request of the process shares), one sample every 10 ms", (ALWAYS,)),
     Metric("request_intended", TREND, "ms", ("type", "name", "status"),
            "open model: REST and ccxt response times from each request's intended start (coordinated-omission "
            "corrected: the wait for a free user or for pacing included)", (ARRIVAL,), in_sink=False),

@@ -67,6 +67,8 @@ PERCENTILES = (50, 90, 95, 99)
 OTHER = "(other)"
 #: Recorder series that have no measurement of their own in the schema (the catalogue's ``in_sink``).
 SKIPPED_METRICS = frozenset(m.series or m.name for m in CATALOGUE if not m.in_sink)
+#: The load generator's self-monitoring (:mod:`letrade_perf.harness.selfmon`): ``generator`` points.
+GENERATOR_METRICS = frozenset(("generator_cpu", "generator_rss_mb", "generator_loop_lag"))
 #: An interval closes when the merged snapshots cover this share of ``interval_s`` (drains are
 #: timer-driven and land a few ms early or late: a 5 s drain must close a 5 s interval).
 INTERVAL_SLACK = 0.1
@@ -244,6 +246,8 @@ class InfluxSink:
             key: tuple[str, Tags]
             if metric == "ws_lag":
                 key = ("ws_lag", (("stream", self.cap("ws_lag", t.get("stream") or "")),))
+            elif metric in GENERATOR_METRICS:     # the process's own health: never a request
+                key = ("generator", (("metric", metric), ("process", t.get("process") or "")))
             else:
                 rtype = t.get("type", metric) if metric == "request" else metric
                 status = t.get("status")

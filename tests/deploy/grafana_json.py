@@ -40,6 +40,8 @@ SCHEMA: dict[str, tuple[set[str], set[str]]] = {
     "criteria": ({"criterion", "metric", "verdict"}, {"value", "threshold", "passed", "samples"}),
     "run": ({"event"}, {"version", "git_commit", "text", "verdict", "exit_code", "duration_s"}),
     "sink": ({"worker"}, {"written", "dropped", "retries", "buffered"}),
+    "generator": ({"worker", "metric", "process"},
+                  {"count", "sum", "mean", "min", "max", "p50", "p90", "p95", "p99", "hist"}),
     "balance": ({"asset"}, {"start", "now", "delta", "unexplained", "open_orders", "weight"}),
     "pnl": ({"strategy"}, {"realised_pnl", "fees", "slippage_cost", "return"}),
     "orders": ({"worker", "outcome", "source"}, {"count"}),

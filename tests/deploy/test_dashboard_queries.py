@@ -108,6 +108,11 @@ def synthetic_points(now_ms: int) -> list[str]:
                                                 "fail_rps": 0.2 * (k % 2)}, t))
                 out.append(line("sink", tags, {"written": 30 * k, "dropped": 0, "retries": k // 40,
                                                "buffered": k % 4}, t))
+                for metric, v in (("generator_cpu", 30.0 + (k % 9)), ("generator_rss_mb", 90.0 + k * 0.01),
+                                  ("generator_loop_lag", 0.4 + 0.1 * (k % 5))):
+                    out.append(line("generator", {**tags, "metric": metric, "process": worker},
+                                    {"count": 5, "sum": 5 * v, "mean": v, "min": v / 2, "max": v * 2, "p50": v,
+                                     "p90": v * 1.4, "p95": v * 1.6, "p99": v * 1.9, "hist": _hist(v)}, t))
                 for outcome, source, count_of in ORDERS:
                     if count_of(k):
                         out.append(line("orders", {**tags, "outcome": outcome, "source": source},
@@ -269,7 +274,8 @@ def test_live_dashboard_with_one_worker_selected(influx):
     for q in g.iter_queries(dashboard):
         if q.kind != "target" or '"worker"' not in q.text:
             continue
-        if any(m in g.measurements_of(q.text) for m in ("request", "ws_lag", "pacing", "users", "sink", "orders")):
+        if any(m in g.measurements_of(q.text) for m in ("request", "ws_lag", "pacing", "users", "sink", "orders",
+                                                          "generator")):
             check_query(influx, q, variables)
 
 

@@ -269,6 +269,8 @@ def test_latency_panels_group_by_request_type_and_name(dashboards, uid):
             tags = g.group_by_tags(t["query"])
             if g.measurements_of(t["query"]) == {"ws_lag"} or "'ws_lag'" in t["query"]:
                 assert "stream" in tags, p["title"]
+            elif g.measurements_of(t["query"]) == {"generator"}:    # one process's own health, per process
+                assert "worker" in tags and "metric" in t["query"], p["title"]
             else:
                 assert "request_type" in tags, f"{uid} {p['title']!r}: latency mixed across request types"
                 if p["type"] != "stat":

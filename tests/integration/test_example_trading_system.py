@@ -77,7 +77,8 @@ def test_trading_system_trades_reconciles_and_passes_the_gate(sim_factory, tmp_p
     engines = _engines(out)
     assert len(engines) == users, engines
     placed = sum(e["placed"] for e in engines)
-    assert placed >= 3 * users, engines                      # the forced signals make every engine trade
+    # the forced signals make every engine trade (every 3rd / 4th step of a 2 s step: twice in 10 s)
+    assert all(e["placed"] >= 1 for e in engines) and placed >= 2 * users, engines
     assert all(e["mismatches"] == 0 and e["errors"] == 0 and e["order_refused"] == 0 for e in engines), engines
     assert sum(e["reconciled"] for e in engines) == sum(e["filled"] for e in engines) == placed
 

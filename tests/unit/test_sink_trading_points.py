@@ -7,7 +7,7 @@ merged percentiles the trends dashboard plots — and no more than ``max_tag_val
 """
 from __future__ import annotations
 
-from letrade_perf.metrics.recorder import Snapshot
+from letrade_perf.metrics.recorder import Series, Snapshot
 from letrade_perf.metrics.sink import InfluxSink, SinkConfig, run_percentile_points
 
 BASE = {"run_id": "r1", "profile": "p", "env": "sim", "worker": "local"}
@@ -79,3 +79,33 @@ def test_run_end_writes_the_run_percentiles_once_without_a_worker_tag():
     rows = [ln for ln in lines if ln.startswith("run_percentiles,")]
     assert rows == ["run_percentiles,env=sim,metric=request,name=POST\\ /api/v3/order,profile=p,"
                     "request_type=POST,run_id=r1 count=4i,failures=0i,mean=5.0,p95=7.0 2000000"]
+
+
+def test_the_generators_own_samples_are_generator_points_never_requests():
+    """generator_cpu / _rss_mb / _loop_lag (the process watching itself) become one ``generator``
+    point per metric and process per interval, and count in no ``request`` figure."""
+    lines: list[str] = []
+    now = [1000.0]
+    sink = _sink(lines, now)
+    snap = Snapshot(1000.0, 1005.0)
+    for metric, values in (("generator_cpu", (20.0, 40.0)), ("generator_rss_mb", (80.0,)),
+                           ("generator_loop_lag", (1.0, 3.0, 2.0))):
+        for v in values:
+            _record(snap, metric, v)
+    _record(snap, "request", 12.0, (("name", "GET /api/v3/depth"), ("status", "ok"), ("type", "GET")))
+    sink.add_snapshot(snap)
+    now[0] = 1005.0
+    sink.close(1.0)
+    gen = sorted(ln for ln in lines if ln.startswith("generator,"))
+    assert [ln.split(" ", 1)[0] for ln in gen] == [
+        f"generator,env=sim,metric={m},process=local,profile=p,run_id=r1,worker=local"
+        for m in ("generator_cpu", "generator_loop_lag", "generator_rss_mb")]
+    cpu = next(ln for ln in gen if "metric=generator_cpu" in ln)
+    assert "count=2i" in cpu and "mean=30" in cpu and "max=40" in cpu
+    requests = [ln for ln in lines if ln.startswith("request,")]
+    assert len(requests) == 1 and "count=1i" in requests[0] and "generator" not in requests[0]
+
+
+def _record(snap: Snapshot, metric: str, value: float, tags=(("process", "local"),)) -> None:
+    s = snap.series.setdefault((metric, tuple(tags)), Series())
+    s.hist.record(value)
