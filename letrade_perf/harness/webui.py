@@ -228,13 +228,40 @@ def json_safe(obj: Any) -> Any:
     return obj
 
 
-def merge_extended_stats(payload: dict[str, Any], rows: list[dict[str, str]]) -> dict[str, Any]:
-    """``payload`` (the ``/stats/requests`` JSON) with our rows under ``extended_stats``.
+def merge_extended_stats(payload: dict[str, Any], rows: list[dict[str, str]], key: str = TAB_KEY) -> dict[str, Any]:
+    """``payload`` (the ``/stats/requests`` JSON) with ``rows`` under ``extended_stats`` as ``key``.
 
     Other extensions' entries are kept; ours replaces a previous one with the same key.
     """
-    others = [e for e in (payload.get("extended_stats") or []) if isinstance(e, dict) and e.get("key") != TAB_KEY]
-    return {**payload, "extended_stats": others + [{"key": TAB_KEY, "data": rows}]}
+    others = [e for e in (payload.get("extended_stats") or []) if isinstance(e, dict) and e.get("key") != key]
+    return {**payload, "extended_stats": others + [{"key": key, "data": rows}]}
+
+
+def stats_with_rows(app: Any, response: Any, key: str, rows: Callable[[], list[dict[str, str]]]) -> Any:
+    """Locust's ``/stats/requests`` response with a tab's ``rows()`` under ``extended_stats`` as
+    ``key``: a new response (Locust memoizes its own for up to 2 s, so it is never mutated); the
+    response unchanged when it is not a JSON object."""
+    try:
+        payload = json.loads(response.get_data(as_text=True))
+    except ValueError:
+        return response
+    if not isinstance(payload, dict):
+        return response
+    new = app.response_class(json.dumps(merge_extended_stats(payload, rows(), key)), status=response.status_code,
+                             mimetype="application/json")
+    for name, value in response.headers.items():
+        if name.lower() not in ("content-length", "content-type"):
+            new.headers.add(name, value)
+    return new
+
+
+def index_with_script(response: Any, tag: str) -> Any:
+    """Locust's index page with a tab's ``<script>`` ``tag`` before ``</body>`` (once)."""
+    html = response.get_data(as_text=True)
+    if tag in html or "</body>" not in html:
+        return response
+    response.set_data(html.replace("</body>", tag + "\n</body>", 1))
+    return response
 
 
 def _merge_list(existing: Any, additions: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
@@ -304,20 +331,11 @@ def install_criteria_tab(environment, snapshot: Callable[[], dict]) -> bool:
         # build a new response instead of mutating the cached one.
         if request.endpoint != STATS_ENDPOINT or response.status_code != 200 or not response.is_json:
             return response
-        try:
-            payload = json.loads(response.get_data(as_text=True))
-        except ValueError:
-            return response
-        if not isinstance(payload, dict):
-            return response
-        snap, err = take()
-        rows = criteria_rows(snap) if snap is not None else error_rows(err or "")
-        new = app.response_class(json.dumps(merge_extended_stats(payload, rows)), status=response.status_code,
-                                 mimetype="application/json")
-        for name, value in response.headers.items():
-            if name.lower() not in ("content-length", "content-type"):
-                new.headers.add(name, value)
-        return new
+
+        def rows() -> list[dict[str, str]]:
+            snap, err = take()
+            return criteria_rows(snap) if snap is not None else error_rows(err or "")
+        return stats_with_rows(app, response, TAB_KEY, rows)
 
     args = tab_template_args()
     web_ui.template_args["extended_tabs"] = _merge_list(web_ui.template_args.get("extended_tabs"),

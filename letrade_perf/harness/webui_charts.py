@@ -21,12 +21,11 @@ Flask is imported only in :func:`install_charts_tab` (inside a Locust process).
 """
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Callable
 
 from ..reports import charts
-from .webui import STATS_ENDPOINT, _merge_list, json_safe
+from .webui import STATS_ENDPOINT, _merge_list, index_with_script, json_safe, stats_with_rows
 
 log = logging.getLogger("letrade_perf.harness.webui_charts")
 
@@ -180,9 +179,10 @@ def install_charts_tab(environment: Any, source: Callable[[], dict[str, Any]]) -
     def add_charts(response):
         endpoint = request.endpoint
         if endpoint == STATS_ENDPOINT and response.status_code == 200 and response.is_json:
-            return _with_rows(app, response)
+            return stats_with_rows(app, response, TAB_KEY, lambda: TAB_ROWS)
         if endpoint == "locust.index" and response.status_code == 200 and response.mimetype == "text/html":
-            return _with_script(response)
+            # a relative URL: works under --web-base-path
+            return index_with_script(response, '<script src="./letrade/charts-tab.js"></script>')
         return response
 
     args = tab_template_args()
@@ -190,30 +190,3 @@ def install_charts_tab(environment: Any, source: Callable[[], dict[str, Any]]) -
         web_ui.template_args[key] = _merge_list(web_ui.template_args.get(key), args[key], "key")
     log.debug("charts tab installed (routes under %s%s)", base_path or "", PREFIX)
     return True
-
-
-def _with_rows(app: Any, response: Any) -> Any:
-    """``/stats/requests`` with the tab's row (a new response: Locust memoizes its own)."""
-    try:
-        payload = json.loads(response.get_data(as_text=True))
-    except ValueError:
-        return response
-    if not isinstance(payload, dict):
-        return response
-    others = [e for e in (payload.get("extended_stats") or []) if isinstance(e, dict) and e.get("key") != TAB_KEY]
-    payload["extended_stats"] = others + [{"key": TAB_KEY, "data": TAB_ROWS}]
-    new = app.response_class(json.dumps(payload), status=response.status_code, mimetype="application/json")
-    for name, value in response.headers.items():
-        if name.lower() not in ("content-length", "content-type"):
-            new.headers.add(name, value)
-    return new
-
-
-def _with_script(response: Any) -> Any:
-    """The index page with the tab's script (relative URL: works under ``--web-base-path``)."""
-    html = response.get_data(as_text=True)
-    tag = '<script src="./letrade/charts-tab.js"></script>'
-    if tag in html or "</body>" not in html:
-        return response
-    response.set_data(html.replace("</body>", tag + "\n</body>", 1))
-    return response

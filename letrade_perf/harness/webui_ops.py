@@ -32,11 +32,10 @@ Pure functions (the rows, the state) are testable without Locust; Flask is impor
 """
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Mapping
 
-from .webui import DASH, STATS_ENDPOINT, _merge_list, json_safe
+from .webui import DASH, STATS_ENDPOINT, _merge_list, index_with_script, json_safe, stats_with_rows
 
 log = logging.getLogger("letrade_perf.harness.webui_ops")
 
@@ -347,9 +346,10 @@ def install_operations_tab(environment: Any, ctx: Any) -> bool:
     def add_operations(response):
         endpoint = request.endpoint
         if endpoint == STATS_ENDPOINT and response.status_code == 200 and response.is_json:
-            return _with_rows(app, response, holder["ctx"])
+            return stats_with_rows(app, response, TAB_KEY, lambda: _rows(holder["ctx"]))
         if endpoint == "locust.index" and response.status_code == 200 and response.mimetype == "text/html":
-            return _with_script(response)
+            # a relative URL: works under --web-base-path
+            return index_with_script(response, '<script src="./letrade/operations.js" data-base="."></script>')
         return response
 
     args = tab_template_args()
@@ -359,33 +359,9 @@ def install_operations_tab(environment: Any, ctx: Any) -> bool:
     return True
 
 
-def _with_rows(app: Any, response: Any, ctx: Any) -> Any:
-    """``/stats/requests`` with the tab's rows added (a new response: Locust memoizes its own)."""
+def _rows(ctx: Any) -> list[dict[str, str]]:
     try:
-        payload = json.loads(response.get_data(as_text=True))
-    except ValueError:
-        return response
-    if not isinstance(payload, dict):
-        return response
-    try:
-        rows = tab_rows(ctx)
+        return tab_rows(ctx)
     except Exception as e:   # never break Locust's own stats
-        rows = [{"item": "Operations", "start": "", "now": "", "delta": "", "unexplained": "", "open": "",
+        return [{"item": "Operations", "start": "", "now": "", "delta": "", "unexplained": "", "open": "",
                  "note": f"error: {type(e).__name__}: {e}"}]
-    others = [e for e in (payload.get("extended_stats") or []) if isinstance(e, dict) and e.get("key") != TAB_KEY]
-    payload["extended_stats"] = others + [{"key": TAB_KEY, "data": rows}]
-    new = app.response_class(json.dumps(payload), status=response.status_code, mimetype="application/json")
-    for name, value in response.headers.items():
-        if name.lower() not in ("content-length", "content-type"):
-            new.headers.add(name, value)
-    return new
-
-
-def _with_script(response: Any) -> Any:
-    """The index page with the tab's script (relative URL: works under ``--web-base-path``)."""
-    html = response.get_data(as_text=True)
-    tag = '<script src="./letrade/operations.js" data-base="."></script>'
-    if tag in html or "</body>" not in html:
-        return response
-    response.set_data(html.replace("</body>", tag + "\n</body>", 1))
-    return response
