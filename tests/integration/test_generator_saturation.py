@@ -29,7 +29,10 @@ def saturated(tmp_path_factory):
                                                       "book_ticker": 0}}},
            # a threshold the simulator's answers meet easily: only saturation can stop it passing
            "criteria": {"request": ["avg<2000"], "generator_cpu": ["max<=1000"]},
-           "gate": {"eval_every_s": "1s", "allow_inconclusive": True}}
+           "gate": {"eval_every_s": "1s", "allow_inconclusive": True},
+           # the fixed windows: the minute's whole budget is there at once, so no pacing wait
+           # idles the burning users (the smooth bucket would, at 80 weight a second)
+           "pacing": {"smoothing": "window"}}
     profile = tmp / "saturate.yaml"
     profile.write_text(yaml.safe_dump(doc))
     reports = str(tmp / "reports")
