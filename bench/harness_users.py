@@ -19,8 +19,12 @@ both share markets once per process and fire one Locust request event per ``fetc
 
 Bare and harness runs alternate (ABAB…, ``--repeat`` pairs); the table (bench/_table.py) shows
 every pair, the medians of both rates and the per-pair ratios harness/bare as min / median / max;
-the WS lag row the harness-added p99 lag (harness − bare) per pair. A row that fails shows its
-error; the other rows are kept. ``--append`` appends the table to BENCHMARKS.md.
+the WS lag row the harness-added p99 lag (harness − bare) per pair. The REST and ccxt rows each
+have a second row from the same runs: the Locust process's CPU time (user + system) per request in
+the steady state, measured inside the process by the meter (:data:`METER_LOCUSTFILE`, loaded
+beside the measured locustfile in bare and harness runs alike) over a window that leaves out
+start-up and ramp-up. A row that fails shows its error; the other rows are kept. ``--append``
+appends the table to BENCHMARKS.md.
 
     .venv/bin/python bench/harness_users.py [--seconds 8] [--users 20] [--ws-users 5] [--append]
     .venv/bin/python bench/harness_users.py --quick                  # 2 pairs of 5 s runs per row
@@ -114,20 +118,118 @@ else:
 '''
 
 
-def locust(locustfile: str, host: str, workdir: str, tag: str, extra: list[str], env: dict | None = None) -> dict:
+#: The meter: a listener-only locustfile loaded beside the measured one (``-f main.py,meter.py``),
+#: the same in bare and harness runs. ``BENCH_METER_WINDOW`` = ``"warm,length"`` seconds after
+#: ``test_start``: at both ends it notes the wall time, the process's CPU seconds (user + system,
+#: ``os.times``) and Locust's request count, and writes them to ``BENCH_METER_OUT`` (JSON) — CPU
+#: per request in the steady state, start-up (imports, the plugin's init) and ramp-up left out.
+#: ``BENCH_METER_RT=1`` also keeps every response time of ``BENCH_METER_NAME`` inside the window
+#: (bench/added_latency.py: Locust's CSV percentiles are rounded to whole milliseconds).
+METER_LOCUSTFILE = '''\
+import json
+import os
+import time
+
+import gevent
+from locust import events
+
+OUT = os.environ.get("BENCH_METER_OUT", "")
+WARM, LENGTH = (float(x) for x in os.environ.get("BENCH_METER_WINDOW", "2,4").split(","))
+KEEP_RT = os.environ.get("BENCH_METER_RT") == "1"
+NAME = os.environ.get("BENCH_METER_NAME", "GET /api/v3/depth")
+_state = {"on": False, "rts": [], "fails": 0}
+
+
+def _snap(environment):
+    t = os.times()
+    return {"t": time.time(), "cpu": t.user + t.system, "requests": environment.stats.total.num_requests,
+            "failures": environment.stats.total.num_failures}
+
+
+def _measure(environment):
+    gevent.sleep(WARM)
+    a = _snap(environment)
+    _state["on"] = True
+    gevent.sleep(LENGTH)
+    _state["on"] = False
+    b = _snap(environment)
+    doc = {"start": a, "end": b, "rts": _state["rts"], "rt_failures": _state["fails"]}
+    if OUT:
+        with open(OUT, "w") as fh:
+            json.dump(doc, fh)
+
+
+@events.test_start.add_listener
+def _start(environment, **_kw):
+    if OUT:
+        gevent.spawn(_measure, environment)
+
+
+if KEEP_RT:
+    rts = _state["rts"]
+
+    @events.request.add_listener
+    def _rt(name=None, response_time=None, exception=None, **_kw):
+        if _state["on"] and name == NAME:
+            if exception is None:
+                rts.append(response_time)
+            else:
+                _state["fails"] += 1
+'''
+
+
+def locust(locustfile: str, host: str, workdir: str, tag: str, extra: list[str], env: dict | None = None,
+           meter: dict | None = None) -> dict:
+    """One headless Locust process (core 1); Locust's ``_stats.csv`` rows by (type, name). With
+    ``meter`` (:func:`meter_env`) the meter locustfile runs beside ``locustfile`` and its JSON is
+    the row ``("meter", "")``."""
     prefix = os.path.join(workdir, tag)
-    cmd = ["taskset", "-c", "1", sys.executable, "-m", "locust", "-f", locustfile, "--headless", "--host", host,
-           "--csv", prefix, "--only-summary", "--exit-code-on-error", "0", "--loglevel", "WARNING"] + extra
+    files = locustfile
     e = dict(os.environ, PYTHONPATH=ROOT)
     e.update(env or {})
+    if meter is not None:
+        mpath = os.path.join(workdir, "bench_meter.py")
+        if not os.path.exists(mpath):
+            with open(mpath, "w") as fh:
+                fh.write(METER_LOCUSTFILE)
+        files = f"{locustfile},{mpath}"
+        out = prefix + "_meter.json"
+        if os.path.exists(out):
+            os.unlink(out)
+        e.update(meter, BENCH_METER_OUT=out)
+    cmd = ["taskset", "-c", "1", sys.executable, "-m", "locust", "-f", files, "--headless", "--host", host,
+           "--csv", prefix, "--only-summary", "--exit-code-on-error", "0", "--loglevel", "WARNING"] + extra
     p = subprocess.run(cmd, cwd=ROOT, env=e, capture_output=True, text=True, timeout=300)
     if p.returncode != 0:
         verdict = [ln for ln in (p.stdout + p.stderr).splitlines() if ln.startswith(("verdict:", "FAIL "))]
         raise RuntimeError(f"{tag}: locust exited {p.returncode}" + (f" ({'; '.join(verdict)})" if verdict else "")
                            + f"\n{p.stderr[-2000:]}")
     with open(prefix + "_stats.csv", newline="") as fh:
-        rows = {(r["Type"], r["Name"]): r for r in csv.DictReader(fh)}
+        rows: dict = {(r["Type"], r["Name"]): r for r in csv.DictReader(fh)}
+    if meter is not None:
+        try:
+            with open(prefix + "_meter.json") as fh:
+                rows[("meter", "")] = json.load(fh)
+        except FileNotFoundError:
+            raise RuntimeError(f"{tag}: the meter wrote nothing (the run ended before its window did)") from None
     return rows
+
+
+def meter_env(seconds: float, rt: bool = False, name: str = "GET /api/v3/depth") -> dict:
+    """The meter's settings for a run of ``seconds``: the window leaves out the first ~30 % (at
+    most 2 s: users starting, connections opening) and the last second (users stopping)."""
+    warm = min(2.0, seconds * 0.3)
+    return {"BENCH_METER_WINDOW": f"{warm:g},{max(0.5, seconds - warm - 1.0):g}",
+            "BENCH_METER_RT": "1" if rt else "0", "BENCH_METER_NAME": name}
+
+
+def cpu_us_per_request(rows: dict) -> float:
+    """Process CPU µs (user + system) per request inside the meter's window."""
+    m = rows[("meter", "")]
+    n = m["end"]["requests"] - m["start"]["requests"]
+    if n <= 0:
+        raise RuntimeError("no request inside the meter's window")
+    return (m["end"]["cpu"] - m["start"]["cpu"]) / n * 1e6
 
 
 def profile(workdir: str, name: str, users: dict, seconds: int, n: int) -> str:
@@ -145,14 +247,6 @@ def profile(workdir: str, name: str, users: dict, seconds: int, n: int) -> str:
 
 def rps(rows: dict, key) -> float:
     return float(rows[key]["Requests/s"])
-
-
-def pairs(repeat: int, row: _table.Row, bare, harness) -> None:
-    """Run bare and harness alternately ``repeat`` times (ABAB…: a noisy machine hits both alike),
-    recording each pair in ``row``."""
-    for _ in range(repeat):
-        b = bare()
-        row.pair(b, harness())
 
 
 def main() -> int:
@@ -178,7 +272,8 @@ def main() -> int:
         intro=f"{n} users ({args.ws_users} for WS, {args.ws_rate:g} synthetic trades/s per symbol, market tick "
               f"{args.tick_ms} ms), {s} s per run, {args.repeat} alternating bare/harness pairs per row; simulator "
               "on core 0, Locust on core 1. Ratios are harness ÷ bare per pair; the WS lag row is the harness-added "
-              "p99 lag (harness − bare) per pair.")
+              "p99 lag (harness − bare) per pair. CPU per request: the Locust process's user + system CPU "
+              "seconds ÷ requests inside a steady-state window of each run (start-up and ramp-up left out).")
     # A 10 ms market tick: trades leave the simulator in small bursts, as a real feed's do (at the
     # default 100 ms tick a whole tick's events arrive together and queue in every client).
     sim = start_simulator({"limits": big, "market": {"trades_per_second": args.ws_rate, "tick_ms": args.tick_ms}},
@@ -191,29 +286,27 @@ def main() -> int:
         depth_only = {"depth": 1, "klines": 0, "trades": 0, "ticker": 0, "book_ticker": 0}
         rest_users = {"rest_market": {"weight": 1, "wait_min_s": 0, "wait_max_s": 0, "depth_limit": 5,
                                       "task_weights": depth_only}}
+        mtr = meter_env(s)
         if "rest" in only:
-            with report.row("REST `GET /api/v3/depth`", unit="req/s", target="≥ 0.9×") as row:
-                key = ("GET", "GET /api/v3/depth")
-                prof = profile(work, "rest", rest_users, s, n)
-                pairs(args.repeat, row,
-                      lambda: rps(locust(BARE, host, work, "bare-rest", bare_args, {"BENCH_USER": "rest"}), key),
-                      lambda: rps(locust(LOCUSTFILE, host, work, "harness-rest", ["--profile", prof]), key))
+            prof = profile(work, "rest", rest_users, s, n)
+            rate_cpu_rows(report, "REST `GET /api/v3/depth`", "≥ 0.9×", "≤ 1.1×", args.repeat,
+                          lambda: locust(BARE, host, work, "bare-rest", bare_args, {"BENCH_USER": "rest"}, mtr),
+                          lambda: locust(LOCUSTFILE, host, work, "harness-rest", ["--profile", prof], meter=mtr),
+                          ("GET", "GET /api/v3/depth"))
         if "signed" in only:
-            with report.row("REST signed `GET /api/v3/openOrders`", unit="req/s", target="≥ 0.9×") as row:
-                key = ("GET", "GET /api/v3/openOrders")
-                prof = profile(work, "signed", rest_users, s, n)
-                pairs(args.repeat, row,
-                      lambda: rps(locust(BARE, host, work, "bare-signed", bare_args, {"BENCH_USER": "signed"}), key),
-                      lambda: rps(locust(SIGNED, host, work, "harness-signed", ["--profile", prof]), key))
+            prof = profile(work, "signed", rest_users, s, n)
+            rate_cpu_rows(report, "REST signed `GET /api/v3/openOrders`", "≥ 0.9×", "", args.repeat,
+                          lambda: locust(BARE, host, work, "bare-signed", bare_args, {"BENCH_USER": "signed"}, mtr),
+                          lambda: locust(SIGNED, host, work, "harness-signed", ["--profile", prof], meter=mtr),
+                          ("GET", "GET /api/v3/openOrders"))
         if "ccxt" in only:
-            with report.row("ccxt `fetch_order_book`", unit="req/s", target="≥ 0.95×") as row:
-                ob_only = {"order_book": 1, "ohlcv": 0, "trades": 0, "ticker": 0, "balance": 0, "order": 0}
-                key = ("ccxt", "ccxt fetch_order_book")
-                prof = profile(work, "ccxt", {"ccxt": {"weight": 1, "wait_min_s": 0, "wait_max_s": 0,
-                                                       "task_weights": ob_only}}, s, n)
-                pairs(args.repeat, row,
-                      lambda: rps(locust(BARE, host, work, "bare-ccxt", bare_args, {"BENCH_USER": "ccxt"}), key),
-                      lambda: rps(locust(LOCUSTFILE, host, work, "harness-ccxt", ["--profile", prof]), key))
+            ob_only = {"order_book": 1, "ohlcv": 0, "trades": 0, "ticker": 0, "balance": 0, "order": 0}
+            prof = profile(work, "ccxt", {"ccxt": {"weight": 1, "wait_min_s": 0, "wait_max_s": 0,
+                                                   "task_weights": ob_only}}, s, n)
+            rate_cpu_rows(report, "ccxt `fetch_order_book`", "≥ 0.95×", "", args.repeat,
+                          lambda: locust(BARE, host, work, "bare-ccxt", bare_args, {"BENCH_USER": "ccxt"}, mtr),
+                          lambda: locust(LOCUSTFILE, host, work, "harness-ccxt", ["--profile", prof], meter=mtr),
+                          ("ccxt", "ccxt fetch_order_book"))
         if "guarded" in only:
             report.run_row("ccxt `fetch_order_book` via `guarded_ccxt(user)`",
                            lambda row: run_guarded(args, host, work, row), unit="req/s")
@@ -222,6 +315,24 @@ def main() -> int:
     finally:
         sim.stop()
     return report.finish(args)
+
+
+def rate_cpu_rows(report: _table.Report, name: str, rate_target: str, cpu_target: str, repeat: int,
+                  bare, harness, key: tuple[str, str]) -> None:
+    """Two rows from the same alternating runs: requests/s (Locust's, the whole run) and process
+    CPU µs per request (the meter's steady-state window). A failing pair ends both rows."""
+    rate = report.row(name, unit="req/s", target=rate_target)
+    cpu = report.row(f"{name}: CPU per request", unit="µs/req", target=cpu_target or "—", digits=1)
+    with rate as rrow:
+        try:
+            for _ in range(repeat):
+                b = bare()
+                h = harness()
+                rrow.pair(rps(b, key), rps(h, key))
+                cpu.row.pair(cpu_us_per_request(b), cpu_us_per_request(h))
+        except Exception as e:
+            cpu.row.error = f"see the {name} row ({type(e).__name__})"
+            raise
 
 
 def run_guarded(args, host: str, work: str, row: _table.Row) -> None:

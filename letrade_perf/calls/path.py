@@ -327,7 +327,7 @@ def feedback(ctx: Any, res: Any, reservation: Any, sent_at_ms: float | None = No
     the run's abort on 418."""
     pacer = ctx.pacer
     hdrs = res.headers if headers is None else headers
-    if hdrs:
+    if hdrs is not None:     # not ``if hdrs``: a client's header object may count its headers for that
         pacer.observe(hdrs, sent_at_ms=sent_at_ms, orders=reservation is None or reservation.orders > 0)
     if reservation is not None:
         if res.ok:

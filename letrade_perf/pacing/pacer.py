@@ -123,7 +123,7 @@ class _Window:
     (``smooth``; None when the window is not smoothed)."""
 
     __slots__ = ("kind", "window_ms", "limit", "fraction", "bucket", "used", "ours", "label", "caps", "smooth",
-                 "unit_ms")
+                 "unit_ms", "need_kind")
 
     def __init__(self, kind: str, window_ms: int, limit: int, fraction: float):
         self.kind = kind
@@ -137,6 +137,8 @@ class _Window:
         self.caps: dict[float, int] = {}   # budget per share (shares are few)
         self.smooth: TokenBucket | None = None
         self.unit_ms = 0.0   # what one unit costs in the token bucket at the current share (set_unit)
+        #: what :meth:`need` counts, for the pacer's inlined fast path: 0 weight, 1 orders, 2 one per request
+        self.need_kind = 0 if kind == REQUEST_WEIGHT else 1 if kind == ORDERS else 2
 
     def roll(self, now_ms: float) -> None:
         b = int(now_ms // self.window_ms)
@@ -238,10 +240,11 @@ class Pacer:
                 if w.window_ms <= SMOOTH_MAX_WINDOW_MS:
                     w.smooth = TokenBucket(min(self.burst_s * 1000.0, w.window_ms))
                     w.set_unit(self._share)
-        #: (canonical header name, window, is-weight) for observe()'s fast path
-        self._fast_headers = tuple(
-            [(USED_WEIGHT_PREFIX + suffix_for_window(w.window_ms), w.window_ms, True) for w in self._weight]
-            + [(ORDER_COUNT_PREFIX + suffix_for_window(w.window_ms), w.window_ms, False) for w in self._orders])
+        #: (canonical header name, window, is-weight) for observe()'s fast path, in the order
+        #: _apply_reports applies them (weight windows, then order windows)
+        self._fast_headers: tuple[tuple[str, _Window, bool], ...] | None = tuple(
+            [(USED_WEIGHT_PREFIX + suffix_for_window(w.window_ms), w, True) for w in self._weight]
+            + [(ORDER_COUNT_PREFIX + suffix_for_window(w.window_ms), w, False) for w in self._orders])
         # Lane 0: requests without orders; lane 1: requests that place orders.
         self._lanes: tuple[deque[_Waiter], deque[_Waiter]] = (deque(), deque())
         self._paused_until = 0.0
@@ -293,9 +296,14 @@ class Pacer:
         start = self._clock()
         self._raise_if_banned(start)
         lane = self._lanes[1 if orders else 0]
-        if not lane and self._delay_ms(start, weight, orders) == 0.0:
-            self._reserve(start, weight, orders, rolled=True)   # it fits now, so it fits the whole budget
+        if not lane and self._admit_now(start, weight, orders):   # it fits now, so it fits the whole budget
             return 0.0
+        return self._acquire_slow(start, weight, orders, name)
+
+    def _acquire_slow(self, start: float, weight: int, orders: int, name: str | None) -> float:
+        """:meth:`acquire` once the request did not fit at ``start`` (or others wait before it):
+        queue in its lane and wait for the budget; the seconds waited."""
+        lane = self._lanes[1 if orders else 0]
         self._check_fits(weight, orders, 1.0, name)
         me = _Waiter(start, self._share > 0)
         lane.append(me)
@@ -346,9 +354,20 @@ class Pacer:
         weight = endpoint.cost(params, ok=False)
         if orders is None:
             orders = 1 if getattr(endpoint, "counts_order", False) else 0
-        name = getattr(endpoint, "name", None) or getattr(endpoint, "method", None)
-        waited = self.acquire(weight, orders, name=name)
+        if weight >= 0 and orders >= 0 and not self._lanes[1 if orders else 0]:
+            # acquire()'s no-wait path, inlined: this runs before every request
+            start = self._clock()
+            self._raise_if_banned(start)
+            if self._admit_now(start, weight, orders):
+                return Reservation(self, endpoint, params, weight, orders, self._clock(), 0.0)
+            waited = self._acquire_slow(start, weight, orders, self._endpoint_name(endpoint))
+        else:
+            waited = self.acquire(weight, orders, name=self._endpoint_name(endpoint))
         return Reservation(self, endpoint, params, weight, orders, self._clock(), waited)
+
+    @staticmethod
+    def _endpoint_name(endpoint: Any) -> str | None:
+        return getattr(endpoint, "name", None) or getattr(endpoint, "method", None)
 
     def _check_fits(self, weight: int, orders: int, share: float, name: str | None) -> None:
         for w in self._windows:
@@ -386,6 +405,49 @@ class Pacer:
                     until = now + d
         return 0.0 if until <= now else until - now
 
+    def _admit_now(self, now: float, weight: int, orders: int) -> bool:
+        """``_delay_ms(now, …) == 0.0`` and then ``_reserve(now, …)``, in one method with the
+        windows' helpers inlined (it runs before every request): the same rolls, token-bucket
+        refills, checks and reservations, in the same order. False (nothing reserved; the
+        windows rolled and the buckets refilled, as ``_delay_ms`` leaves them) when it must wait."""
+        share = self._share
+        if share <= 0:
+            return False
+        fits = self._paused_until <= now
+        for w in self._windows:
+            b = int(now // w.window_ms)
+            if b > w.bucket:                      # _Window.roll
+                w.bucket = b
+                w.used = 0
+                w.ours = 0
+            k = w.need_kind
+            n = weight if k == 0 else orders if k == 1 else 1
+            caps = w.caps
+            cap = caps.get(share)
+            if cap is None:
+                cap = w.budget(share)
+            full = caps.get(1.0)
+            if full is None:
+                full = w.budget(1.0)
+            if w.ours + n > cap or w.used + n > full:
+                fits = False
+            smooth = w.smooth
+            if smooth is not None and n and smooth.delay_ms(now, n * w.unit_ms):
+                fits = False
+        if not fits:
+            return False
+        for w in self._windows:                   # _reserve(now, …, rolled=True)
+            k = w.need_kind
+            n = weight if k == 0 else orders if k == 1 else 1
+            w.used += n
+            w.ours += n
+            if w.smooth is not None and n:
+                w.smooth.take(n * w.unit_ms)
+        self._acquired_weight += weight
+        self._acquired_orders += orders
+        self._requests += 1
+        return True
+
     def _reserve(self, now: float, weight: int, orders: int, rolled: bool = False) -> None:
         for w in self._windows:
             if not rolled:      # _delay_ms(now, ...) just rolled them
@@ -415,20 +477,33 @@ class Pacer:
         fast = self._fast_headers
         if fast is not None:
             # Binance sends the canonical upper-case names: one dict lookup per window instead
-            # of scanning every header (this runs on every response).
-            used: dict[int, int] = {}
-            counts: dict[int, int] = {}
-            for hname, window_ms, is_weight in fast:
+            # of scanning every header (this runs on every response); applied as _apply_reports
+            # would (one clock reading, the windows in its order), without its dicts.
+            found: list[tuple[_Window, int]] = []
+            weight_found = False
+            for hname, win, is_weight in fast:
                 if not (is_weight or orders):   # only order responses carry X-MBX-ORDER-COUNT-*
                     continue
                 v = headers.get(hname)
                 if v is not None:
                     try:
-                        (used if is_weight else counts)[window_ms] = int(v)
+                        found.append((win, int(v)))
                     except ValueError:
-                        pass
-            if used:
-                self._apply_reports(used, counts, sent_at_ms)
+                        continue
+                    if is_weight:
+                        weight_found = True
+            if weight_found:
+                now = self._clock()
+                for win, value in found:
+                    b = int(now // win.window_ms)
+                    if b > win.bucket:            # _Window.roll
+                        win.bucket = b
+                        win.used = 0
+                        win.ours = 0
+                    if sent_at_ms is not None and int(sent_at_ms // win.window_ms) != win.bucket:
+                        continue
+                    if value > win.used:
+                        win.used = value
                 return
         used = parse_used_weight(headers)
         if MINUTE_MS not in used:

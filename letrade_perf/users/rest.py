@@ -13,9 +13,9 @@ from typing import Any, Callable, ClassVar, Mapping
 from locust import FastHttpUser, task
 from locust.exception import StopUser
 
-from ..binance.endpoints import endpoint
+from ..binance.endpoints import Endpoint, endpoint
 from ..binance.intervals import KLINE_INTERVALS_MS
-from ..calls.path import CallResult, Order, begin, call_failure
+from ..calls.path import Call, CallResult, Order, begin, call_failure
 from ..calls.request import encode_request
 from ..config.profile import RestMarketSettings
 from ..harness.ledger import shielded
@@ -53,48 +53,53 @@ class BinanceRestUser(HarnessUserMixin, OpenModelMixin, FastHttpUser):
         """
         ctx = self.ctx
         ep = endpoint(method, path)
-        params = params or {}
-        if None in params.values():
+        if params is None:
+            params = {}
+        elif None in params.values():
             params = {k: v for k, v in params.items() if v is not None}
         try:
             call = begin(ctx, ep, params, order=order)   # weight functions read ints or strings
         except IpBanned:
             raise StopUser() from None
-        if call.reservation is not None:
-            self.paced_wait_s += call.reservation.waited_s
+        reservation = call.reservation
+        if reservation is not None:
+            self.paced_wait_s += reservation.waited_s
         target, body, headers = encode_request(ctx, ep, params)
-
-        def exchange() -> CallResult:
-            call.leave()
-            late_ms = self.arrival_sent()     # open model: since the intended start (pacing included)
-            with self.client.request(ep.method, target, name=ep.name, data=body, headers=headers,
-                                     catch_response=True) as resp:
-                if late_ms is not None:       # the event fires when this block ends
-                    resp.request_meta["context"][INTENDED_CONTEXT] = \
-                        late_ms + resp.request_meta.get("response_time", 0.0)
-                status = resp.status_code or 0
-                err = None
-                if not status:
-                    err = f"no response: {type(resp.error).__name__}: {resp.error}" if getattr(resp, "error", None) \
-                        else "no response"
-                res = call.answer(status, resp.headers if resp.headers is not None else {},   # case-insensitive
-                                  resp.content if status else b"", err,
-                                  elapsed_ms=resp.request_meta.get("response_time", 0.0)
-                                  if hasattr(resp, "request_meta") else 0.0)
-                if res.ok and validate is not None:
-                    problem = validate(res.data)
-                    if problem:
-                        res.error = problem
-                failure = call_failure(res)
-                if failure is None:
-                    resp.success()
-                else:
-                    resp.failure(failure)
-            self.arrival_done()
-            return res
-
+        if order is None:
+            return self._exchange(call, ep, target, body, headers, validate)
         # an order leaves and is booked in a greenlet stopping this user cannot cut short
-        return shielded(ctx.ledger, exchange) if order is not None else exchange()
+        return shielded(ctx.ledger, lambda: self._exchange(call, ep, target, body, headers, validate))
+
+    def _exchange(self, call: Call, ep: Endpoint, target: str, body: str | None, headers: dict[str, str],
+                  validate: Callable[[Any], str | None] | None) -> CallResult:
+        """Send the encoded request and take the answer through the call path (:meth:`call`)."""
+        call.leave()
+        late_ms = self.arrival_sent()     # open model: since the intended start (pacing included)
+        with self.client.request(ep.method, target, name=ep.name, data=body, headers=headers,
+                                 catch_response=True) as resp:
+            meta = getattr(resp, "request_meta", None)
+            elapsed_ms = meta.get("response_time", 0.0) if meta is not None else 0.0
+            if late_ms is not None:       # the event fires when this block ends
+                resp.request_meta["context"][INTENDED_CONTEXT] = late_ms + elapsed_ms
+            status = resp.status_code or 0
+            err = None
+            if not status:
+                err = f"no response: {type(resp.error).__name__}: {resp.error}" if getattr(resp, "error", None) \
+                    else "no response"
+            rheaders = resp.headers
+            res = call.answer(status, rheaders if rheaders is not None else {},   # case-insensitive
+                              resp.content if status else b"", err, elapsed_ms=elapsed_ms)
+            if validate is not None and res.ok:
+                problem = validate(res.data)
+                if problem:
+                    res.error = problem
+            failure = call_failure(res)
+            if failure is None:
+                resp.success()
+            else:
+                resp.failure(failure)
+        self.arrival_done()
+        return res
 
 
 # -- response checks ------------------------------------------------------------------------------
