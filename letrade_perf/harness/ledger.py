@@ -39,11 +39,24 @@ The flatten step (:mod:`letrade_perf.harness.flatten`) trades it back.
 The kill switch (:func:`cancel_open_orders`) cancels every order of the run that may still be
 open — one ``DELETE /api/v3/order?origClientOrderId=`` per order, never
 ``DELETE /api/v3/openOrders`` (which would also cancel orders the run did not place).
+
+**Bounded memory.** The ledger holds in full (:class:`OrderRecord`) every order that may still
+change: open, pending, of unknown status, or finished without what flatten and fund safety still
+need (its executed quantity, its ``orderId``). An order that is final and complete is *retired*:
+it stays in full among the :data:`MAX_RETIRED_KEPT` most recently retired (so a late answer — the
+user-data stream's fills after the REST answer, a cancel's release — still finds it), then rolls
+up into 8 bytes: its ``orderId`` under ``(symbol, source)`` (:meth:`OrderLedger.order_sources`, what
+fund safety matches the run's fills by). Everything else of a retired order is already in the
+aggregates (counts, counts by source, turnover, exposure, net positions), which stay exact. So a
+day-long soak holds a few thousand records at most, however many orders it sends; an answer for
+an order rolled up that long ago is ignored (counted in :attr:`OrderLedger.late_answers`).
 """
 from __future__ import annotations
 
 import logging
 import threading
+from array import array
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable, TypeVar
@@ -61,11 +74,17 @@ FINAL_STATUSES = frozenset({"FILLED", "CANCELED", "EXPIRED", "REJECTED", "EXPIRE
 #: Order statuses under which an order may still rest on the book.
 OPEN_STATUSES = frozenset({"NEW", "PARTIALLY_FILLED", "PENDING_NEW"})
 
+#: Retired orders (final and complete) kept in full, the most recent first to go last; older
+#: ones roll up into their ``orderId`` (see the module docstring).
+MAX_RETIRED_KEPT = 1024
+#: outcomes of orders the exchange never had (nothing to look up, nothing executed)
+_NEVER_PLACED = frozenset({"rejected", "not_executed"})
+
 COUNT_KEYS = ("sent", "placed", "filled", "partially_filled", "expired", "canceled", "rejected", "unknown",
               "unknown_resolved", "not_executed", "refused", "blocked")
 
 
-@dataclass
+@dataclass(slots=True)
 class OrderRecord:
     """One order of the run, keyed by its client order id."""
 
@@ -115,9 +134,21 @@ class OrderLedger:
 
     def __init__(self, max_run_notional: Decimal | float | str | None = None,
                  on_outcome: Callable[[OrderRecord, str], None] | None = None,
-                 cap_share: Callable[[], float] | None = None):
+                 cap_share: Callable[[], float] | None = None, max_retired_kept: int = MAX_RETIRED_KEPT):
         self._lock = threading.RLock()
+        #: orders that may still change (open, pending, unknown, or final but not complete)
         self._orders: dict[str, OrderRecord] = {}
+        #: retired orders kept in full, oldest first (at most ``max_retired_kept``)
+        self._retired: OrderedDict[str, OrderRecord] = OrderedDict()
+        self.max_retired_kept = max(0, int(max_retired_kept))
+        #: orderIds of the orders rolled up, by (symbol, source)
+        self._rolled: dict[tuple[str, str], array] = {}
+        #: orders rolled up (their records dropped)
+        self.rolled_up = 0
+        #: answers for orders no longer held (rolled up long ago): ignored
+        self.late_answers = 0
+        #: every symbol the run sent an order on
+        self._symbols: set[str] = set()
         self._counts = {k: 0 for k in COUNT_KEYS}
         self._by_source: dict[str, dict[str, int]] = {}
         self.max_run_notional = Decimal(str(max_run_notional)) if max_run_notional not in (None, 0, "0") else None
@@ -207,11 +238,12 @@ class OrderLedger:
         order that ended without executing anything (a resting order cancelled unfilled)."""
         with self._lock:
             if client_order_id is not None:
-                rec = self._orders.get(client_order_id)
+                rec = self._find(client_order_id)
                 if rec is not None:
                     if not rec.void:
                         self.run_notional = max(Decimal(0), self.run_notional - rec.notional)
                     self._settle(rec, None)
+                    self._retire(rec)
                 return
             self.run_notional = max(Decimal(0), self.run_notional - Decimal(notional))
             self._take_held(self._key(symbol, side), Decimal(notional))
@@ -236,13 +268,14 @@ class OrderLedger:
         order not yet final (later fills would be missed). ``base_qty``: the base quantity it
         executed (the run's net position), recorded whether final or not."""
         with self._lock:
-            rec = self._orders.get(client_order_id)
+            rec = self._find(client_order_id)
             if rec is None:
                 return
             if base_qty is not None:
                 self._fill(rec, base_qty, quote_notional)
             if rec.outcome is not None:
                 self._settle(rec, Decimal(quote_notional))
+            self._retire(rec)
 
     def _fill(self, rec: OrderRecord, base_qty: Any, quote_qty: Any = None) -> None:
         """``rec`` has executed ``base_qty`` (cumulative, as ``executedQty``) so far: the net
@@ -310,8 +343,11 @@ class OrderLedger:
         with self._lock:
             if client_order_id in self._orders:
                 raise ValueError(f"client order id {client_order_id!r} reused")
+            if client_order_id in self._retired:
+                raise ValueError(f"client order id {client_order_id!r} reused")
             rec = OrderRecord(client_order_id, symbol, side, source, via, notional=Decimal(str(notional)))
             self._orders[client_order_id] = rec
+            self._symbols.add(symbol)
             key = self._key(symbol, side)
             self._take_held(key, rec.notional)     # the reservation becomes this order's
             self._pending[key] = self._pending.get(key, Decimal(0)) + rec.notional
@@ -319,14 +355,85 @@ class OrderLedger:
             return rec
 
     def get(self, client_order_id: str) -> OrderRecord | None:
-        return self._orders.get(client_order_id)
+        """The order's record while the ledger holds it (not once it rolled up)."""
+        return self._find(client_order_id)
+
+    def _find(self, client_order_id: str) -> OrderRecord | None:
+        rec = self._orders.get(client_order_id)
+        if rec is None:
+            rec = self._retired.get(client_order_id)
+        return rec
+
+    def _require(self, client_order_id: str) -> OrderRecord | None:
+        """The record of an order the caller entered: KeyError for an id never entered; None
+        (counted late) when the ledger no longer holds it."""
+        rec = self._find(client_order_id)
+        if rec is None:
+            if self.rolled_up:
+                self.late_answers += 1
+                log.debug("ledger: answer for %s, rolled up long ago: ignored", client_order_id)
+                return None
+            raise KeyError(client_order_id)
+        return rec
+
+    # -- retiring --------------------------------------------------------------------------
+    @staticmethod
+    def _complete(rec: OrderRecord) -> bool:
+        """Final, and nothing the run still needs is missing: its executed quantity (flatten, net
+        positions) and its ``orderId`` (fund safety) are known — or it never reached the exchange."""
+        if rec.outcome is None or rec.state == UNKNOWN:
+            return False
+        if rec.outcome in _NEVER_PLACED or rec.outcome in ("refused", "blocked"):
+            return True
+        if not (rec.placed or rec.was_unknown or rec.state == PENDING):
+            return True
+        if rec.executed_qty is None and not rec.void:
+            return False                      # an unknown execution (flatten queries it)
+        return rec.order_id is not None       # fund safety matches fills by orderId
+
+    def _retire(self, rec: OrderRecord) -> None:
+        """Move a complete order out of the live set; roll the oldest retired ones up."""
+        cid = rec.client_order_id
+        if self._orders.get(cid) is not rec or not self._complete(rec):
+            return
+        del self._orders[cid]
+        self._retired[cid] = rec
+        while len(self._retired) > self.max_retired_kept:
+            _cid, old = self._retired.popitem(last=False)
+            self._roll_up(old)
+
+    def _roll_up(self, rec: OrderRecord) -> None:
+        if rec.order_id is not None:
+            key = (rec.symbol, rec.source)
+            ids = self._rolled.get(key)
+            if ids is None:
+                ids = self._rolled[key] = array("q")
+            ids.append(int(rec.order_id))
+        self.rolled_up += 1
+
+    def retire(self, client_order_id: str) -> None:
+        """Check again whether an order is complete (after a caller filled in its ``orderId``)."""
+        with self._lock:
+            rec = self._orders.get(client_order_id)
+            if rec is not None:
+                self._retire(rec)
+
+    def set_order_id(self, client_order_id: str, order_id: int) -> None:
+        """The exchange's ``orderId`` of an order, learned by a query outside the call path."""
+        with self._lock:
+            rec = self._find(client_order_id)
+            if rec is not None and rec.order_id is None:
+                rec.order_id = int(order_id)
+                self._retire(rec)
 
     def accepted(self, client_order_id: str, status: str, order_id: int | None = None,
                  executed_qty: Any = None, executed_quote: Any = None) -> None:
         """The exchange accepted the order (success response or a resolved unknown); the
         answer's ``executedQty`` / ``cummulativeQuoteQty`` when it shows them."""
         with self._lock:
-            rec = self._orders[client_order_id]
+            rec = self._require(client_order_id)
+            if rec is None:
+                return
             if executed_qty is not None:
                 self._fill(rec, executed_qty, executed_quote)
             if rec.order_id is None:
@@ -335,13 +442,15 @@ class OrderLedger:
                 rec.placed = True
                 self._count(rec, "placed")
             self._status(rec, status)
+            self._retire(rec)
 
     def status(self, client_order_id: str, status: str) -> None:
         """A later status of an accepted order (user data stream, query, cancel)."""
         with self._lock:
-            rec = self._orders.get(client_order_id)
+            rec = self._find(client_order_id)
             if rec is not None and rec.placed:
                 self._status(rec, status)
+                self._retire(rec)
 
     def _status(self, rec: OrderRecord, status: str) -> None:
         rec.status = status
@@ -366,18 +475,23 @@ class OrderLedger:
     def rejected(self, client_order_id: str) -> None:
         """The exchange refused the order (4xx): it was never placed."""
         with self._lock:
-            rec = self._orders[client_order_id]
+            rec = self._require(client_order_id)
+            if rec is None:
+                return
             if rec.outcome is None and not rec.placed:
                 rec.state = "rejected"
                 rec.outcome = "rejected"
                 self._count(rec, "rejected")
                 self.run_notional = max(Decimal(0), self.run_notional - rec.notional)
                 self._settle(rec, None)
+                self._retire(rec)
 
     def unknown(self, client_order_id: str) -> None:
         """The exchange's answer left the status unknown; resolve with :meth:`resolved`."""
         with self._lock:
-            rec = self._orders[client_order_id]
+            rec = self._require(client_order_id)
+            if rec is None:
+                return
             if not rec.was_unknown:
                 rec.was_unknown = True
                 rec.state = UNKNOWN
@@ -387,8 +501,8 @@ class OrderLedger:
                  executed_qty: Any = None, executed_quote: Any = None) -> None:
         """An unknown order resolved by a query: ``status`` None means the exchange never had it."""
         with self._lock:
-            rec = self._orders[client_order_id]
-            if rec.state != UNKNOWN and rec.outcome is not None:
+            rec = self._require(client_order_id)
+            if rec is None or rec.state != UNKNOWN and rec.outcome is not None:
                 return
             if rec.was_unknown and rec.state == UNKNOWN:
                 self._count(rec, "unknown_resolved")
@@ -398,6 +512,7 @@ class OrderLedger:
                 self._count(rec, "not_executed")
                 self.run_notional = max(Decimal(0), self.run_notional - rec.notional)
                 self._settle(rec, None)
+                self._retire(rec)
             else:
                 rec.state = PENDING
                 self.accepted(client_order_id, status, order_id, executed_qty, executed_quote)
@@ -409,7 +524,7 @@ class OrderLedger:
         the resolution of one whose placement answer was unknown or has not arrived. Orders the
         run does not know are ignored."""
         with self._lock:
-            rec = self._orders.get(client_order_id)
+            rec = self._find(client_order_id)
             if rec is None:
                 return
             if rec.state == UNKNOWN or not rec.placed:
@@ -417,7 +532,10 @@ class OrderLedger:
             else:
                 if executed_qty is not None:
                     self._fill(rec, executed_qty, executed_quote)
+                if rec.order_id is None and order_id is not None:
+                    rec.order_id = order_id
                 self._status(rec, status)
+                self._retire(rec)
 
     # -- views -----------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
@@ -429,10 +547,35 @@ class OrderLedger:
             return {k: dict(v) for k, v in self._by_source.items()}
 
     def records(self) -> list[OrderRecord]:
-        """Every order entered in the ledger (a copy of the list; the records are the ledger's own:
-        read them, never change them)."""
+        """Every order the ledger holds in full: every order that may still change and the
+        :data:`MAX_RETIRED_KEPT` most recently retired (a copy of the list; the records are the
+        ledger's own: read them, never change them). Orders rolled up are in
+        :meth:`order_sources`, the counts and the aggregates."""
         with self._lock:
-            return list(self._orders.values())
+            return list(self._orders.values()) + list(self._retired.values())
+
+    def order_sources(self) -> dict[tuple[str, int], str]:
+        """(symbol, orderId) → source of every order of the run whose orderId is known, rolled up
+        or held (what fund safety matches the run's fills by)."""
+        with self._lock:
+            out = {(sym, oid): src for (sym, src), ids in self._rolled.items() for oid in ids}
+            for r in self._retired.values():
+                if r.order_id is not None:
+                    out[(r.symbol, r.order_id)] = r.source
+            for r in self._orders.values():
+                if r.order_id is not None:
+                    out[(r.symbol, r.order_id)] = r.source
+            return out
+
+    def symbols(self) -> set[str]:
+        """Every symbol the run sent an order on."""
+        with self._lock:
+            return set(self._symbols)
+
+    def held(self) -> tuple[int, int]:
+        """(orders that may still change, retired orders kept in full): what the ledger holds."""
+        with self._lock:
+            return len(self._orders), len(self._retired)
 
     def open_orders(self) -> list[OrderRecord]:
         """Orders of the run that may still be open: resting, pending or unresolved."""

@@ -109,6 +109,9 @@ class RunFunds:
         self._final_done = False
         self._sent_orders: set[str] = set()                        # worker: client order ids reported
         self._sent_slippage: set[str] = set()
+        #: local: client order id → (symbol, orderId) of the orders with slippage figures, taken when
+        #: the figure arrives (the ledger rolls old finished orders up into their orderIds only)
+        self._slippage_keys: dict[str, tuple[str, int]] = {}
 
     # -- wiring ------------------------------------------------------------------------------------
     @staticmethod
@@ -145,6 +148,10 @@ class RunFunds:
     def on_slippage(self, client_order_id=None, bps=None, **_kw) -> None:
         if client_order_id and bps is not None:
             self.slippage[str(client_order_id)] = float(bps)
+            ledger = self.ctx.ledger
+            r = ledger.get(str(client_order_id)) if ledger is not None and self.ctx.role != "worker" else None
+            if r is not None and r.order_id is not None:
+                self._slippage_keys[str(client_order_id)] = (r.symbol, r.order_id)
 
     # -- clients -----------------------------------------------------------------------------------
     def _client(self) -> ExchangeClient | None:
@@ -284,14 +291,13 @@ class RunFunds:
         if self.ctx.role == "master":
             return dict(self.orders)
         ledger = self.ctx.ledger
-        return {(r.symbol, r.order_id): r.source for r in (ledger.records() if ledger is not None else ())
-                if r.order_id is not None}
+        return ledger.order_sources() if ledger is not None else {}
 
     def run_symbols(self) -> set[str]:
         if self.ctx.role == "master":
             return {s for s, _ in self.orders}
         ledger = self.ctx.ledger
-        return {r.symbol for r in (ledger.records() if ledger is not None else ())}
+        return ledger.symbols() if ledger is not None else set()
 
     def _read_fills(self) -> None:
         """New myTrades rows of every symbol the run sent orders on (incremental: ``fromId``)."""
@@ -327,7 +333,7 @@ class RunFunds:
                 try:
                     data = self._call("GET", "/api/v3/order", {"symbol": r.symbol,
                                                                "origClientOrderId": r.client_order_id})
-                    r.order_id = int(data["orderId"])
+                    ledger.set_order_id(r.client_order_id, int(data["orderId"]))
                 except Exception as e:
                     log.warning("funds: orderId of %s unknown: %s", r.client_order_id, e)
 
@@ -337,9 +343,12 @@ class RunFunds:
         ledger = self.ctx.ledger
         out: dict[tuple[str, int], float] = {}
         for cid, bps in self.slippage.items():
-            r = ledger.get(cid) if ledger is not None else None
-            if r is not None and r.order_id is not None:
-                out[(r.symbol, r.order_id)] = bps
+            key = self._slippage_keys.get(cid)
+            if key is None:
+                r = ledger.get(cid) if ledger is not None else None
+                key = (r.symbol, r.order_id) if r is not None and r.order_id is not None else None
+            if key is not None:
+                out[key] = bps
         return out
 
     def run_fills(self) -> list[money.Fill]:
@@ -585,16 +594,20 @@ def worker_report(ctx: HarnessContext, funds: RunFunds) -> dict[str, Any]:
     orders = []
     open_n = 0
     if ledger is not None:
+        held = set()
         for r in ledger.records():
+            held.add(r.client_order_id)
             if r.outcome is None:
                 open_n += 1
             if r.order_id is not None and r.client_order_id not in sent:
                 sent.add(r.client_order_id)
                 orders.append([r.symbol, r.order_id, r.source, r.client_order_id])
         open_n += len(ledger.in_flight)
-    new = [cid for cid in funds.slippage if cid not in sent_slip]
-    sent_slip.update(new)
-    slip = [[cid, funds.slippage[cid]] for cid in new]
+        sent &= held            # an order the ledger rolled up never comes back: forget it (bounded)
+    # shipped once: the master keeps them (the worker never judges), so the worker holds only the new
+    slip = [[cid, bps] for cid, bps in funds.slippage.items() if cid not in sent_slip]
+    funds.slippage.clear()
+    sent_slip.clear()
     return {"orders": orders, "slippage": slip, "open": open_n}
 
 

@@ -138,15 +138,75 @@ class Snapshot:
         return snap
 
 
+UPTIME_BLOCK_S = 4096
+"""Seconds per block of :class:`UptimeSeconds` (one byte each)."""
+
+
+class UptimeSeconds:
+    """The run's wanted seconds and which of them were up, exact and compact.
+
+    One byte per second of the run (0: not wanted, 1: wanted and down, 2: up), in blocks of
+    :data:`UPTIME_BLOCK_S` seconds allocated as the run reaches them: about 3.5 KB per hour of
+    run whatever the load (a dict of seconds costs ~30× that), and a second that arrives late —
+    a worker's report a period behind — still merges exactly (down, then up, is up). The counts
+    are kept as seconds are marked, so :meth:`counts` is O(1)."""
+
+    __slots__ = ("_blocks", "wanted", "up")
+
+    def __init__(self) -> None:
+        self._blocks: dict[int, bytearray] = {}
+        self.wanted = 0
+        """Seconds marked (wanted)."""
+        self.up = 0
+        """Seconds marked up at least once."""
+
+    def mark(self, sec: int, ok: bool) -> None:
+        """Second ``sec`` was wanted; ``ok``: it had a successful answer."""
+        b, i = divmod(int(sec), UPTIME_BLOCK_S)
+        block = self._blocks.get(b)
+        if block is None:
+            block = self._blocks[b] = bytearray(UPTIME_BLOCK_S)
+        v = block[i]
+        if v == 0:
+            self.wanted += 1
+        if ok and v != 2:
+            self.up += 1
+            block[i] = 2
+        elif v == 0:
+            block[i] = 1
+
+    def counts(self) -> tuple[int, int]:
+        """(up seconds, wanted seconds)."""
+        return self.up, self.wanted
+
+    def items(self) -> Iterable[tuple[int, bool]]:
+        """(second, up) of every wanted second, in order."""
+        for b in sorted(self._blocks):
+            block = self._blocks[b]
+            base = b * UPTIME_BLOCK_S
+            for i, v in enumerate(block):
+                if v:
+                    yield base + i, v == 2
+
+    def __len__(self) -> int:
+        return self.wanted
+
+    def nbytes(self) -> int:
+        """Bytes held by the seconds (the blocks)."""
+        return len(self._blocks) * UPTIME_BLOCK_S
+
+
 class MetricsStore:
     """Snapshots merged: the run so far (local: one process; master: every worker).
 
-    Gauges are kept per source (a worker's client id) and summed when read."""
+    Gauges are kept per source (a worker's client id) and summed when read. The per-second
+    up/down record of ``uptime`` is an :class:`UptimeSeconds` (one byte per second of run), not
+    a growing dict: a day-long soak keeps it under 100 KB."""
 
     def __init__(self) -> None:
         self.series: dict[Key, Series] = {}
         self.counters: dict[Key, int] = {}
-        self.up_seconds: dict[int, bool] = {}
+        self.uptime_seconds = UptimeSeconds()
         self._gauges: dict[str, dict[str, float]] = {}
         self.first: float | None = None
         self.last: float | None = None
@@ -160,9 +220,9 @@ class MetricsStore:
             mine.merge(s)
         for key, n in snap.counters.items():
             self.counters[key] = self.counters.get(key, 0) + n
-        up = self.up_seconds
+        mark = self.uptime_seconds.mark
         for sec, ok in snap.up_seconds.items():
-            up[sec] = up.get(sec, False) or ok
+            mark(sec, ok)
         if snap.gauges:
             self._gauges[source] = dict(snap.gauges)
         if snap.series or snap.counters:
@@ -219,10 +279,16 @@ class MetricsStore:
         return (self.counter(WS_TIME, tags + (("state", "wanted"),)),
                 self.counter(WS_TIME, tags + (("state", "connected"),)))
 
+    @property
+    def up_seconds(self) -> dict[int, bool]:
+        """Every wanted second → whether it was up (a dict built on each read: for tests and
+        diagnostics; :meth:`uptime` reads the counts)."""
+        return dict(self.uptime_seconds.items())
+
     def uptime(self) -> tuple[int, int]:
         """(seconds with a successful API answer, seconds the run wanted the exchange: with API
         traffic or spent wholly blocked by pacing by some user)."""
-        return sum(1 for ok in self.up_seconds.values() if ok), len(self.up_seconds)
+        return self.uptime_seconds.counts()
 
     def by_tag(self, metric: str, tag: str) -> dict[str, Series]:
         """``metric``'s series merged per value of ``tag`` (e.g. per endpoint ``name``)."""
