@@ -30,7 +30,7 @@ from test_run import PROFILES, ROOT, profile_variant, run_cli, run_dir  # noqa: 
 SINK_PROFILE = os.path.join(PROFILES, "sink.yaml")
 MEASUREMENTS = ("request_count", "ws_lag_count", "pacing_weight_used", "users_count", "criteria_value",
                 "run_text", "sink_written", "balance_open_orders", "pnl_fees", "orders_count",
-                "run_percentiles_count")
+                "run_percentiles_count", "generator_count")
 
 
 def sink_env(url: str) -> dict:
@@ -71,7 +71,7 @@ def stored_points(vm, run_id: str, expected: int | None = None, wait: float = 15
         total = 0
         for name in ("request_count", "ws_lag_count", "users_count", "pacing_share", "sink_written",
                      "criteria_threshold", "run_text", "balance_open_orders", "pnl_fees", "orders_count",
-                     "run_percentiles_count"):
+                     "run_percentiles_count", "generator_count"):
             total += sum(len(s["values"]) for s in vm.export(f'{{__name__="{name}",run_id="{run_id}"}}', wait=0))
         done = total == expected if expected is not None else total == last
         if done or time.monotonic() >= deadline:
