@@ -246,6 +246,18 @@ class Report:
 
 
 # -- machine, command line, BENCHMARKS.md ---------------------------------------------------------
+def rss_mb(pid: int) -> float | None:
+    """Process ``pid``'s resident set size in MB (``VmRSS`` of ``/proc/PID/status``); None when gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        return None
+    return None
+
+
 def cpu_model() -> str:
     """The CPU's model name (``/proc/cpuinfo``), else ``platform.processor()``."""
     try:
@@ -277,9 +289,11 @@ def machine() -> str:
 
 def command_line() -> str:
     """The exact command line this process was started with (the interpreter as typed, the script,
-    every argument), shell-quoted."""
+    every argument), shell-quoted; paths inside the repository relative to it (``.venv/bin/python``),
+    so a table reads the same on every checkout."""
     argv = list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
-    return shlex.join(argv)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    return shlex.join(a[len(root):] if a.startswith(root) else a for a in argv)
 
 
 def machine_header(title: str, when: _dt.datetime | None = None, machine_line: str | None = None) -> str:

@@ -323,17 +323,6 @@ def tree_at(tmp: str, rev: str) -> str:
     return dst
 
 
-def rss_mb(pid: int) -> float | None:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        return None
-    return None
-
-
 def derived_profile(src: dict, speed: float) -> dict:
     """soak-24h at ``speed``: every wait ÷ speed, no sink. The stages stay the soak's own: what
     the harness sizes by the planned duration (the per-interval table's width: 24 h / 120 = 12 min;
@@ -378,7 +367,7 @@ class LocustProc:
         self.alive_s = 0.0
 
     def sample(self, t: float) -> None:
-        r = rss_mb(self.proc.pid) if self.proc.poll() is None else None
+        r = _table.rss_mb(self.proc.pid) if self.proc.poll() is None else None
         if r is not None:
             self.samples.append((t, r))
             self.alive_s = t

@@ -103,14 +103,7 @@ class Sim:
         self.errors = 0
 
     def rss_mb(self) -> float | None:
-        try:
-            with open(f"/proc/{self.proc.pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1]) / 1024.0
-        except OSError:
-            return None
-        return None
+        return _table.rss_mb(self.proc.pid)
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -97,3 +97,10 @@ def test_append_default_is_benchmarks_md():
     _table.add_args(ap)
     assert ap.parse_args(["--append"]).append == _table.BENCHMARKS_MD
     assert ap.parse_args([]).append is None
+
+
+def test_the_command_names_repository_paths_relative_to_it(monkeypatch):
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    monkeypatch.setattr(sys, "orig_argv", [os.path.join(root, ".venv", "bin", "python"),
+                                           os.path.join(root, "bench", "x.py"), "--note", "a b", "/tmp/out.md"])
+    assert _table.command_line() == ".venv/bin/python bench/x.py --note 'a b' /tmp/out.md"
